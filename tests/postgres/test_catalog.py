@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from vecext import _scripts
+from vecext.errors import CatalogError
+from vecext.postgres import catalog
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, list[tuple]]:
+    """Everything the catalog defines: tables, columns, constraints, functions, rows."""
+    q = {
+        "columns": """SELECT table_name, column_name, data_type, udt_name, is_nullable,
+                             column_default
+                      FROM information_schema.columns WHERE table_schema = 'vecext'
+                      ORDER BY 1, 2""",
+        "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+                          FROM pg_constraint
+                          WHERE connamespace = 'vecext'::regnamespace ORDER BY 1, 2""",
+        "functions": """SELECT p.proname, pg_get_function_identity_arguments(p.oid),
+                               p.provolatile, p.proparallel, p.prosrc
+                        FROM pg_proc p WHERE p.pronamespace = 'vecext'::regnamespace
+                        ORDER BY 1, 2""",
+        "version": "SELECT version FROM vecext.installed_version",
+        "history": "SELECT script, version FROM vecext.install_history ORDER BY applied_at, script",
+    }
+    return {k: conn.execute(v).fetchall() for k, v in q.items()}
+
+
+def test_install_creates_catalog(pg_conn):
+    assert catalog.installed_version(pg_conn) is None
+    result = catalog.install(pg_conn)
+    assert result.previous is None
+    assert result.current == _scripts.latest_version("postgres")
+    assert result.applied == ["vecext--0.1.0.sql"]
+    snap = snapshot(pg_conn)
+    tables = {row[0] for row in snap["columns"]}
+    assert {
+        "codecs",
+        "codec_arrays",
+        "codebook_vectors",
+        "compressed_columns",
+        "relevance_adapters",
+        "relevance_arrays",
+        "installed_version",
+        "install_history",
+    } <= tables
+    assert pg_conn.execute("SELECT vecext.vecext_version()").fetchone() == ("0.1.0",)
+
+
+def test_reinstall_changes_nothing(pg_conn):
+    catalog.install(pg_conn)
+    before = snapshot(pg_conn)
+    again = catalog.install(pg_conn)
+    assert not again.changed and again.current == "0.1.0"
+    assert snapshot(pg_conn) == before
+
+
+def test_refuses_newer_installed_version(pg_conn):
+    catalog.install(pg_conn)
+    pg_conn.execute("UPDATE vecext.installed_version SET version = '9.0.0'")
+    before = snapshot(pg_conn)
+    with pytest.raises(CatalogError, match=r"9\.0\.0.*newer than this vecext"):
+        catalog.install(pg_conn)
+    assert snapshot(pg_conn) == before
+
+
+@pytest.fixture
+def sql_tree(tmp_path, monkeypatch):
+    """A copy of sql/ that tests may add upgrade scripts to."""
+    root = tmp_path / "sql"
+    shutil.copytree(REPO / "sql", root)
+    monkeypatch.setattr(_scripts, "SQL_ROOT", root)
+    return root / "postgres"
+
+
+def test_upgrades_step_by_step(pg_conn, sql_tree):
+    catalog.install(pg_conn)
+    (sql_tree / "vecext--0.1.0--0.1.1.sql").write_text(
+        "CREATE TABLE vecext.step_one (x int);\n"
+        "UPDATE vecext.installed_version SET version = '0.1.1';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.1.0--0.1.1.sql', '0.1.1');\n"
+    )
+    (sql_tree / "vecext--0.1.1--0.2.0.sql").write_text(
+        "ALTER TABLE vecext.step_one ADD COLUMN y int;\n"
+        "UPDATE vecext.installed_version SET version = '0.2.0';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.1.1--0.2.0.sql', '0.2.0');\n"
+    )
+    result = catalog.install(pg_conn)
+    assert result.previous == "0.1.0" and result.current == "0.2.0"
+    assert result.applied == ["vecext--0.1.0--0.1.1.sql", "vecext--0.1.1--0.2.0.sql"]
+    cols = pg_conn.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema='vecext' AND table_name='step_one' ORDER BY 1"
+    ).fetchall()
+    assert cols == [("x",), ("y",)]
+    # a fresh database walks the whole chain
+    pg_conn.execute("DROP SCHEMA vecext CASCADE")
+    fresh = catalog.install(pg_conn)
+    assert fresh.applied == [
+        "vecext--0.1.0.sql",
+        "vecext--0.1.0--0.1.1.sql",
+        "vecext--0.1.1--0.2.0.sql",
+    ]
+
+
+def test_failed_upgrade_rolls_back_everything(pg_conn, sql_tree):
+    catalog.install(pg_conn)
+    (sql_tree / "vecext--0.1.0--0.1.1.sql").write_text(
+        "CREATE TABLE vecext.good_step (x int);\n"
+        "UPDATE vecext.installed_version SET version = '0.1.1';\n"
+    )
+    (sql_tree / "vecext--0.1.1--0.2.0.sql").write_text("SELECT no_such_function();\n")
+    with pytest.raises(psycopg.errors.UndefinedFunction):
+        catalog.install(pg_conn)
+    assert catalog.installed_version(pg_conn) == "0.1.0"
+    assert pg_conn.execute("SELECT to_regclass('vecext.good_step')").fetchone() == (None,)
+
+
+def test_script_that_forgets_its_version_is_refused(pg_conn, sql_tree):
+    catalog.install(pg_conn)
+    (sql_tree / "vecext--0.1.0--0.1.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
+    with pytest.raises(CatalogError, match="expected 0.1.1"):
+        catalog.install(pg_conn)
+    assert catalog.installed_version(pg_conn) == "0.1.0"
+
+
+def test_require_catalog_names_the_database(pg_conn):
+    with pytest.raises(CatalogError, match="not installed in database"):
+        catalog.require_catalog(pg_conn)
+
+
+def test_catalog_rejects_bad_codec_names(pg_catalog):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        pg_catalog.execute(
+            "INSERT INTO vecext.codecs (name, kind, dim, metric, code_size, fingerprint) "
+            "VALUES ('Robert''); DROP TABLE x; --', 'pq', 8, 'l2', 2, 'f')"
+        )

@@ -1,0 +1,120 @@
+"""Install and upgrade the vecext catalog (schema ``vecext``) in PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+from vecext import _scripts
+from vecext.errors import CatalogError
+from vecext.postgres import pgvector
+
+#: Serialises concurrent installs on one server (pg_advisory_xact_lock key).
+_INSTALL_LOCK = 0x76656378  # "vecx"
+
+
+@dataclass
+class InstallResult:
+    previous: str | None
+    current: str
+    applied: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+def installed_version(conn: psycopg.Connection) -> str | None:
+    """The catalog version installed in ``conn``'s database, or ``None``."""
+    row = conn.execute("SELECT to_regclass('vecext.installed_version')").fetchone()
+    if row is None or row[0] is None:
+        return None
+    got = conn.execute("SELECT version FROM vecext.installed_version").fetchone()
+    if got is None:
+        raise CatalogError("schema vecext exists but records no installed version")
+    return str(got[0])
+
+
+def install(conn: psycopg.Connection, target: str | None = None) -> InstallResult:
+    """Install or upgrade the catalog to ``target`` (default: this package's version).
+
+    Runs in one transaction: either every script applies or none does. Running
+    it again is a no-op. A catalog newer than ``target`` is refused.
+    """
+    if conn.autocommit:
+        # a transaction block is needed for the all-or-nothing guarantee
+        with conn.transaction():
+            return _install_locked(conn, target)
+    with conn.transaction():
+        return _install_locked(conn, target)
+
+
+def _install_locked(conn: psycopg.Connection, target: str | None) -> InstallResult:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [_INSTALL_LOCK])
+    avail = pgvector.installed_version(conn) or pgvector.available_version(conn)
+    pgvector.check_version(avail, "halfvec", where=f"database {conn.info.dbname!r}")
+    previous = installed_version(conn)
+    steps = _scripts.plan("postgres", previous, target)
+    result = InstallResult(previous=previous, current=previous or "", applied=[])
+    for script in steps:
+        conn.execute(script.text())  # no parameters: sent as one simple-protocol script
+        now = installed_version(conn)
+        if now != script.to_version:
+            raise CatalogError(
+                f"{script.name} left the catalog at version {now}, expected {script.to_version}"
+            )
+        result.applied.append(script.name)
+        result.current = script.to_version
+    if not steps:
+        result.current = previous or ""
+    return result
+
+
+def require_catalog(conn: psycopg.Connection) -> str:
+    """Return the installed catalog version, or raise a clear error if there is none."""
+    version = installed_version(conn)
+    if version is None:
+        raise CatalogError(
+            f"the vecext catalog is not installed in database {conn.info.dbname!r}: "
+            "run `vecext install` (or vecext.postgres.install(conn))"
+        )
+    return version
+
+
+def apply_script(conn: psycopg.Connection, script_name: str) -> bool:
+    """Apply one named script inside the caller's transaction, unless already applied.
+
+    This is what the Alembic revisions in ``migrations/`` run, so a database
+    installed by ``vecext install`` and one installed by Alembic hold the same
+    catalog. Returns whether the script ran.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [_INSTALL_LOCK])
+    wanted = {s.name: s for s in _scripts.plan("postgres", None)}
+    if script_name not in wanted:
+        raise CatalogError(f"no vecext script named {script_name!r}")
+    script = wanted[script_name]
+    current = installed_version(conn)
+    if current is not None and _scripts.vtuple(current) >= _scripts.vtuple(script.to_version):
+        return False
+    if current != script.from_version:
+        raise CatalogError(
+            f"{script_name} upgrades {script.from_version or 'nothing'}, "
+            f"but the catalog is at {current or 'nothing'}"
+        )
+    pgvector.check_version(
+        pgvector.installed_version(conn) or pgvector.available_version(conn),
+        "halfvec",
+        where=f"database {conn.info.dbname!r}",
+    )
+    conn.execute(script.text())
+    return True
+
+
+def uninstall(conn: psycopg.Connection) -> None:
+    """Drop the catalog (schema ``vecext``) and what depends on it.
+
+    Compressed columns in user tables lose their triggers but keep their data;
+    source vector columns are never touched.
+    """
+    conn.execute("DROP SCHEMA IF EXISTS vecext CASCADE")
