@@ -1,0 +1,180 @@
+"""Choose a search strategy from the filter's selectivity and what the table has.
+
+The planner is pure: backends give it counts and estimates, it returns a
+:class:`Plan` that says what will run and why. The rule of thumb follows the
+filtered-ANN literature (no single index wins at every selectivity, arXiv
+2507.21989): scan exactly when few rows match, widen or iterate an ANN search at
+middling selectivity, and use plain ANN when the filter is broad.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Strategies a backend may offer.
+STRATEGIES = ("exact", "compressed", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a table offers a search on one vector column."""
+
+    n_rows: int
+    code_column: str | None = None  # compressed codes (two-stage search)
+    code_kind: str | None = None
+    list_column: str | None = None  # IVF list ids
+    n_lists: int = 0
+    hnsw_index: str | None = None  # a native HNSW index usable for this metric
+    iterative_scan: bool = False  # pgvector >= 0.8
+    calibration: dict[str, Any] | None = None  # depth multiplier -> measured recall
+
+
+@dataclass
+class Plan:
+    strategy: str
+    reason: str
+    params: dict[str, Any] = field(default_factory=dict)
+    n_rows: int = 0
+    est_matching: float = 0.0
+    k: int = 0
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def selectivity(self) -> float:
+        return self.est_matching / self.n_rows if self.n_rows else 0.0
+
+    def explain(self) -> str:
+        lines = [
+            f"strategy: {self.strategy}",
+            f"why: {self.reason}",
+            f"rows: {self.n_rows}, estimated matching: {self.est_matching:.0f} "
+            f"(selectivity {self.selectivity:.4%}), k: {self.k}",
+        ]
+        if self.params:
+            lines.append("params: " + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())))
+        lines += [f"then: {s}" for s in self.steps]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    #: at most this many matching rows: scan them exactly (cheap with an index on the filter)
+    exact_max_rows: int = 20_000
+    #: selectivity at or above which an ANN index is used as is, without iterating
+    broad_selectivity: float = 0.5
+    recall_target: float = 0.95
+    #: rerank depth multipliers tried when no calibration is stored
+    default_depth: int = 10
+
+
+def rerank_depth(
+    k: int, calibration: dict[str, Any] | None, recall_target: float, default: int
+) -> int:
+    """Candidates to rerank so that recall@k reaches ``recall_target``.
+
+    ``calibration`` maps a depth multiplier (candidates / k, as a string key) to the
+    recall@k measured with that many candidates on sample queries from the table
+    itself; we take the smallest multiplier that reaches the target (the largest
+    measured one otherwise). Without a calibration, ``default * k``.
+    """
+    if calibration:
+        curve = sorted((float(m), float(r)) for m, r in calibration.items())
+        for mult, rec in curve:
+            if rec >= recall_target:
+                return max(k, math.ceil(mult * k))
+        return max(k, math.ceil(curve[-1][0] * k))
+    return max(k, default * k)
+
+
+def plan(
+    caps: Capabilities,
+    est_matching: float,
+    k: int,
+    *,
+    strategy: str = "auto",
+    settings: PlannerSettings | None = None,
+    filtered: bool = False,
+) -> Plan:
+    """Pick the strategy for one query.
+
+    Parameters
+    ----------
+    caps
+        What the table has.
+    est_matching
+        Estimated rows that pass the filter (``caps.n_rows`` without a filter).
+    strategy
+        ``"auto"`` or a strategy the caller forces (checked against ``caps``).
+    """
+    s = settings or PlannerSettings()
+    n = max(caps.n_rows, 0)
+    est = float(min(max(est_matching, 0.0), n))
+    sel = est / n if n else 0.0
+    base = {"n_rows": n, "est_matching": est, "k": k}
+    depth = rerank_depth(k, caps.calibration, s.recall_target, s.default_depth)
+
+    if strategy != "auto":
+        _check_available(strategy, caps)
+        return Plan(
+            strategy, "requested by the caller", _params(strategy, caps, depth, est, sel, s), **base
+        )
+
+    if est <= s.exact_max_rows:
+        why = (
+            f"about {est:.0f} rows match (<= {s.exact_max_rows}): an exact scan of them is cheap "
+            "and has recall 1"
+        )
+        return Plan("exact", why, {}, **base)
+    if caps.hnsw_index and (not filtered or sel >= s.broad_selectivity):
+        why = (
+            "broad filter: the native HNSW index finds k matching rows"
+            if filtered
+            else "no filter: native HNSW index"
+        )
+        return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s), **base)
+    if caps.list_column and caps.code_column:
+        why = "IVF lists + codes: probe the nearest lists (widened for the filter), rank by codes, rerank"
+        return Plan("ivf", why, _params("ivf", caps, depth, est, sel, s), **base)
+    if caps.hnsw_index and caps.iterative_scan:
+        why = f"selectivity {sel:.2%}: HNSW with iterative scan until k rows pass the filter"
+        return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s), **base)
+    if caps.code_column:
+        why = "compressed codes: rank all matching rows by codes, rerank the best exactly"
+        return Plan("compressed", why, _params("compressed", caps, depth, est, sel, s), **base)
+    return Plan("exact", "no index or codes for this column: exact scan", {}, **base)
+
+
+def _check_available(strategy: str, caps: Capabilities) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)} or 'auto'")
+    missing = {
+        "compressed": caps.code_column is None and "a compressed column",
+        "ivf": (caps.list_column is None or caps.code_column is None) and "IVF lists and codes",
+        "hnsw": caps.hnsw_index is None and "an HNSW index",
+    }.get(strategy)
+    if missing:
+        raise ValueError(f"strategy {strategy!r} needs {missing} on this column, and it has none")
+
+
+def _params(
+    strategy: str, caps: Capabilities, depth: int, est: float, sel: float, s: PlannerSettings
+) -> dict[str, Any]:
+    if strategy == "compressed":
+        return {"rerank": depth}
+    if strategy == "ivf":
+        # probe enough lists that the matching rows in them cover the rerank depth
+        # several times over: matching rows are spread over lists roughly evenly
+        per_list = max(est / max(caps.n_lists, 1), 1e-9)
+        nprobe = math.ceil(4 * depth / per_list)
+        base_probe = max(1, math.ceil(math.sqrt(max(caps.n_lists, 1))))
+        return {"rerank": depth, "nprobe": int(min(max(nprobe, base_probe), max(caps.n_lists, 1)))}
+    if strategy == "hnsw":
+        # expected matches among ef candidates = ef * selectivity; aim for 2*depth
+        ef = math.ceil(2 * depth / max(sel, 1e-6)) if sel < 1 else 2 * depth
+        out: dict[str, Any] = {"ef_search": int(min(max(ef, 40), 1000))}
+        if caps.iterative_scan and sel < s.broad_selectivity:
+            out["iterative_scan"] = "strict_order"
+        return out
+    return {}
