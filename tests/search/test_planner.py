@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from vecext.search.planner import Capabilities, PlannerSettings, plan, rerank_depth
+
+
+def test_small_matching_sets_are_scanned_exactly():
+    caps = Capabilities(n_rows=1_000_000, code_column="c", hnsw_index="i", iterative_scan=True)
+    p = plan(caps, est_matching=1_000, k=10, filtered=True)
+    assert p.strategy == "exact" and "1000" in p.reason
+
+
+def test_broad_filter_uses_the_native_index():
+    caps = Capabilities(n_rows=1_000_000, hnsw_index="i", iterative_scan=True)
+    assert plan(caps, 1_000_000, 10).strategy == "hnsw"
+    p = plan(caps, 600_000, 10, filtered=True)
+    assert p.strategy == "hnsw" and "iterative_scan" not in p.params
+
+
+def test_mid_selectivity_iterates_or_widens():
+    caps = Capabilities(n_rows=1_000_000, hnsw_index="i", iterative_scan=True)
+    p = plan(caps, 50_000, 10, filtered=True)
+    assert p.strategy == "hnsw" and p.params["iterative_scan"] == "strict_order"
+    # ef grows as the filter narrows
+    q = plan(caps, 200_000, 10, filtered=True)
+    assert p.params["ef_search"] >= q.params["ef_search"]
+    ivf = Capabilities(n_rows=1_000_000, code_column="c", list_column="l", n_lists=1000)
+    wide = plan(ivf, 50_000, 10, filtered=True)
+    narrow = plan(ivf, 900_000, 10, filtered=False)
+    assert wide.strategy == narrow.strategy == "ivf"
+    assert wide.params["nprobe"] > narrow.params["nprobe"]
+
+
+def test_without_indexes_codes_then_exact():
+    assert plan(Capabilities(n_rows=10**6, code_column="c"), 10**6, 10).strategy == "compressed"
+    assert plan(Capabilities(n_rows=10**6), 10**6, 10).strategy == "exact"
+
+
+def test_forced_strategy_must_exist():
+    with pytest.raises(ValueError, match="needs an HNSW index"):
+        plan(Capabilities(n_rows=10), 10, 5, strategy="hnsw")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        plan(Capabilities(n_rows=10), 10, 5, strategy="magic")
+
+
+def test_rerank_depth_follows_the_calibration():
+    cal = {"1": 0.6, "4": 0.93, "8": 0.97, "16": 0.99}
+    assert rerank_depth(10, cal, 0.95, 10) == 80
+    assert rerank_depth(10, cal, 0.99, 10) == 160
+    assert rerank_depth(10, cal, 0.999, 10) == 160  # best measured
+    assert rerank_depth(10, None, 0.95, 10) == 100
+
+
+def test_explain_says_why():
+    p = plan(Capabilities(n_rows=100_000), 100, 10, filtered=True, settings=PlannerSettings())
+    text = p.explain()
+    assert "strategy: exact" in text and "selectivity 0.1000%" in text
