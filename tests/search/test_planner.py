@@ -25,7 +25,9 @@ def test_mid_selectivity_iterates_or_widens():
     # ef grows as the filter narrows
     q = plan(caps, 200_000, 10, filtered=True)
     assert p.params["ef_search"] >= q.params["ef_search"]
-    ivf = Capabilities(n_rows=1_000_000, code_column="c", list_column="l", n_lists=1000)
+    ivf = Capabilities(
+        n_rows=1_000_000, code_column="c", list_column="l", n_lists=1000, calibration={"64": 0.96}
+    )
     wide = plan(ivf, 50_000, 10, filtered=True)
     narrow = plan(ivf, 900_000, 10, filtered=False)
     assert wide.strategy == narrow.strategy == "ivf"
