@@ -63,9 +63,18 @@ CREATE TABLE vecext.compressed_columns (
                       CHECK (status IN ('backfilling', 'ready')),
     backfill_position VARCHAR,
     rows_encoded      BIGINT NOT NULL DEFAULT 0,
+    calibration       VARCHAR,
     created_at        TIMESTAMP NOT NULL DEFAULT current_timestamp,
     updated_at        TIMESTAMP NOT NULL DEFAULT current_timestamp,
     UNIQUE (table_schema, table_name, code_column)
+);
+
+CREATE TABLE vecext.tenant_columns (
+    table_schema  VARCHAR NOT NULL,
+    table_name    VARCHAR NOT NULL,
+    tenant_column VARCHAR NOT NULL,
+    created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    PRIMARY KEY (table_schema, table_name)
 );
 
 CREATE TABLE vecext.relevance_adapters (

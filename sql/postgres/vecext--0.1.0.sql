@@ -77,9 +77,20 @@ CREATE TABLE vecext.compressed_columns (
                       CHECK (status IN ('backfilling', 'ready')),
     backfill_position text,
     rows_encoded      bigint NOT NULL DEFAULT 0,
+    calibration       jsonb,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (table_schema, table_name, code_column)
+);
+
+-- A declared tenant column: searches on the table are always restricted to one
+-- tenant, large tenants get partial indexes, small ones exact scans.
+CREATE TABLE vecext.tenant_columns (
+    table_schema  text NOT NULL,
+    table_name    text NOT NULL,
+    tenant_column text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_schema, table_name)
 );
 
 -- A trained relevance method (fixed threshold, Platt, Cosine Adapter).
