@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -18,7 +19,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# piped output (CI logs, files) gets a width that fits the result tables
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 DsnOption = Annotated[
@@ -98,6 +100,45 @@ def install(
 
 
 @app.command()
+def demo(
+    n: Annotated[int, typer.Option(help="Rows of generated embeddings.")] = 50_000,
+    d: Annotated[int, typer.Option(help="Dimension of generated embeddings.")] = 384,
+    queries: Annotated[int, typer.Option("--queries", help="Queries to run.")] = 50,
+    k: Annotated[int, typer.Option(help="Rows per search.")] = 10,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="A dataset directory (shared layout) instead of generated data."),
+    ] = None,
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", help="postgres and/or duckdb (default both).")
+    ] = None,
+    dsn: DsnOption = None,
+    seed: int = 0,
+) -> None:
+    """The main job: compressed columns, filtered and thresholded search on both backends."""
+    from vecext.demo import run_demo
+
+    chosen = tuple(backend or ("postgres", "duckdb"))
+    bad = [b for b in chosen if b not in ("postgres", "duckdb")]
+    if bad:
+        raise _fail(ValueError(f"unknown backend(s) {bad}: use postgres and/or duckdb"))
+    try:
+        run_demo(
+            n=n,
+            d=d,
+            nq=queries,
+            k=k,
+            seed=seed,
+            dsn=dsn,
+            dataset=dataset,
+            backends=chosen,
+            console=console,
+        )
+    except VecextError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL server (it is otherwise left running for reuse)."""
     from vecext.postgres.embedded import default_datadir, stop_embedded
@@ -106,6 +147,201 @@ def stop() -> None:
         console.print(f"stopped the embedded server in {default_datadir()}")
     else:
         console.print("the embedded server is not running")
+
+
+@app.command()
+def bench(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="Dataset directory (docs.f16.npy, docs.parquet, queries_NAME.f16.npy, "
+            "qrels_NAME.tsv) or a spec such as synthetic:n=1000000,d=768.",
+        ),
+    ],
+    queries: Annotated[str, typer.Option("--queries", help="Query set NAME.")],
+    backend: Annotated[str, typer.Option("--backend", help="postgres, duckdb or faiss.")],
+    methods: Annotated[
+        str, typer.Option("--methods", help="Comma-separated methods, e.g. exact,pgvector-hnsw.")
+    ],
+    json_out: Annotated[str, typer.Option("--json", help="Write the results here (JSON).")],
+    k: Annotated[int, typer.Option("--k", help="Rows per query.")] = 10,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="COLUMN=VALUE (repeatable; ANDed). A|B: IN; LO..HI: range."),
+    ] = None,
+    limit_queries: Annotated[
+        int | None,
+        typer.Option("--limit-queries", help="Use a seeded random sample of N queries."),
+    ] = None,
+    dsn: DsnOption = None,
+    plot_out: Annotated[
+        str | None, typer.Option("--plot", help="Also draw recall against QPS into this PNG.")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Reload the Postgres table and rebuild its indexes.")
+    ] = False,
+) -> None:
+    """Compare search methods on one backend: recall, rows returned, latency, size, build time."""
+    from vecext.bench import BenchConfig, BenchError, run_bench
+    from vecext.bench.report import plot, results_table, write_json
+    from vecext.search.filters import FilterError
+
+    config = BenchConfig(
+        dataset=dataset,
+        queries=queries,
+        backend=backend,
+        methods=methods.split(","),
+        k=k,
+        filters=list(filters or []),
+        limit_queries=limit_queries,
+        dsn=dsn,
+        rebuild=rebuild,
+    )
+    try:
+        run = run_bench(config, console=err_console)
+    except (BenchError, FilterError, VecextError, FileNotFoundError, ValueError) as exc:
+        raise _fail(exc) from exc
+    write_json(run.doc, json_out)
+    if plot_out:
+        plot([run.doc], plot_out)
+    nq = run.doc["results"][0]["params"]["nq"] if run.doc["results"] else 0
+    title = (
+        f"vecext bench: {run.doc['dataset']} (n={run.doc['n']:,}, d={run.doc['d']}, {nq} queries)"
+    )
+    # a wide table: not squeezed into 80 columns when stdout is not a terminal
+    out = console if console.is_terminal else Console(width=200)
+    out.print(results_table(run.doc["results"], title=title))
+    for r in run.doc["results"]:
+        if "note" in r["params"]:
+            console.print(f"[dim]{r['backend']}/{r['method']}: {r['params']['note']}[/]")
+    console.print(f"wrote {json_out}" + (f" and {plot_out}" if plot_out else ""))
+
+
+#: the keys of each ``results`` entry of ``vecext eval-relevance --json``
+EVAL_RESULT_KEYS = (
+    "method",
+    "threshold",
+    "precision",
+    "recall",
+    "f1",
+    "pr_auc",
+    "avg_results_per_query",
+)
+
+
+def split_method_specs(text: str) -> list[str]:
+    """``"fixed,platt,cosine-adapter:features=mean10,lam=0.1"`` -> three specs: a
+    comma-separated item that is only an option (``key=value``, no ``:``) belongs to
+    the spec before it."""
+    specs: list[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        if specs and "=" in item and ":" not in item:
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return specs
+
+
+@app.command("eval-relevance")
+def eval_relevance(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="Dataset directory (docs.f16.npy, docs.parquet, queries_NAME.f16.npy, "
+            "qrels_NAME.tsv) or a spec such as synthetic:n=20000,d=64.",
+        ),
+    ],
+    train: Annotated[str, typer.Option("--train", help="Query set NAME to train on.")],
+    test: Annotated[
+        str,
+        typer.Option(
+            "--test", help="Query set NAME to report on (= --train: a seeded 50/50 split)."
+        ),
+    ],
+    methods: Annotated[
+        str,
+        typer.Option(
+            "--methods",
+            help="Comma-separated method specs, e.g. fixed,platt,cosine-adapter or "
+            "cosine-adapter:features=mean10,lam=0.1.",
+        ),
+    ],
+    json_out: Annotated[str, typer.Option("--json", help="Write the results here (JSON).")],
+    top_n: Annotated[
+        int, typer.Option("--top-n", help="Candidates per query (exact cosine top N).")
+    ] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the 50/50 query split.")] = 0,
+) -> None:
+    """Train relevance methods on one query set and report precision, recall and F1 on another.
+
+    Each method's threshold is the one that maximises micro-F1 on the training
+    queries; recall counts every relevant document of the test queries, also those
+    outside their top N.
+    """
+    from pathlib import Path
+
+    from vecext.relevance.evaluate import eval_relevance as run_eval
+
+    specs = split_method_specs(methods)
+    if top_n < 1:
+        raise _fail(ValueError(f"--top-n must be positive, got {top_n}"))
+    try:
+        with err_console.status(
+            f"exact top-{top_n} search, then training {len(specs)} method(s) on {train!r}"
+        ):
+            report = run_eval(dataset, train, test, specs, top_n=top_n, seed=seed)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(exc) from exc
+    details = [
+        {"method": r["method"], **{k: v for k, v in r.items() if k not in EVAL_RESULT_KEYS}}
+        for r in report["results"]
+    ]
+    doc = {
+        "results": [{k: r[k] for k in EVAL_RESULT_KEYS} for r in report["results"]],
+        **{k: v for k, v in report.items() if k != "results"},
+        "details": details,
+    }
+    Path(json_out).write_text(json.dumps(doc, indent=2))
+    out = console if console.is_terminal else Console(width=200)
+    n_tr, n_te = report["n_train_queries"], report["n_test_queries"]
+    table = Table(
+        title=f"relevance thresholds: {dataset} (train {train}: {n_tr} queries, "
+        f"test {test}: {n_te} queries, top {report['top_n']})"
+    )
+    table.add_column("method")
+    for col in ("threshold", "precision", "recall", "F1", "PR-AUC", "results/query"):
+        table.add_column(col, justify="right")
+    for r in report["results"]:
+        table.add_row(
+            r["method"],
+            f"{r['threshold']:.4f}",
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            f"{r['f1']:.3f}",
+            f"{r['pr_auc']:.3f}",
+            f"{r['avg_results_per_query']:.2f}",
+        )
+    o = report["oracle"]
+    table.add_row(
+        "[dim](per-query oracle)[/]",
+        "",
+        f"[dim]{o['precision']:.3f}[/]",
+        f"[dim]{o['recall']:.3f}[/]",
+        f"[dim]{o['f1']:.3f}[/]",
+        "",
+        f"[dim]{o['avg_results_per_query']:.2f}[/]",
+    )
+    out.print(table)
+    if report["split"]:
+        out.print(f"train = test = {train!r}: split 50/50 by {report['split']['how']}")
+    out.print(
+        f"{report['coverage']:.1%} of the test queries' relevant documents are in their top "
+        f"{report['top_n']} (the recall ceiling); wrote {json_out}"
+    )
 
 
 def main() -> None:

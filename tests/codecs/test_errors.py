@@ -70,7 +70,7 @@ def test_d_not_divisible_by_m() -> None:
 
 def test_unknown_kind_parameter_metric() -> None:
     with pytest.raises(
-        ValueError, match="unknown codec kind 'lsh'; known kinds: binary, half, int8, pq, rbq"
+        ValueError, match="unknown codec kind 'lsh'; known kinds: binary, half, int8, ivf, pq, rbq"
     ):
         make_codec("lsh", 64)
     with pytest.raises(CodecError, match="unknown parameter 'M' for codec 'pq'; allowed: m, nbits"):

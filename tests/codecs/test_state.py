@@ -30,6 +30,8 @@ CASES = [
     ("int8", "cosine", {"pretransform": "matryoshka:48"}),
     ("half", "ip", {}),
     ("half", "l2", {"pretransform": "pca:24"}),
+    ("ivf", "l2", {"nlist": 16, "niter": 4}),
+    ("ivf", "cosine", {"nlist": 8, "niter": 4}),
 ]
 
 

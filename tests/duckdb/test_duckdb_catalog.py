@@ -106,3 +106,11 @@ def test_vss_for_another_duckdb_version_is_reported(monkeypatch):
 def test_database_named_like_the_schema_gets_a_clear_error(tmp_path):
     with pytest.raises(CatalogError, match="named 'vecext'"):
         vd.connect(tmp_path / "vecext.duckdb")
+
+
+def test_read_only_database_opens_with_its_catalog(tmp_path):
+    path = tmp_path / "ro.duckdb"
+    vd.connect(path).close()
+    con = vd.connect(path, read_only=True)
+    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.1.0",)
+    con.close()

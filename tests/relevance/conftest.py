@@ -66,3 +66,68 @@ def fitted_adapter(train_test):
 
     tr, _ = train_test
     return make_relevance("cosine-adapter", lam=1e-3).fit(tr.xq, tr.S, tr.Y, tr.n_relevant)
+
+
+# --------------------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def rel_data():
+    """Documents, held-out queries and fitted adapters (see ``tests/relevance/sql_data.py``)."""
+    from tests.relevance.sql_data import make_rel_data
+
+    return make_rel_data()
+
+
+@pytest.fixture(scope="session")
+def rel_pg(pg_server_dsn, pg_template, rel_data):
+    """PostgreSQL: the catalog, ``docs (id, embedding vector(16), cat)`` with an HNSW index
+    (cosine), and every adapter of ``rel_data`` saved under its name."""
+    from tests.conftest import _create_db, _drop_db, with_dbname
+    from tests.postgres.conftest import load_table
+    from vecext.postgres import connect, create_vector_index, install
+    from vecext.postgres.relevance import save_adapter
+
+    name = _create_db(pg_server_dsn, pg_template)
+    conn = connect(with_dbname(pg_server_dsn, name), autocommit=True)
+    try:
+        install(conn)
+        load_table(conn, "docs", rel_data.xb)
+        conn.execute("ALTER TABLE docs ADD COLUMN cat integer")
+        conn.execute("UPDATE docs SET cat = id % 3")
+        conn.execute("ANALYZE docs")
+        create_vector_index(conn, "docs", "embedding", metric="cosine")
+        for adapter, method in rel_data.adapters.items():
+            save_adapter(conn, adapter, method)
+        yield conn
+    finally:
+        conn.close()
+        _drop_db(pg_server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def rel_duck(rel_data):
+    """DuckDB (in memory): the same ``docs`` with a PQ compressed column ``emb_pq``
+    (cosine) instead of the index, and the same adapters."""
+    import vecext.duckdb as vd
+    from tests.duckdb.conftest import load_table
+    from vecext.codecs import make_codec
+    from vecext.duckdb.relevance import save_adapter
+
+    con = vd.connect(vss=False)
+    load_table(con, "docs", rel_data.xb)
+    con.execute("ALTER TABLE docs ADD COLUMN cat INTEGER")
+    con.execute("UPDATE docs SET cat = id % 3")
+    codec = make_codec("pq", rel_data.xb.shape[1], "cosine", m=4, niter=8).train(rel_data.xb)
+    vd.save_codec(con, "docs_pq", codec)
+    vd.add_compressed_column(con, "docs", "embedding", "docs_pq", "emb_pq", progress=False)
+    for adapter, method in rel_data.adapters.items():
+        save_adapter(con, adapter, method)
+    yield con
+    con.close()
+
+
+@pytest.fixture(params=["postgres", "duckdb"])
+def rel_db(request):
+    """Each backend's database in turn (``rel_pg``, ``rel_duck``)."""
+    return request.getfixturevalue("rel_pg" if request.param == "postgres" else "rel_duck")

@@ -18,6 +18,7 @@ import numpy as np
 
 from vecext.codecs.base import STATE_FORMAT, Codec, CodecError, CodecState
 from vecext.codecs.binary import BinaryCodec, RBQCodec
+from vecext.codecs.ivf import IVFCodec
 from vecext.codecs.pq import PQCodec
 from vecext.codecs.scalar import HalfCodec, Int8Codec
 from vecext.codecs.transforms import transform_from_state
@@ -29,6 +30,7 @@ KNOWN_CODECS: dict[str, type[Codec]] = {
     "rbq": RBQCodec,
     "int8": Int8Codec,
     "half": HalfCodec,
+    "ivf": IVFCodec,
 }
 
 

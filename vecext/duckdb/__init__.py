@@ -6,8 +6,49 @@ from pathlib import Path
 
 import duckdb
 
+from vecext.duckdb.calibration import calibrate
 from vecext.duckdb.catalog import install, installed_version, require_catalog
+from vecext.duckdb.codecs import (
+    CodecInfo,
+    codec_info,
+    drop_codec,
+    list_codecs,
+    load_codec,
+    read_vectors,
+    save_codec,
+    train_codec,
+)
+from vecext.duckdb.columns import (
+    CompressedColumn,
+    add_compressed_column,
+    backfill,
+    check_column_current,
+    compressed_column,
+    drop_compressed_column,
+    list_compressed_columns,
+    refresh,
+    stale_rows,
+)
 from vecext.duckdb.functions import register_functions
+from vecext.duckdb.indexes import (
+    HnswIndex,
+    HnswIndexError,
+    create_hnsw_index,
+    drop_hnsw_index,
+    estimate_hnsw_memory,
+    hnsw_indexes,
+)
+from vecext.duckdb.ivf import IVFLists, add_ivf_lists, drop_ivf_lists, ivf_lists, refresh_lists
+from vecext.duckdb.relevance import (
+    AdapterInfo,
+    drop_adapter,
+    get_adapter_info,
+    list_adapters,
+    load_adapter,
+    save_adapter,
+)
+from vecext.duckdb.search import DuckDBBackend, explain, search
+from vecext.duckdb.tenants import declare_tenant_column, tenant_column, undeclare_tenant_column
 from vecext.duckdb.vss import VssStatus, load_vss, vss_extension_path
 
 
@@ -43,13 +84,56 @@ def attach(
 
 
 __all__ = [
+    "AdapterInfo",
+    "CodecInfo",
+    "CompressedColumn",
+    "DuckDBBackend",
+    "HnswIndex",
+    "HnswIndexError",
+    "IVFLists",
     "VssStatus",
+    "add_compressed_column",
+    "add_ivf_lists",
     "attach",
+    "backfill",
+    "calibrate",
+    "check_column_current",
+    "codec_info",
+    "compressed_column",
     "connect",
+    "create_hnsw_index",
+    "declare_tenant_column",
+    "drop_codec",
+    "drop_compressed_column",
+    "drop_hnsw_index",
+    "drop_ivf_lists",
+    "estimate_hnsw_memory",
+    "explain",
+    "hnsw_indexes",
     "install",
     "installed_version",
+    "ivf_lists",
+    "list_codecs",
+    "list_compressed_columns",
+    "load_codec",
     "load_vss",
+    "read_vectors",
+    "refresh",
+    "refresh_lists",
     "register_functions",
     "require_catalog",
+    "save_codec",
+    "search",
+    "stale_rows",
+    "tenant_column",
+    "train_codec",
+    "undeclare_tenant_column",
     "vss_extension_path",
+]
+__all__ += [
+    "drop_adapter",
+    "get_adapter_info",
+    "list_adapters",
+    "load_adapter",
+    "save_adapter",
 ]

@@ -39,4 +39,8 @@ def _import_feature_modules() -> None:
 
 
 #: Modules that define registrars (grown by each feature).
-_FEATURE_MODULES: list[str] = ["vecext.duckdb.core"]
+_FEATURE_MODULES: list[str] = [
+    "vecext.duckdb.core",
+    "vecext.duckdb.codecs",
+    "vecext.duckdb.relevance",
+]

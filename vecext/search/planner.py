@@ -29,6 +29,11 @@ class Capabilities:
     hnsw_index: str | None = None  # a native HNSW index usable for this metric
     iterative_scan: bool = False  # pgvector >= 0.8
     calibration: dict[str, Any] | None = None  # depth multiplier -> measured recall
+    #: nprobe -> fraction of the true top-k whose IVF list is among the nprobe nearest
+    ivf_calibration: dict[str, Any] | None = None
+    #: the same curves measured within row subsets (``selectivity``, ``kind``,
+    #: ``depth``, ``nprobe``): what a filter of that selectivity leaves
+    calibration_subsets: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -67,6 +72,12 @@ class PlannerSettings:
     recall_target: float = 0.95
     #: rerank depth multipliers tried when no calibration is stored
     default_depth: int = 10
+    #: progressive deepening of two-stage searches (0 turns it off): after reranking
+    #: D candidates, rerank 2 D when one of the k best was found beyond the first
+    #: ``deepen * D`` (and probe twice the IVF lists when one of the k best came from
+    #: beyond the first ``deepen * nprobe`` lists). Calibration queries are rows of
+    #: the table; real queries and filters can be harder, and this notices it per query.
+    deepen: float = 1 / 3
 
 
 def rerank_depth(
@@ -86,6 +97,41 @@ def rerank_depth(
                 return max(k, math.ceil(mult * k))
         return max(k, math.ceil(curve[-1][0] * k))
     return max(k, default * k)
+
+
+def probe_count(coverage: dict[str, Any], target: float, n_lists: int) -> int:
+    """The fewest IVF lists to probe so that the measured share of true neighbours in
+    them reaches ``target`` (all lists when no measured count does)."""
+    for nprobe, frac in sorted((int(p), float(f)) for p, f in coverage.items()):
+        if frac >= target:
+            return max(1, nprobe)
+    return max(1, n_lists)
+
+
+def calibration_curves(
+    caps: Capabilities, sel: float, filtered: bool
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
+    """The depth and probe curves that apply at selectivity ``sel``.
+
+    Unfiltered: the whole-table curves. Filtered: those too, and the curves
+    measured in the subsets of the largest measured selectivity not above ``sel``
+    (the smallest one when ``sel`` is below all): a filter leaves true neighbours
+    farther from the query, which need deeper reranks and wider probes. Callers
+    take the most demanding of the curves.
+    """
+    depth: list[dict[str, Any] | None] = [caps.calibration]
+    probe = [caps.ivf_calibration] if caps.ivf_calibration else []
+    subsets = caps.calibration_subsets or []
+    if filtered and subsets:
+        levels = sorted({float(x["selectivity"]) for x in subsets})
+        below = [v for v in levels if v <= sel]
+        level = max(below) if below else levels[0]
+        for x in subsets:
+            if float(x["selectivity"]) == level:
+                depth.append(x.get("depth"))
+                if x.get("nprobe"):
+                    probe.append(x["nprobe"])
+    return depth, probe
 
 
 def plan(
@@ -113,12 +159,16 @@ def plan(
     est = float(min(max(est_matching, 0.0), n))
     sel = est / n if n else 0.0
     base = {"n_rows": n, "est_matching": est, "k": k}
-    depth = rerank_depth(k, caps.calibration, s.recall_target, s.default_depth)
+    depth_curves, _ = calibration_curves(caps, sel, filtered)
+    depth = max(rerank_depth(k, c, s.recall_target, s.default_depth) for c in depth_curves)
 
     if strategy != "auto":
         _check_available(strategy, caps)
         return Plan(
-            strategy, "requested by the caller", _params(strategy, caps, depth, est, sel, s), **base
+            strategy,
+            "requested by the caller",
+            _params(strategy, caps, depth, est, sel, s, k, filtered),
+            **base,
         )
 
     if est <= s.exact_max_rows:
@@ -133,16 +183,18 @@ def plan(
             if filtered
             else "no filter: native HNSW index"
         )
-        return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s), **base)
+        return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s, k, filtered), **base)
     if caps.list_column and caps.code_column:
         why = "IVF lists + codes: probe the nearest lists (widened for the filter), rank by codes, rerank"
-        return Plan("ivf", why, _params("ivf", caps, depth, est, sel, s), **base)
+        return Plan("ivf", why, _params("ivf", caps, depth, est, sel, s, k, filtered), **base)
     if caps.hnsw_index and caps.iterative_scan:
         why = f"selectivity {sel:.2%}: HNSW with iterative scan until k rows pass the filter"
-        return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s), **base)
+        return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s, k, filtered), **base)
     if caps.code_column:
         why = "compressed codes: rank all matching rows by codes, rerank the best exactly"
-        return Plan("compressed", why, _params("compressed", caps, depth, est, sel, s), **base)
+        return Plan(
+            "compressed", why, _params("compressed", caps, depth, est, sel, s, k, filtered), **base
+        )
     return Plan("exact", "no index or codes for this column: exact scan", {}, **base)
 
 
@@ -159,21 +211,41 @@ def _check_available(strategy: str, caps: Capabilities) -> None:
 
 
 def _params(
-    strategy: str, caps: Capabilities, depth: int, est: float, sel: float, s: PlannerSettings
+    strategy: str,
+    caps: Capabilities,
+    depth: int,
+    est: float,
+    sel: float,
+    s: PlannerSettings,
+    k: int = 10,
+    filtered: bool = False,
 ) -> dict[str, Any]:
     if strategy == "compressed":
-        return {"rerank": depth}
+        return {"rerank": depth, "codes": caps.code_column, "deepen": round(s.deepen, 4)}
     if strategy == "ivf":
         # probe enough lists that the matching rows in them cover the rerank depth
         # several times over: matching rows are spread over lists roughly evenly
         per_list = max(est / max(caps.n_lists, 1), 1e-9)
-        nprobe = math.ceil(4 * depth / per_list)
         base_probe = max(1, math.ceil(math.sqrt(max(caps.n_lists, 1))))
-        return {"rerank": depth, "nprobe": int(min(max(nprobe, base_probe), max(caps.n_lists, 1)))}
+        depth_curves, probe_curves = calibration_curves(caps, sel, filtered)
+        if probe_curves:
+            # two stages lose neighbours independently: give each half the allowed loss
+            # (recall >= 1 - miss_lists - miss_codes), from the column's own measurements
+            stage = 1.0 - (1.0 - s.recall_target) / 2
+            for c in depth_curves:
+                depth = max(depth, rerank_depth(k, c, stage, s.default_depth))
+            base_probe = max(probe_count(c, stage, caps.n_lists) for c in probe_curves)
+        nprobe = math.ceil(4 * depth / per_list)
+        return {
+            "rerank": depth,
+            "nprobe": int(min(max(nprobe, base_probe), max(caps.n_lists, 1))),
+            "codes": caps.code_column,
+            "deepen": round(s.deepen, 4),
+        }
     if strategy == "hnsw":
         # expected matches among ef candidates = ef * selectivity; aim for 2*depth
         ef = math.ceil(2 * depth / max(sel, 1e-6)) if sel < 1 else 2 * depth
-        out: dict[str, Any] = {"ef_search": int(min(max(ef, 40), 1000))}
+        out: dict[str, Any] = {"ef_search": int(min(max(ef, 40), 1000)), "index": caps.hnsw_index}
         if caps.iterative_scan and sel < s.broad_selectivity:
             out["iterative_scan"] = "strict_order"
         return out

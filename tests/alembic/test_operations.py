@@ -1,0 +1,197 @@
+"""vecext's Alembic operations run directly on a MigrationContext: from_file codecs,
+expression indexes (CONCURRENTLY), reverses, and the bad-input cases."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+from vecext.alembic import (
+    AddCompressedColumnOp,
+    CreateCodecOp,
+    CreateVectorIndexOp,
+    DropCodecOp,
+    DropCompressedColumnOp,
+    DropVectorIndexOp,
+    MigrationError,
+)
+from vecext.codecs import dump_state, make_codec
+from vecext.postgres.connection import sqlalchemy_url
+
+D = 8
+
+
+@pytest.fixture
+def table(pg_catalog, pg_dsn):
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((300, D)).astype(np.float32)
+    pg_catalog.execute(f"CREATE TABLE docs (id int PRIMARY KEY, title text, embedding vector({D}))")
+    with pg_catalog.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO docs VALUES (%s, %s, %s::vector)",
+            [(i, f"t{i}", "[" + ",".join(map(repr, v.tolist())) + "]") for i, v in enumerate(xb)],
+        )
+    return xb
+
+
+@pytest.fixture
+def migrate(pg_dsn) -> Iterator[contextlib.AbstractContextManager[Operations]]:
+    engine = sa.create_engine(sqlalchemy_url(pg_dsn), poolclass=sa.pool.NullPool)
+
+    @contextlib.contextmanager
+    def step() -> Iterator[Operations]:
+        """One migration: its own transaction, as Alembic runs a revision."""
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn)
+            with ctx.begin_transaction():
+                yield Operations(ctx)
+
+    yield step
+    engine.dispose()
+
+
+def vectors(dsn: str) -> list[tuple[int, str]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT id, embedding::text FROM docs ORDER BY id").fetchall()
+
+
+def test_codec_from_file_column_and_indexes_then_reverse(table, migrate, pg_dsn, tmp_path):
+    codec = make_codec("binary", D, "cosine").train(table)
+    path = tmp_path / "docs_bin.npz"
+    path.write_bytes(dump_state(codec.to_state()))
+    before = vectors(pg_dsn)
+    with migrate() as op:
+        op.create_codec("docs_bin", from_file=str(path), table="docs", column="embedding")
+        name = op.add_compressed_column(
+            "docs", "embedding", "docs_bin", "embedding_bits", batch_size=64
+        )
+        assert name == "embedding_bits"
+        op.create_vector_index("docs_bits_hnsw", "docs", "embedding", storage="bit", m=8)
+        op.create_vector_index(
+            "docs_half_ivf",
+            "docs",
+            "embedding",
+            method="ivfflat",
+            storage="halfvec",
+            metric="l2",
+            lists=4,
+            concurrently=True,
+        )
+    with psycopg.connect(pg_dsn) as conn:
+        codes = conn.execute("SELECT embedding_bits::text FROM docs ORDER BY id").fetchall()
+        packed = np.packbits(
+            np.array([[c == "1" for c in r[0]] for r in codes]), axis=1, bitorder="big"
+        )
+        np.testing.assert_array_equal(packed, codec.encode(table))
+        defs = dict(
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'docs'"
+            ).fetchall()
+        )
+    assert (
+        "binary_quantize(embedding)" in defs["docs_bits_hnsw"]
+        and "bit_hamming_ops" in defs["docs_bits_hnsw"]
+    )
+    assert "halfvec(8)" in defs["docs_half_ivf"] and "halfvec_l2_ops" in defs["docs_half_ivf"]
+
+    # the reverses, as autogenerate would write them for a downgrade
+    add = AddCompressedColumnOp("docs", "embedding", "docs_bin", "embedding_bits")
+    idx = CreateVectorIndexOp(
+        "docs_half_ivf",
+        "docs",
+        "embedding",
+        method="ivfflat",
+        storage="halfvec",
+        metric="l2",
+        options={"lists": 4},
+    )
+    assert isinstance(add.reverse(), DropCompressedColumnOp)
+    assert isinstance(idx.reverse(), DropVectorIndexOp)
+    assert isinstance(add.reverse().reverse(), AddCompressedColumnOp)
+    with migrate() as op:
+        op.invoke(idx.reverse())
+        op.drop_vector_index("docs_bits_hnsw", concurrently=True)
+        op.invoke(add.reverse())
+        op.drop_codec("docs_bin")
+    assert vectors(pg_dsn) == before
+    with psycopg.connect(pg_dsn) as conn:
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'docs'"
+            )
+        ]
+        assert sorted(cols) == ["embedding", "id", "title"]
+        assert conn.execute("SELECT count(*) FROM vecext.codecs").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'"
+        ).fetchone() == (1,)
+
+
+def test_bad_input_gives_clear_errors(table, migrate, pg_dsn):
+    before = vectors(pg_dsn)
+
+    def fails(match: str, action) -> None:
+        """``action(op)`` in its own migration raises MigrationError matching ``match``."""
+        with pytest.raises(MigrationError, match=match), migrate() as op:
+            action(op)
+
+    # a codec that does not exist
+    fails(
+        r"codec 'nope' does not exist .*codecs there: none.*op.create_codec",
+        lambda op: op.add_compressed_column("docs", "embedding", "nope", "embedding_codes"),
+    )
+    # a source column of the wrong type, a missing column or table, a bad parameter
+    fails(
+        r"docs.title has type text.*vector\(d\)",
+        lambda op: op.create_codec("docs_pq", table="docs", column="title", kind="pq", m=2),
+    )
+    fails(
+        r"column 'missing' does not exist in table docs",
+        lambda op: op.create_codec("docs_pq", table="docs", column="missing", kind="pq", m=2),
+    )
+    fails(
+        r"table 'nowhere' does not exist",
+        lambda op: op.create_codec("docs_pq", table="nowhere", column="embedding", kind="pq", m=2),
+    )
+    fails(
+        r"unknown parameter 'mm'",
+        lambda op: op.create_codec("docs_pq", table="docs", column="embedding", kind="pq", mm=2),
+    )
+    with pytest.raises(MigrationError, match="needs from_file=, or table=, column= and kind="):
+        CreateCodecOp("docs_pq", table="docs")
+    with migrate() as op:
+        op.create_codec("docs_int8", table="docs", column="embedding", kind="int8", metric="l2")
+        op.add_compressed_column("docs", "embedding", "docs_int8", "embedding_i8")
+    fails(
+        r"docs.title has type text",
+        lambda op: op.add_compressed_column("docs", "title", "docs_int8", "title_i8"),
+    )
+    # a downgrade never drops the source vectors, even when asked to by mistake
+    fails(
+        r"docs.embedding \(vector\(8\)\) is not a vecext compressed column",
+        lambda op: op.drop_compressed_column("docs", "embedding"),
+    )
+    fails(
+        r"still used by compressed column\(s\) public.docs.embedding_i8",
+        lambda op: op.drop_codec("docs_int8"),
+    )
+    fails(
+        "docs_pkey' is a btree index, not a vector index",
+        lambda op: op.drop_vector_index("docs_pkey"),
+    )
+    with pytest.raises(MigrationError, match="unknown option 'ef'"):
+        CreateVectorIndexOp("i", "docs", "embedding", options={"ef": 3})
+    # drops written without what they remove cannot be reversed by autogenerate
+    with pytest.raises(MigrationError, match="cannot be reversed"):
+        DropCodecOp("docs_int8").reverse()
+    with pytest.raises(MigrationError, match="cannot be reversed"):
+        DropCompressedColumnOp("docs", "embedding_i8").reverse()
+    assert vectors(pg_dsn) == before

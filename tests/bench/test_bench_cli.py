@@ -1,0 +1,187 @@
+"""``vecext bench`` end to end on every backend, checked against the JSON contract."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vecext.cli import app
+
+runner = CliRunner()
+
+# The contract of `vecext bench --json`, spelled out here so that a change is deliberate.
+DOC_KEYS = ["dataset", "n", "d", "machine", "results"]
+RESULT_KEYS = [
+    "backend",
+    "method",
+    "params",
+    "k",
+    "filter",
+    "selectivity",
+    "recall_at_k",
+    "ndcg_at_10",
+    "min_rows_returned",
+    "complete_fraction",
+    "p50_ms",
+    "p95_ms",
+    "qps",
+    "bytes_per_vector",
+    "storage_bytes",
+    "build_s",
+]
+PG_METHODS = ["exact", "pgvector-hnsw", "pgvector-halfvec-hnsw", "pgvector-bit-rerank"]
+
+
+def bench(tmp_path: Path, data: Path, backend: str, methods: list[str], *extra: str) -> dict:
+    out = tmp_path / f"{backend}.json"
+    args = ["bench", "--dataset", str(data), "--queries", "x", "--backend", backend,
+            "--methods", ",".join(methods), "--json", str(out), *extra]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    check_contract(doc, backend, methods)
+    return doc
+
+
+def check_contract(doc: dict, backend: str, methods: list[str]) -> None:
+    assert list(doc) == DOC_KEYS
+    assert doc["n"] == 2000 and doc["d"] == 32
+    assert {"cpu", "cores", "memory_bytes", "os", "versions"} <= set(doc["machine"])
+    assert [r["method"] for r in doc["results"]] == methods
+    for r in doc["results"]:
+        assert list(r) == RESULT_KEYS
+        assert r["backend"] == backend and r["k"] == 10
+        assert isinstance(r["params"], dict)
+        assert 0.0 < r["selectivity"] <= 1.0
+        assert 0.0 <= r["recall_at_k"] <= 1.0
+        assert r["ndcg_at_10"] is None or 0.0 <= r["ndcg_at_10"] <= 1.0
+        assert 0 <= r["min_rows_returned"] <= 10
+        assert 0.0 <= r["complete_fraction"] <= 1.0
+        assert 0 < r["p50_ms"] <= r["p95_ms"]
+        assert r["qps"] > 0 and math.isfinite(r["qps"])
+        assert r["bytes_per_vector"] > 0 and r["storage_bytes"] > 0 and r["build_s"] >= 0
+
+
+@pytest.mark.parametrize("filt", [None, "pos=r", "color=teal"])
+def test_faiss_methods(bench_data, tmp_path, filt):
+    extra = ["--filter", filt] if filt else []
+    doc = bench(tmp_path, bench_data, "faiss", ["exact", "faiss-pq", "faiss-ivfpq"], *extra)
+    exact, pq, ivf = doc["results"]
+    assert exact["recall_at_k"] == 1.0 and exact["complete_fraction"] == 1.0
+    assert pq["bytes_per_vector"] == 4 and ivf["bytes_per_vector"] == 4  # M = d / 8
+    assert ivf["params"]["nlist"] == round(4 * 2000**0.5)
+    if filt == "color=teal":  # 8 rows match: "complete" means all 8
+        assert exact["min_rows_returned"] == 8 and pq["min_rows_returned"] == 8
+    if filt is None:
+        assert exact["filter"] is None and exact["selectivity"] == 1.0
+    else:
+        assert exact["filter"] == filt.replace("=", " = '") + "'"
+
+
+@pytest.mark.parametrize("filt", [None, "color=red"])
+def test_duckdb_methods(bench_data, tmp_path, filt):
+    extra = ["--filter", filt] if filt else []
+    doc = bench(tmp_path, bench_data, "duckdb", ["vss-hnsw", "exact"], *extra)
+    vss, exact = doc["results"]
+    # DuckDB's float32 cosine swaps one near-tie (1e-6 apart) with numpy's at rank 10
+    assert exact["recall_at_k"] >= 0.99
+    assert exact["complete_fraction"] == 1.0
+    assert "HNSW_INDEX_SCAN" in vss["params"]["plan"]
+    assert "HNSW_INDEX_SCAN" not in exact["params"]["plan"]  # vss dropped its index
+    assert ("note" in vss["params"]) == (filt is not None)
+    if filt is None:
+        assert vss["recall_at_k"] > 0.8
+    else:  # the filter is applied to what the index returned: rows go missing
+        assert vss["min_rows_returned"] < 10 and vss["complete_fraction"] < 1.0
+
+
+@pytest.mark.parametrize("filt", [None, "pos=r"])
+def test_postgres_methods(bench_data, tmp_path, pg_dsn, filt):
+    extra = ["--dsn", pg_dsn] + (["--filter", filt] if filt else [])
+    doc = bench(tmp_path, bench_data, "postgres", PG_METHODS, *extra)
+    assert doc["machine"]["postgres"]["pgvector"].startswith("0.")
+    exact, hnsw, half, bit = doc["results"]
+    assert "Index" not in exact["params"]["plan"]
+    assert exact["recall_at_k"] >= 0.99  # one float32 near-tie (1e-6) at rank 10 may swap
+    assert [r["bytes_per_vector"] for r in doc["results"]] == [128, 128, 64, 4]
+    assert bit["params"]["candidates"] == 40 and half["params"]["ef_search"] == 40
+    assert all(r["params"]["settings"].startswith("SET LOCAL") for r in doc["results"])
+    # storage = vector column + the method's index
+    assert exact["storage_bytes"] < min(
+        hnsw["storage_bytes"], half["storage_bytes"], bit["storage_bytes"]
+    )
+    if filt is None:
+        for r, suffix in ((hnsw, "_hnsw)"), (half, "_hnsw_half)"), (bit, "_hnsw_bit)")):
+            assert "Index Scan" in r["params"]["plan"] and r["params"]["plan"].count(suffix) == 1
+        assert hnsw["recall_at_k"] > 0.8
+
+
+def test_postgres_reuses_table_and_indexes(bench_data, tmp_path, pg_dsn):
+    first = bench(tmp_path, bench_data, "postgres", ["pgvector-hnsw"], "--dsn", pg_dsn)
+    second = bench(tmp_path, bench_data, "postgres", ["pgvector-hnsw"], "--dsn", pg_dsn)
+    p1, p2 = first["results"][0]["params"], second["results"][0]["params"]
+    assert (p1["table_reused"], p1["index_reused"]) == (False, False)
+    assert (p2["table_reused"], p2["index_reused"]) == (True, True)
+    # the recorded load and build times are reported again, not the time of the lookup
+    assert second["results"][0]["build_s"] == pytest.approx(
+        first["results"][0]["build_s"], abs=2e-3
+    )
+    third = bench(tmp_path, bench_data, "postgres", ["pgvector-hnsw"], "--dsn", pg_dsn, "--rebuild")
+    assert third["results"][0]["params"]["index_reused"] is False
+
+
+def test_plot_and_table(bench_data, tmp_path):
+    png = tmp_path / "r.png"
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["bench", "--dataset", str(bench_data), "--queries", "x",
+                                 "--backend", "faiss", "--methods", "exact",
+                                 "--json", str(out), "--plot", str(png), "--limit-queries", "7"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "exact" in result.stdout and "recall@k" in result.stdout
+    assert json.loads(out.read_text())["results"][0]["params"]["nq"] == 7
+
+
+@pytest.mark.parametrize(
+    ("backend", "method", "message"),
+    [
+        ("postgres", "vecext-pq", "not available yet"),
+        ("faiss", "vecext-auto", "not available yet"),
+        ("postgres", "vss-hnsw", "runs on backend duckdb"),
+        ("duckdb", "nope", "unknown method 'nope'"),
+        ("oracle", "exact", "unknown backend"),
+    ],
+)
+def test_method_errors(bench_data, tmp_path, backend, method, message):
+    result = runner.invoke(app, ["bench", "--dataset", str(bench_data), "--queries", "x",
+                                 "--backend", backend, "--methods", method,
+                                 "--json", str(tmp_path / "x.json")])  # fmt: skip
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_bad_filter_column_is_named(bench_data, tmp_path):
+    result = runner.invoke(app, ["bench", "--dataset", str(bench_data), "--queries", "x",
+                                 "--backend", "faiss", "--methods", "exact",
+                                 "--filter", "colour=red", "--json", str(tmp_path / "x.json")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "'colour'" in result.output
+
+
+def test_synthetic_dataset_with_integer_filter(tmp_path):
+    out = tmp_path / "s.json"
+    result = runner.invoke(app, ["bench", "--dataset", "synthetic:n=3000,d=16,nq=50", "--queries", "dev",
+                                 "--backend", "faiss", "--methods", "exact", "--filter", "category=0",
+                                 "--limit-queries", "20", "--json", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert list(doc) == DOC_KEYS and (doc["n"], doc["d"]) == (3000, 16)
+    (r,) = doc["results"]
+    assert r["filter"] == "category = 0" and 0.0 < r["selectivity"] < 1.0  # typed, not '0'
+    assert r["recall_at_k"] == 1.0 and r["ndcg_at_10"] is not None

@@ -1,0 +1,131 @@
+"""Native pgvector indexes: creation, discovery, build memory, and searching through them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.postgres.search_data import load, recall
+from vecext.postgres import (
+    connect,
+    create_vector_index,
+    drop_vector_index,
+    hnsw_build_memory,
+    list_vector_indexes,
+    search,
+)
+from vecext.postgres.indexes import IndexBuildError, VectorIndexError, value_bytes
+
+N_I = 3_000
+
+
+@pytest.fixture(scope="module")
+def iconn(search_env) -> Iterator[psycopg.Connection]:
+    conn = connect(search_env.dsn, autocommit=True)
+    load(conn, "iitems", search_env, n=N_I)
+    yield conn
+    conn.close()
+
+
+def _mwm(conn: psycopg.Connection) -> str:
+    return conn.execute("SHOW maintenance_work_mem").fetchone()[0]
+
+
+def test_every_storage_is_created_listed_and_searched(iconn, search_env) -> None:
+    made = [
+        create_vector_index(iconn, "iitems", "embedding", metric="cosine"),
+        create_vector_index(iconn, "iitems", "embedding", metric="cosine", storage="halfvec"),
+        create_vector_index(iconn, "iitems", "embedding", storage="bit"),
+        create_vector_index(iconn, "iitems", "embedding", metric="l2", method="ivfflat", lists=10),
+    ]
+    found = {ix.name: ix for ix in list_vector_indexes(iconn, "iitems", "embedding")}
+    assert set(found) == {ix.name for ix in made}
+    kinds = {(ix.method, ix.storage, ix.metric, ix.opclass) for ix in found.values()}
+    assert kinds == {
+        ("hnsw", "vector", "cosine", "vector_cosine_ops"),
+        ("hnsw", "halfvec", "cosine", "halfvec_cosine_ops"),
+        ("hnsw", "bit", "hamming", "bit_hamming_ops"),
+        ("ivfflat", "vector", "l2", "vector_l2_ops"),
+    }
+    assert all(ix.dim == 32 and ix.valid and ix.size_bytes > 0 for ix in found.values())
+    assert made[0].options == {"m": 16, "ef_construction": 64}
+    assert made[3].options == {"lists": 10}
+    mask = np.arange(20_000) < N_I
+    for ix, floor in ((made[0], 0.9), (made[1], 0.9), (made[2], 0.0)):
+        recs = []
+        for q in search_env.xq[:8]:
+            r = search(iconn, "iitems", "embedding", q, 10, strategy="hnsw", using=ix.name)
+            assert len(r) == 10 and r.plan.params["index"] == ix.name
+            # halfvec and bit candidates are reranked: exact distances, sorted
+            x = search_env.xb[r.ids].astype(np.float64)
+            ref = 1 - (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
+            assert np.allclose(r.distances, ref, atol=1e-5)
+            recs.append(recall(r.ids, search_env.truth(q, 10, mask)))
+        assert np.mean(recs) >= floor, (ix.storage, np.mean(recs))
+    for ix in made:
+        assert drop_vector_index(iconn, ix.name)
+    assert list_vector_indexes(iconn, "iitems", "embedding") == []
+
+
+def test_partial_and_concurrent_builds(iconn) -> None:
+    ix = create_vector_index(iconn, "iitems", "embedding", where={"cat": "a"}, concurrently=True)
+    assert ix.predicate == "cat = 'a'::text"
+    assert ix.name.startswith("iitems_embedding_hnsw_vector_cosine_p")
+    before = _mwm(iconn)
+    drop_vector_index(iconn, ix.name, concurrently=True)
+    assert _mwm(iconn) == before  # the session setting was restored
+    with connect(iconn.info.dsn) as tx_conn:  # not autocommit
+        tx_conn.execute("SELECT 1")  # a transaction is open
+        with pytest.raises(VectorIndexError, match="cannot run inside a transaction block"):
+            create_vector_index(tx_conn, "iitems", "embedding", concurrently=True)
+        tx_conn.rollback()
+
+
+def test_memory_estimate_matches_pgvector(iconn) -> None:
+    """pgvector says after how many tuples its graph left maintenance_work_mem; the
+    documented per-element formula must agree with it."""
+    notices: list[str] = []
+    iconn.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
+    with iconn.transaction():
+        iconn.execute("SET LOCAL maintenance_work_mem = '1MB'")
+        iconn.execute("SET LOCAL max_parallel_maintenance_workers = 0")
+        iconn.execute("CREATE INDEX mem_probe ON iitems USING hnsw (embedding vector_l2_ops)")
+        iconn.execute("DROP INDEX mem_probe")
+    (msg,) = [n for n in notices if "no longer fits" in n]
+    fitted = int(msg.split("after ")[1].split()[0])
+    actual = (1 << 20) / fitted
+    per = value_bytes("vector", 32) + 2 * 16 * 16 + 200
+    assert abs(per - actual) / actual < 0.15, (per, actual)
+    # with the estimate, the same build stays in memory
+    notices.clear()
+    with iconn.transaction():
+        iconn.execute("SET LOCAL maintenance_work_mem = '1MB'")
+        ix = create_vector_index(iconn, "iitems", "embedding", metric="l2", parallel_workers=0)
+    assert not [n for n in notices if "no longer fits" in n]
+    drop_vector_index(iconn, ix.name)
+    assert hnsw_build_memory(1_000_000, 768, m=16) > hnsw_build_memory(1_000_000, 768, m=8)
+
+
+def test_build_memory_cap_says_how_much_is_needed(iconn) -> None:
+    with pytest.raises(IndexBuildError, match=r"needs about \d+ MB of maintenance_work_mem, more "
+                                              r"than the cap of 1 MB"):  # fmt: skip
+        create_vector_index(iconn, "iitems", "embedding", max_memory=1 << 20)
+    assert list_vector_indexes(iconn, "iitems", "embedding") == []
+
+
+def test_bad_index_requests(iconn) -> None:
+    with pytest.raises(VectorIndexError, match="unknown index storage 'float8'"):
+        create_vector_index(iconn, "iitems", "embedding", storage="float8")
+    with pytest.raises(VectorIndexError, match="unknown metric 'dot'"):
+        create_vector_index(iconn, "iitems", "embedding", metric="dot")
+    with pytest.raises(VectorIndexError, match="unknown index method 'btree'"):
+        create_vector_index(iconn, "iitems", "embedding", method="btree")
+    with pytest.raises(VectorIndexError, match="iitems.cat is text; an index needs vector"):
+        create_vector_index(iconn, "iitems", "cat")
+    with pytest.raises(VectorIndexError, match="has no column 'nope'"):
+        create_vector_index(iconn, "iitems", "nope")
+    with pytest.raises(VectorIndexError, match="does not exist"):
+        drop_vector_index(iconn, "no_such_index")

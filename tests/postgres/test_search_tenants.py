@@ -1,0 +1,189 @@
+"""Multi-tenant search: a declared tenant column, partial HNSW indexes, isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.postgres.search_data import load, recall, vector_text
+from vecext.postgres import (
+    add_compressed_column,
+    add_ivf_lists,
+    connect,
+    create_tenant_indexes,
+    declare_tenant_column,
+    search,
+    tenant_indexes,
+    train_codec,
+)
+from vecext.search.api import SearchError
+from vecext.search.planner import PlannerSettings
+
+N_T = 6_000
+#: 4,000 / 1,500 / 500 rows, interleaved
+TENANTS = ["big", "big", "big", "big", "big", "big", "big", "big", "mid", "mid", "mid", "small"]
+
+
+@pytest.fixture(scope="module")
+def tenv(search_env) -> Iterator[tuple[psycopg.Connection, object, np.ndarray]]:
+    conn = connect(search_env.dsn, autocommit=True)
+    tenants = np.array([TENANTS[i % len(TENANTS)] for i in range(N_T)])
+    load(conn, "titems", search_env, tenants=tenants.tolist(), n=N_T)
+    declare_tenant_column(conn, "titems", "tenant")
+    train_codec(conn, "tnt_pq", "titems", "embedding", "pq", metric="cosine", m=8, niter=5)
+    add_compressed_column(conn, "titems", "embedding", "tnt_pq", "emb_pq", progress=False)
+    add_ivf_lists(conn, "titems", "embedding", nlist=40, niter=5)
+    made = create_tenant_indexes(conn, "titems", "embedding", min_rows=3_000)
+    assert [ix.comment["tenant"] for ix in made] == ['"big"']
+    yield conn, search_env, tenants
+    conn.close()
+
+
+def _queries_near_other_tenants(data, tenants, tenant, n=6):
+    """Queries next to rows of *other* tenants, so a leak would show."""
+    others = np.flatnonzero(tenants[:N_T] != tenant)[:n]
+    return data.xb[others] + 0.01
+
+
+def _truth(data, q, mask, k=10):
+    xb = data.xb[:N_T].astype(np.float64)
+    dist = 1 - (xb / np.linalg.norm(xb, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
+    dist[~mask] = np.inf
+    return np.argsort(dist, kind="stable")[:k]
+
+
+def test_search_requires_a_tenant(tenv) -> None:
+    conn, data, _ = tenv
+    with pytest.raises(SearchError, match="tenant column 'tenant': pass tenant="):
+        search(conn, "titems", "embedding", data.xq[0], 10)
+    with pytest.raises(SearchError, match="no declared tenant column"):
+        search(conn, "items", "embedding", data.xq[0], 10, tenant="big")
+
+
+@pytest.mark.parametrize("tenant", ["big", "mid", "small"])
+@pytest.mark.parametrize("strategy", ["auto", "exact", "compressed", "ivf"])
+def test_never_another_tenants_row(tenv, tenant: str, strategy: str) -> None:
+    conn, data, tenants = tenv
+    mask = tenants == tenant
+    recs = []
+    for q in _queries_near_other_tenants(data, tenants, tenant):
+        r = search(conn, "titems", "embedding", q, 10, tenant=tenant, strategy=strategy)
+        assert len(r) == 10 and r.complete
+        assert (tenants[r.ids] == tenant).all(), f"{strategy} leaked another tenant's rows"
+        recs.append(recall(r.ids, _truth(data, q, mask)))
+    assert np.mean(recs) >= (1.0 if strategy in ("auto", "exact") else 0.85)
+
+
+def test_large_tenant_uses_its_partial_index(tenv) -> None:
+    conn, data, tenants = tenv
+    idx = tenant_indexes(conn, "titems", "embedding")
+    assert list(idx) == ['"big"']
+    (ix,) = idx['"big"']
+    assert ix.predicate == "tenant = 'big'::text" and ix.method == "hnsw"
+    s = PlannerSettings(exact_max_rows=1_000)
+    before = _idx_scans(conn, ix.name)
+    for q in _queries_near_other_tenants(data, tenants, "big"):
+        r = search(conn, "titems", "embedding", q, 10, tenant="big", settings=s)
+        assert r.strategy == "hnsw" and r.plan.params["index"] == ix.name
+        assert len(r) == 10 and (tenants[r.ids] == "big").all()
+        assert f"has its own HNSW index {ix.name}" in r.explain()
+    # PostgreSQL really scanned the partial index (the bound tenant implies its predicate)
+    assert _idx_scans(conn, ix.name) > before
+    # a tenant without its own index is never searched through another tenant's
+    mid = search(conn, "titems", "embedding", data.xq[0], 10, tenant="mid", settings=s)
+    assert mid.strategy in ("exact", "ivf", "compressed")
+    assert "no HNSW index of its own" in mid.explain()
+    with pytest.raises(SearchError, match="needs an HNSW index"):
+        search(conn, "titems", "embedding", data.xq[0], 10, tenant="mid", strategy="hnsw")
+
+
+def _idx_scans(conn: psycopg.Connection, name: str) -> int:
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    (n,) = conn.execute(
+        "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s", [name]
+    ).fetchone()
+    return int(n)
+
+
+def test_tenant_and_filter_combine(tenv) -> None:
+    conn, data, tenants = tenv
+    cat = np.asarray(data.cat[:N_T])
+    mask = (tenants == "mid") & (cat == "b")
+    for strategy in ("exact", "compressed", "ivf"):
+        r = search(
+            conn,
+            "titems",
+            "embedding",
+            data.xq[1],
+            10,
+            tenant="mid",
+            filter={"cat": "b"},
+            strategy=strategy,
+        )
+        assert len(r) == min(10, int(mask.sum())) and mask[r.ids].all()
+
+
+def test_tenant_value_is_a_bound_parameter(tenv) -> None:
+    conn, data, _ = tenv
+    for evil in ("big' OR '1'='1", "big'; DROP TABLE titems; --", 'big" OR TRUE --'):
+        r = search(conn, "titems", "embedding", data.xq[2], 10, tenant=evil)
+        assert len(r) == 0 and r.complete
+    (n,) = conn.execute("SELECT count(*) FROM titems").fetchone()
+    assert n == N_T
+
+
+def test_list_ids_follow_inserts_and_updates(tenv) -> None:
+    from vecext.postgres import ivf_lists, load_codec
+
+    conn, data, _ = tenv
+    lists = ivf_lists(conn, "titems", "emb_pq")
+    assert lists is not None and lists.nlist == 40 and lists.list_column == "embedding_list"
+    coarse = load_codec(conn, lists.codec_name)
+    # the backfill and the trigger agree with the Python quantizer
+    rows = conn.execute("SELECT id, embedding_list FROM titems ORDER BY id LIMIT 500").fetchall()
+    assert [r[1] for r in rows] == coarse.assign(data.xb[:500]).tolist()
+    x = data.xq[:3]
+    with conn.transaction():
+        for i, v in enumerate(x):
+            conn.execute(
+                "INSERT INTO titems (id, embedding, cat, tenant) VALUES (%s, %s, 'a', 'mid')",
+                [100_000 + i, vector_text(v)],
+            )
+        got = conn.execute(
+            "SELECT embedding_list FROM titems WHERE id >= 100000 ORDER BY id"
+        ).fetchall()
+        assert [g[0] for g in got] == coarse.assign(x).tolist()
+        conn.execute(
+            "UPDATE titems SET embedding = %s WHERE id = 100000", [vector_text(data.xb[7])]
+        )
+        (moved,) = conn.execute("SELECT embedding_list FROM titems WHERE id = 100000").fetchone()
+        assert moved == coarse.assign(data.xb[7:8])[0]
+        conn.execute("DELETE FROM titems WHERE id >= 100000")
+
+
+def test_drop_and_readd_lists(tenv) -> None:
+    from vecext.postgres import drop_ivf_lists, ivf_lists
+
+    conn, data, tenants = tenv
+    drop_ivf_lists(conn, "titems", "emb_pq")
+    assert ivf_lists(conn, "titems", "emb_pq") is None
+    cols = {r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'titems'::regclass AND attnum > 0 "
+        "AND NOT attisdropped"
+    ).fetchall()}  # fmt: skip
+    assert "embedding_list" not in cols
+    assert not conn.execute(
+        "SELECT 1 FROM pg_trigger WHERE tgrelid = 'titems'::regclass "
+        "AND tgname = 'vecext_embedding_list'"
+    ).fetchall()
+    with pytest.raises(SearchError, match="needs IVF lists and codes"):
+        search(conn, "titems", "embedding", data.xq[0], 10, tenant="big", strategy="ivf")
+    lists = add_ivf_lists(conn, "titems", "embedding", nlist=40, niter=5)
+    # the declared tenant column got its (tenant, list) index
+    assert any("tenant" in name for name in lists.indexes)
+    r = search(conn, "titems", "embedding", data.xq[0], 10, tenant="big", strategy="ivf")
+    assert len(r) == 10 and (tenants[r.ids] == "big").all()

@@ -1,0 +1,332 @@
+"""Alembic operations for vecext: one ``MigrateOperation`` per concept, each reversible.
+
+=============================  =================================
+operation                      reverse
+=============================  =================================
+``op.create_codec``            ``op.drop_codec``
+``op.add_compressed_column``   ``op.drop_compressed_column``
+``op.create_vector_index``     ``op.drop_vector_index``
+=============================  =================================
+
+Importing :mod:`vecext.alembic` registers them on ``alembic.op``; their
+implementations live in :mod:`vecext.alembic.impl` and their autogenerate
+renderers in :mod:`vecext.alembic.render`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.operations import MigrateOperation, Operations
+
+
+class MigrationError(ValueError):
+    """A vecext migration step that cannot run: names what is wrong and how to fix it."""
+
+
+def _irreversible(what: str, missing: str) -> MigrationError:
+    return MigrationError(
+        f"{what} cannot be reversed: it does not record {missing}; pass it to the operation "
+        "so that autogenerate and downgrades can rebuild what it removes"
+    )
+
+
+# ---------------------------------------------------------------------------
+# codecs
+
+
+@Operations.register_operation("create_codec")
+class CreateCodecOp(MigrateOperation):
+    """Train a codec on a sample of a table's vector column, or load a saved one.
+
+    ``op.create_codec("items_pq", table="items", column="embedding", kind="pq",
+    metric="cosine", sample=20000, m=48)`` or ``op.create_codec("items_pq",
+    from_file="codecs/items_pq.npz")`` (bytes of ``vecext.codecs.dump_state``; a
+    relative path is taken from the Alembic script directory).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        kind: str | None = None,
+        metric: str = "cosine",
+        sample: int | None = None,
+        from_file: str | None = None,
+        schema: str | None = None,
+        seed: int = 0,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        from vecext.catalog_rows import check_name
+
+        self.name = check_name(name)
+        self.table = table
+        self.column = column
+        self.kind = kind
+        self.metric = metric
+        self.sample = sample
+        self.from_file = from_file
+        self.schema = schema
+        self.seed = seed
+        self.params = dict(params or {})
+        if from_file is None:
+            missing = [
+                n for n, v in (("table", table), ("column", column), ("kind", kind)) if not v
+            ]
+            if missing:
+                raise MigrationError(
+                    f"create_codec({name!r}) needs from_file=, or table=, column= and kind= "
+                    f"to train on a sample; missing: {', '.join(missing)}"
+                )
+        elif any(v is not None for v in (kind, sample)) or self.params:
+            raise MigrationError(
+                f"create_codec({name!r}): from_file= loads a trained codec; kind=, sample= "
+                "and codec parameters apply to training only"
+            )
+
+    @classmethod
+    def create_codec(
+        cls,
+        operations: Operations,
+        name: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        kind: str | None = None,
+        metric: str = "cosine",
+        sample: int | None = None,
+        from_file: str | None = None,
+        schema: str | None = None,
+        seed: int = 0,
+        **params: Any,
+    ) -> Any:
+        """Train (or load) codec ``name`` and save it in the vecext catalog."""
+        op = cls(
+            name,
+            table=table,
+            column=column,
+            kind=kind,
+            metric=metric,
+            sample=sample,
+            from_file=from_file,
+            schema=schema,
+            seed=seed,
+            params=params,
+        )
+        return operations.invoke(op)
+
+    def spec(self) -> dict[str, Any]:
+        """Keyword arguments that recreate this operation (used by renderers and reverse)."""
+        out: dict[str, Any] = {}
+        for key in ("table", "column", "kind", "sample", "from_file", "schema"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.from_file is None:
+            out["metric"] = self.metric
+            if self.seed:
+                out["seed"] = self.seed
+        out.update(self.params)
+        return out
+
+    def reverse(self) -> DropCodecOp:
+        return DropCodecOp(self.name, recreate=self)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("create_codec", self.name)
+
+
+@Operations.register_operation("drop_codec")
+class DropCodecOp(MigrateOperation):
+    """Drop a codec and its per-codec SQL functions from the catalog.
+
+    Refused while a compressed column still uses it. Accepts the arguments of
+    ``create_codec`` so that the drop can be reversed.
+    """
+
+    def __init__(self, name: str, *, recreate: CreateCodecOp | None = None) -> None:
+        self.name = name
+        self.recreate = recreate
+
+    @classmethod
+    def drop_codec(cls, operations: Operations, name: str, **create_args: Any) -> Any:
+        """Drop codec ``name``; pass ``create_codec``'s arguments to make it reversible."""
+        recreate = CreateCodecOp(name, **_split_params(create_args)) if create_args else None
+        return operations.invoke(cls(name, recreate=recreate))
+
+    def reverse(self) -> CreateCodecOp:
+        if self.recreate is None:
+            raise _irreversible(f"drop_codec({self.name!r})", "how to recreate the codec")
+        return self.recreate
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("drop_codec", self.name)
+
+
+def _split_params(kw: dict[str, Any]) -> dict[str, Any]:
+    named = ("table", "column", "kind", "metric", "sample", "from_file", "schema", "seed")
+    out = {k: v for k, v in kw.items() if k in named}
+    params = {k: v for k, v in kw.items() if k not in named}
+    if params:
+        out["params"] = params
+    return out
+
+
+# ---------------------------------------------------------------------------
+# compressed columns
+
+
+@Operations.register_operation("add_compressed_column")
+class AddCompressedColumnOp(MigrateOperation):
+    """Add a code column beside a vector column, its trigger, and fill it in batches."""
+
+    def __init__(
+        self,
+        table: str,
+        source_column: str,
+        codec: str,
+        code_column: str | None = None,
+        *,
+        batch_size: int = 10_000,
+        backfill: bool = True,
+        schema: str | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise MigrationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.table = table
+        self.source_column = source_column
+        self.codec = codec
+        self.code_column = code_column
+        self.batch_size = batch_size
+        self.backfill = backfill
+        self.schema = schema
+
+    @classmethod
+    def add_compressed_column(
+        cls,
+        operations: Operations,
+        table: str,
+        source_column: str,
+        codec: str,
+        code_column: str | None = None,
+        *,
+        batch_size: int = 10_000,
+        backfill: bool = True,
+        schema: str | None = None,
+    ) -> Any:
+        """Add ``code_column`` (codes of ``source_column`` by ``codec``) to ``table``.
+
+        The column gets a trigger that encodes on INSERT and UPDATE, and existing
+        rows are encoded ``batch_size`` at a time (``backfill=False`` skips that;
+        ``CALL vecext.backfill(...)`` later). Returns the code column's name.
+        """
+        op = cls(
+            table,
+            source_column,
+            codec,
+            code_column,
+            batch_size=batch_size,
+            backfill=backfill,
+            schema=schema,
+        )
+        return operations.invoke(op)
+
+    def reverse(self) -> DropCompressedColumnOp:
+        if self.code_column is None:
+            raise _irreversible(
+                f"add_compressed_column({self.table!r}, {self.source_column!r}, {self.codec!r})",
+                "the code column's name (code_column=)",
+            )
+        return DropCompressedColumnOp(
+            self.table,
+            self.code_column,
+            schema=self.schema,
+            source_column=self.source_column,
+            codec=self.codec,
+            batch_size=self.batch_size,
+        )
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_compressed_column", self.schema, self.table, self.code_column)
+
+
+@Operations.register_operation("drop_compressed_column")
+class DropCompressedColumnOp(MigrateOperation):
+    """Drop a code column, its trigger and its catalog entry; the source column stays."""
+
+    def __init__(
+        self,
+        table: str,
+        code_column: str,
+        *,
+        schema: str | None = None,
+        source_column: str | None = None,
+        codec: str | None = None,
+        batch_size: int = 10_000,
+    ) -> None:
+        self.table = table
+        self.code_column = code_column
+        self.schema = schema
+        self.source_column = source_column
+        self.codec = codec
+        self.batch_size = batch_size
+
+    @classmethod
+    def drop_compressed_column(
+        cls,
+        operations: Operations,
+        table: str,
+        code_column: str,
+        *,
+        schema: str | None = None,
+        source_column: str | None = None,
+        codec: str | None = None,
+    ) -> Any:
+        """Drop ``code_column`` of ``table``; never touches the source vectors."""
+        op = cls(table, code_column, schema=schema, source_column=source_column, codec=codec)
+        return operations.invoke(op)
+
+    def reverse(self) -> AddCompressedColumnOp:
+        if self.source_column is None or self.codec is None:
+            raise _irreversible(
+                f"drop_compressed_column({self.table!r}, {self.code_column!r})",
+                "source_column= and codec=",
+            )
+        return AddCompressedColumnOp(
+            self.table,
+            self.source_column,
+            self.codec,
+            self.code_column,
+            batch_size=self.batch_size,
+            schema=self.schema,
+        )
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("drop_compressed_column", self.schema, self.table, self.code_column)
+
+
+# the index operations live in their own module; importing them here registers them
+# with the others and keeps ``ops.CreateVectorIndexOp`` valid
+from vecext.alembic.index_ops import (  # noqa: E402
+    INDEX_METHODS,
+    INDEX_METRICS,
+    INDEX_OPTIONS,
+    INDEX_STORAGES,
+    CreateVectorIndexOp,
+    DropVectorIndexOp,
+)
+
+__all__ = [
+    "INDEX_METHODS",
+    "INDEX_METRICS",
+    "INDEX_OPTIONS",
+    "INDEX_STORAGES",
+    "AddCompressedColumnOp",
+    "CreateCodecOp",
+    "CreateVectorIndexOp",
+    "DropCodecOp",
+    "DropCompressedColumnOp",
+    "DropVectorIndexOp",
+    "MigrationError",
+]

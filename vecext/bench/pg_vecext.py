@@ -1,0 +1,252 @@
+"""vecext's own methods on PostgreSQL for ``vecext bench``, at vecext's defaults.
+
+* ``vecext-pq``: two-stage search on a PQ column (M = d / 8 bytes, cosine), the
+  rerank depth taken from the column's calibration for recall 0.95;
+* ``vecext-binary``: the same on a centred binary column (d / 8 bytes);
+* ``vecext-ivfpq``: IVF lists (4 sqrt(n), FAISS k-means) over the PQ column, with
+  ``(filter column, list)`` indexes; nprobe and depth from the calibration;
+* ``vecext-auto``: the planner's choice among exact, codes, lists and the HNSW
+  index the ``pgvector-hnsw`` baseline uses (built or reused here).
+
+Every method goes through :func:`vecext.postgres.search` with the run's filter,
+so it returns ``min(k, rows matching)`` rows. Set-up is kept in the benchmark
+table between runs: the compressed columns, lists and calibrations are found in
+the catalog and reused; their build time is recorded in the code column's
+comment. The attribute columns get btree indexes (what any application filtering
+on them has); ``exact`` and the baselines see them too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from vecext.bench.context import BenchContext
+from vecext.bench.registry import BaseMethod, register_method
+
+PQ_SUB_BYTES = 8  # dimensions per PQ sub-quantizer: M = d / 8
+
+
+def _comment(conn: psycopg.Connection, table: str, column: str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT col_description(%s::regclass, a.attnum) FROM pg_attribute a "
+        "WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped",
+        [table, table, column],
+    ).fetchone()
+    try:
+        return json.loads(row[0]) if row and row[0] else {}
+    except ValueError:
+        return {}
+
+
+def _set_comment(conn: psycopg.Connection, table: str, column: str, meta: dict[str, Any]) -> None:
+    conn.execute(
+        sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+            sql.Identifier(table), sql.Identifier(column), sql.Literal(json.dumps(meta))
+        )
+    )
+
+
+def ensure_attribute_indexes(ctx: BenchContext) -> None:
+    """A btree on every attribute column of the benchmark table."""
+    from vecext.bench.pg_store import attribute_columns
+
+    conn, table = ctx.conn, ctx.table
+    assert table is not None
+    for col, _ in attribute_columns(ctx.dataset.attrs):
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{table}_{col}_btree"), sql.Identifier(table), sql.Identifier(col)
+            )
+        )
+
+
+def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
+    """The compressed column of ``kind`` (``pq``/``binary``) and its build seconds."""
+    from vecext.postgres import add_compressed_column, calibrate, install, train_codec
+    from vecext.postgres.catalog import installed_version
+
+    conn, table = ctx.conn, ctx.table
+    assert table is not None
+    if installed_version(conn) is None:
+        install(conn)
+    column = f"embedding_{kind}"
+    codec = f"{table}_{kind}"[:48]
+    row = conn.execute(
+        "SELECT status FROM vecext.compressed_columns WHERE table_name = %s AND code_column = %s",
+        [table, column],
+    ).fetchone()
+    if row is not None and row[0] == "ready" and not ctx.rebuild:
+        cal = conn.execute(
+            "SELECT calibration FROM vecext.compressed_columns WHERE table_name = %s "
+            "AND code_column = %s",
+            [table, column],
+        ).fetchone()
+        if not (cal and cal[0] and "subsets" in cal[0]):  # made by an older vecext
+            with ctx.task(f"calibrate {table}.{column}"):
+                calibrate(conn, table, column)
+        return column, float(_comment(conn, table, column).get("build_s", 0.0))
+    if row is not None:
+        from vecext.postgres import drop_compressed_column, drop_ivf_lists, ivf_lists
+
+        if ivf_lists(conn, table, column) is not None:
+            drop_ivf_lists(conn, table, column)
+        drop_compressed_column(conn, table, column)
+    conn.execute("DELETE FROM vecext.codecs WHERE name = %s", [codec])
+    params: dict[str, Any] = {"m": ctx.d // PQ_SUB_BYTES} if kind == "pq" else {}
+    start = time.perf_counter()
+    with ctx.task(f"train {kind} codec and encode {table}.{column}"):
+        train_codec(conn, codec, table, "embedding", kind, metric="cosine", **params)
+        add_compressed_column(conn, table, "embedding", codec, column, progress=False)
+        calibrate(conn, table, column)
+        compact(ctx)
+    build_s = time.perf_counter() - start
+    _set_comment(conn, table, column, {"build_s": round(build_s, 3)})
+    return column, build_s
+
+
+def compact(ctx: BenchContext) -> None:
+    """``VACUUM (FULL, ANALYZE)``: adding a column and filling it rewrites every row
+    (a new row version each), which leaves the heap two to three times its size;
+    a scan of the codes reads the whole heap, so measure it compacted."""
+    assert ctx.table is not None
+    ctx.conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(ctx.table)))
+
+
+def ensure_lists(ctx: BenchContext, column: str) -> float:
+    """IVF lists on ``column`` (and a recalibration that includes nprobe); build seconds."""
+    from vecext.bench.pg_store import attribute_columns
+    from vecext.postgres import add_ivf_lists, calibrate, ivf_lists
+
+    conn, table = ctx.conn, ctx.table
+    assert table is not None
+    meta = _comment(conn, table, column)
+    if ivf_lists(conn, table, column) is not None and "ivf_build_s" in meta:
+        return float(meta["ivf_build_s"])
+    start = time.perf_counter()
+    with ctx.task(f"train IVF lists for {table}.{column}"):
+        if ivf_lists(conn, table, column) is None:
+            cols = [c for c, _ in attribute_columns(ctx.dataset.attrs)]
+            add_ivf_lists(conn, table, "embedding", code_column=column, index_columns=cols)
+            compact(ctx)
+        calibrate(conn, table, column)
+    meta["ivf_build_s"] = round(time.perf_counter() - start, 3)
+    _set_comment(conn, table, column, meta)
+    return float(meta["ivf_build_s"])
+
+
+def _column_bytes(conn: psycopg.Connection, table: str, column: str) -> int:
+    (n,) = conn.execute(
+        sql.SQL("SELECT coalesce(sum(pg_column_size({})), 0)::bigint FROM {}").format(
+            sql.Identifier(column), sql.Identifier(table)
+        )
+    ).fetchone()  # type: ignore[misc]
+    return int(n)
+
+
+class _Vecext(BaseMethod):
+    strategy = "auto"
+    kind: str | None = None
+
+    def __init__(self, ctx: BenchContext) -> None:
+        bpv = ctx.d / 8 if self.kind else 4 * ctx.d
+        super().__init__(ctx, params={"strategy": self.strategy}, bytes_per_vector=bpv)
+        self.conn, self.table = ctx.conn, ctx.table
+        self.using: str | None = None
+        self.incomplete = 0
+
+    def build(self) -> float | None:
+        ensure_attribute_indexes(self.ctx)
+        build_s = 0.0
+        if self.kind:
+            self.using, build_s = ensure_codes(self.ctx, self.kind)
+        return build_s
+
+    def search(self, q: np.ndarray) -> np.ndarray:
+        from vecext.postgres import search
+
+        assert self.table is not None
+        r = search(
+            self.conn, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,
+            filter=self.ctx.filter, using=self.using,
+        )  # fmt: skip
+        self.params["last_plan"] = {"strategy": r.strategy, **r.plan.params}
+        self.incomplete += 0 if r.complete else 1
+        return np.asarray(r.ids, dtype=np.int64)
+
+    def storage_bytes(self) -> int:
+        assert self.table is not None
+        total = int(self.ctx.extra.get("pg_vector_bytes", 0))
+        if self.using:
+            total += _column_bytes(self.conn, self.table, self.using)
+        return total
+
+
+class VecextPQ(_Vecext):
+    strategy, kind = "compressed", "pq"
+
+
+class VecextBinary(_Vecext):
+    strategy, kind = "compressed", "binary"
+
+
+class VecextIVFPQ(_Vecext):
+    strategy, kind = "ivf", "pq"
+
+    def __init__(self, ctx: BenchContext) -> None:
+        super().__init__(ctx)
+        self.bytes_per_vector += 4  # the list id
+
+    def build(self) -> float | None:
+        s = super().build() or 0.0
+        assert self.using is not None
+        return s + ensure_lists(self.ctx, self.using)
+
+    def storage_bytes(self) -> int:
+        from vecext.postgres import ivf_lists
+
+        total = super().storage_bytes()
+        assert self.table is not None and self.using is not None
+        lists = ivf_lists(self.conn, self.table, self.using)
+        if lists is not None:
+            total += _column_bytes(self.conn, self.table, lists.list_column)
+        return total
+
+
+class VecextAuto(_Vecext):
+    """The planner with everything vecext would set up: PQ codes, IVF lists, and
+    the HNSW index of the ``pgvector-hnsw`` baseline (same name and DDL, so reused)."""
+
+    strategy = "auto"
+
+    def build(self) -> float | None:
+        from vecext.bench.pg_methods import PgHnsw
+
+        ensure_attribute_indexes(self.ctx)
+        column, s = ensure_codes(self.ctx, "pq")
+        s += ensure_lists(self.ctx, column)
+        hnsw = PgHnsw(self.ctx)
+        s += hnsw.build() or 0.0
+        self.hnsw_bytes = hnsw.storage_bytes() - int(self.ctx.extra.get("pg_vector_bytes", 0))
+        self.using = None  # the planner chooses
+        self.code_column = column
+        return s
+
+    def storage_bytes(self) -> int:
+        assert self.table is not None
+        return (
+            int(self.ctx.extra.get("pg_vector_bytes", 0))
+            + _column_bytes(self.conn, self.table, self.code_column)
+            + self.hnsw_bytes
+        )
+
+
+register_method("vecext-pq", "postgres", VecextPQ)
+register_method("vecext-binary", "postgres", VecextBinary)
+register_method("vecext-ivfpq", "postgres", VecextIVFPQ)
+register_method("vecext-auto", "postgres", VecextAuto)

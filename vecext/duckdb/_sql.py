@@ -1,0 +1,166 @@
+"""Small SQL helpers for the DuckDB adapter: quoting, table lookup, transactions, Arrow.
+
+Identifiers are quoted with :func:`quote_ident` (DuckDB's double-quote escaping);
+values are bound with ``?`` parameters. Only macro bodies, which DuckDB cannot
+parameterise, embed string literals, and those go through :func:`quote_literal`
+after the value has been validated.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from vecext.codecs import CodecError
+from vecext.errors import CatalogError
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a DuckDB identifier: double-quoted, embedded quotes doubled."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise CatalogError(f"invalid SQL identifier {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """``value`` as a SQL string literal (for macro bodies, which take no parameters)."""
+    if "\x00" in value:
+        raise CatalogError(f"invalid SQL string {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table of the current database, with the names as DuckDB stores them."""
+
+    database: str
+    schema: str
+    name: str
+
+    @property
+    def sql(self) -> str:
+        return ".".join(quote_ident(p) for p in (self.database, self.schema, self.name))
+
+    def __str__(self) -> str:
+        return self.name if self.schema == "main" else f"{self.schema}.{self.name}"
+
+
+def resolve_table(con: duckdb.DuckDBPyConnection, table: str) -> TableRef:
+    """Find ``table`` (``"name"`` or ``"schema.name"``, case-insensitive as in SQL)."""
+    if not isinstance(table, str) or not table:
+        raise CatalogError(f"table must be a non-empty string, got {table!r}")
+    db, current = con.execute("SELECT current_database(), current_schema()").fetchone()  # type: ignore[misc]
+    candidates = [(current, table)]
+    if "." in table:
+        schema, _, name = table.partition(".")
+        candidates.append((schema, name))
+    for schema, name in candidates:
+        row = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = ? AND lower(schema_name) = lower(?) "
+            "AND lower(table_name) = lower(?)",
+            [db, schema, name],
+        ).fetchone()
+        if row:
+            return TableRef(db, row[0], row[1])
+    raise CatalogError(f"table {table!r} does not exist in DuckDB database {db!r}")
+
+
+def column_type(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> tuple[str, str]:
+    """``(stored column name, DuckDB type)``; :class:`CatalogError` if there is no such column."""
+    row = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+        "AND schema_name = ? AND table_name = ? AND lower(column_name) = lower(?)",
+        [t.database, t.schema, t.name, column],
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"table {t} has no column {column!r}")
+    return str(row[0]), str(row[1])
+
+
+def has_column(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> bool:
+    try:
+        column_type(con, t, column)
+    except CatalogError:
+        return False
+    return True
+
+
+_VECTOR_TYPE = re.compile(r"^(FLOAT|DOUBLE)\[(\d+)\]$")
+
+
+def vector_dim(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> tuple[str, int]:
+    """Stored name and dimension of a ``FLOAT[d]`` / ``DOUBLE[d]`` column."""
+    name, typ = column_type(con, t, column)
+    m = _VECTOR_TYPE.match(typ)
+    if m is None:
+        raise CodecError(f"column {t}.{name} is {typ}, expected FLOAT[d] or DOUBLE[d]")
+    return name, int(m.group(2))
+
+
+def primary_key(con: duckdb.DuckDBPyConnection, t: TableRef) -> str | None:
+    """The table's single-column primary key, if it has one (used in error messages)."""
+    row = con.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE database_name = ? "
+        "AND schema_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
+        [t.database, t.schema, t.name],
+    ).fetchone()
+    if row and len(row[0]) == 1:
+        return str(row[0][0])
+    return None
+
+
+def is_read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con`` has an explicit transaction open.
+
+    DuckDB has no flag for it, and a ``BEGIN`` inside a transaction aborts that
+    transaction; but in auto-commit mode every statement is a transaction of its own,
+    so two statements see the same ``txid_current()`` only inside an explicit one.
+    """
+    first = con.execute("SELECT txid_current()").fetchone()
+    second = con.execute("SELECT txid_current()").fetchone()
+    return first == second
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[bool]:
+    """Run the block in a transaction of its own, or in the caller's open one.
+
+    Yields ``True`` when this call owns the transaction (and commits it), ``False``
+    when the caller already had one open (DuckDB has no nested transactions or
+    savepoints, so the work joins it and the caller commits or rolls back).
+    """
+    if in_transaction(con):
+        yield False
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield True
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, table: pa.Table) -> Iterator[str]:
+    """Expose an Arrow table to SQL under a fresh name for the duration of the block."""
+    name = f"_vecext_arrow_{uuid.uuid4().hex}"
+    con.register(name, table)
+    try:
+        yield quote_ident(name)
+    finally:
+        con.unregister(name)

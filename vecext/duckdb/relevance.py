@@ -1,0 +1,305 @@
+"""Relevance adapters in a DuckDB database: save, load, list, drop, and the SQL macros.
+
+An adapter is stored as the rows of :mod:`vecext.relevance.catalog` (the same rows,
+bytes and fingerprint as in PostgreSQL). The macros ``vecext.relevance_score``,
+``vecext.relevance_min_similarity`` and ``vecext.relevance_features`` read those rows
+and compute what the PostgreSQL functions of the same names compute (see
+``sql/postgres/vecext--0.1.0.sql``): the per-query slope and intercept from
+``list_inner_product`` with the stored ``w_a`` / ``w_b`` vectors (in double
+precision), then the calibrated score or the cosine bound of a threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from vecext.duckdb._sql import is_read_only, transaction
+from vecext.duckdb.catalog import installed_version, require_catalog
+from vecext.duckdb.functions import registrar
+from vecext.errors import CatalogError
+from vecext.relevance.base import RelevanceError, RelevanceMethod
+from vecext.relevance.catalog import (
+    AdapterInfo,
+    AdapterRecord,
+    adapter_from_rows,
+    adapter_info,
+    adapter_record,
+    check_adapter_name,
+    check_query_dim,
+)
+
+__all__ = [
+    "AdapterInfo",
+    "distance_bound_predicate",
+    "drop_adapter",
+    "get_adapter_info",
+    "list_adapters",
+    "load_adapter",
+    "save_adapter",
+]
+
+_INFO = "SELECT name, method, dim, version, params, fingerprint FROM vecext.relevance_adapters"
+
+
+def save_adapter(
+    con: duckdb.DuckDBPyConnection, name: str, method: RelevanceMethod, *, replace: bool = False
+) -> AdapterInfo:
+    """Store a fitted relevance method in the catalog under ``name`` (as
+    :func:`vecext.postgres.relevance.save_adapter`: the same version again is a no-op,
+    another version needs ``replace=True``)."""
+    check_adapter_name(name)
+    require_catalog(con)
+    rec = adapter_record(name, method)
+    with transaction(con):
+        row = con.execute(
+            "SELECT fingerprint FROM vecext.relevance_adapters WHERE name = ?", [name]
+        ).fetchone()
+        if row is not None and row[0] != rec.fingerprint:
+            if not replace:
+                raise CatalogError(
+                    f"relevance adapter {name!r} already exists (version {row[0]}, this one is "
+                    f"version {rec.fingerprint}); pass replace=True to replace it"
+                )
+            _delete(con, name)
+        if row is None or row[0] != rec.fingerprint:
+            _insert(con, rec)
+    return get_adapter_info(con, name)
+
+
+def _delete(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    # no ON DELETE CASCADE in DuckDB
+    con.execute("DELETE FROM vecext.relevance_arrays WHERE adapter_name = ?", [name])
+    con.execute("DELETE FROM vecext.relevance_adapters WHERE name = ?", [name])
+
+
+def _insert(con: duckdb.DuckDBPyConnection, rec: AdapterRecord) -> None:
+    con.execute(
+        "INSERT INTO vecext.relevance_adapters (name, method, dim, version, params, fingerprint) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [rec.name, rec.method, rec.dim, rec.version, rec.params, rec.fingerprint],
+    )
+    for a in rec.arrays:
+        vec = rec.vectors.get(a.name)
+        con.execute(
+            "INSERT INTO vecext.relevance_arrays (adapter_name, array_name, dtype, shape, data, vec) "
+            "VALUES (?, ?, ?, ?, ?, ?::FLOAT[])",
+            [rec.name, a.name, a.dtype, a.shape, a.data, None if vec is None else vec.tolist()],
+        )
+
+
+def list_adapters(con: duckdb.DuckDBPyConnection) -> list[AdapterInfo]:
+    """Every relevance adapter in the catalog, by name."""
+    require_catalog(con)
+    return [adapter_info(*r) for r in con.execute(_INFO + " ORDER BY name").fetchall()]
+
+
+def get_adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
+    """The catalog row of adapter ``name``; :class:`RelevanceError` naming the known ones."""
+    check_adapter_name(name)
+    require_catalog(con)
+    row = con.execute(_INFO + " WHERE name = ?", [name]).fetchone()
+    if row is None:
+        known = [a.name for a in list_adapters(con)]
+        raise RelevanceError(
+            f"unknown relevance adapter {name!r}; known adapters: "
+            f"{', '.join(known) if known else '(none)'}"
+        )
+    return adapter_info(*row)
+
+
+def load_adapter(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    dim: int | None = None,
+    fingerprint: str | None = None,
+) -> RelevanceMethod:
+    """Rebuild adapter ``name`` from the catalog (fingerprint checked; with ``dim``, an
+    adapter of another dimension raises :class:`RelevanceError` naming both)."""
+    info = get_adapter_info(con, name)
+    if dim is not None:
+        check_query_dim(info, dim, "it was asked for dimension")
+    rows = con.execute(
+        "SELECT array_name, dtype, shape, data FROM vecext.relevance_arrays "
+        "WHERE adapter_name = ? ORDER BY array_name",
+        [name],
+    ).fetchall()
+    arrays = [(r[0], r[1], list(r[2]), bytes(r[3])) for r in rows]
+    return adapter_from_rows(
+        info.name, info.method, info.dim, info.version, info.params, info.fingerprint, arrays,
+        expected_fingerprint=fingerprint,
+    )  # fmt: skip
+
+
+def drop_adapter(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = False) -> bool:
+    """Delete adapter ``name`` and its arrays. Returns whether one was dropped."""
+    check_adapter_name(name)
+    require_catalog(con)
+    with transaction(con):
+        row = con.execute(
+            "SELECT 1 FROM vecext.relevance_adapters WHERE name = ?", [name]
+        ).fetchone()
+        if row is None:
+            if missing_ok:
+                return False
+            get_adapter_info(con, name)  # raises, naming the known adapters
+        _delete(con, name)
+    return True
+
+
+def distance_bound_predicate(column: str, base_type: str, dim: int, q: Any, bound: float) -> Any:
+    """A filter predicate ``array_cosine_distance(column, q) <= bound`` for the search's
+    exact strategy, with the query vector and the bound as bound parameters."""
+    import sqlalchemy as sa
+    from sqlalchemy.types import UserDefinedType
+
+    from vecext.search.filters import SqlExpr
+
+    class _Array(UserDefinedType):  # type: ignore[type-arg]
+        cache_ok = True
+
+        def get_col_spec(self, **kw: Any) -> str:
+            return f"{'DOUBLE' if base_type == 'DOUBLE' else 'FLOAT'}[{int(dim)}]"
+
+    qv = sa.cast(sa.bindparam("vx_q", [float(x) for x in np.asarray(q, np.float32)]), _Array())
+    dist = sa.func.array_cosine_distance(sa.column(column), qv)
+    return SqlExpr(dist <= sa.bindparam("vx_bound", float(bound), type_=sa.Float()))
+
+
+# ---------------------------------------------------------------------------
+# SQL macros. Their bodies are generated from fixed text (no user input): DuckDB
+# macros take no parameters, and a helper macro would be one more name in schema
+# vecext, so the per-query parameters are spelled out in each macro that needs them.
+
+
+def _who(text: str) -> str:
+    """An error message that starts with the adapter's quoted name."""
+    return "'relevance adapter ''' || adapter || '''" + text
+
+
+_UNKNOWN = (
+    "'unknown relevance adapter ''' || adapter || '''; known adapters: ' || coalesce(("
+    "SELECT string_agg(name, ', ' ORDER BY name) FROM vecext.relevance_adapters), '(none)')"
+)
+
+
+def _feature(fj: str, name: str) -> str:
+    """The value of feature ``name`` in the features argument (bound once as ``fj``)."""
+    return f"json_extract_string({fj}, '$.\"' || {name} || '\"')"
+
+
+def _z(w: str, c: str, v: str) -> str:
+    """``-(w <#> q) + c + v . features`` of the adapter in row ``f``, in double precision."""
+    vec = (
+        "(SELECT w.vec FROM vecext.relevance_arrays w "
+        f"WHERE w.adapter_name = f.name AND w.array_name = '{w}')::DOUBLE[]"
+    )
+    value = _feature("f.fj", "f.names[i]")
+    feats = f"list_transform(range(1, len(f.names) + 1), lambda i: f.{v}[i] * {value}::DOUBLE)"
+    return f"list_inner_product({vec}, q::DOUBLE[]) + f.{c} + coalesce(list_sum({feats}), 0)"
+
+
+_A = "(greatest(z.z_a, 0) + ln(1 + exp(-least(abs(z.z_a), 700)))) / z.s_scale"  # softplus
+_USABLE = "f.method = 'cosine-adapter' AND len(q) = f.dim AND NOT f.missing"
+_MISSING = _feature("f.fj", "n")
+_ABSENT = _feature("fx.fj", "m")
+
+#: one row: the adapter's method, why it cannot be evaluated (or NULL), and the
+#: slope ``a`` / intercept ``b`` / threshold ``t`` of ``score = sigmoid(a s + b)``
+_AB = f"""(SELECT CASE WHEN z.err IS NOT NULL THEN error(z.err) ELSE {{
+        'method': z.method,
+        'a': CASE z.method WHEN 'platt' THEN z.pa WHEN 'cosine-adapter' THEN {_A} END,
+        'b': CASE z.method WHEN 'platt' THEN z.pb
+             WHEN 'cosine-adapter' THEN z.z_b - {_A} * z.s_center END,
+        't': z.t}} END
+  FROM (SELECT f.method, f.t, f.pa, f.pb, f.s_scale, f.s_center,
+    CASE
+      WHEN f.name IS NULL THEN {_UNKNOWN}
+      WHEN f.method NOT IN ('fixed', 'platt', 'cosine-adapter')
+        THEN {_who(" uses method ' || f.method || ', which SQL cannot evaluate'")}
+      WHEN f.method = 'cosine-adapter' AND len(q) <> f.dim
+        THEN {_who(" was trained on dimension ' || f.dim || ', the query has dimension ' || len(q)")}
+      WHEN f.missing
+        THEN {_who(" uses the distribution features ' || array_to_string(f.names, ', ')")}
+          || ' of the query''s candidates; missing: ' || coalesce(array_to_string(
+               list_filter(f.names, lambda n: {_MISSING} IS NULL), ', '), 'all')
+          || '. Pass features := vecext.relevance_features(adapter, <similarities of the '
+          || 'query''s top candidates>)'
+    END AS err,
+    CASE WHEN {_USABLE} THEN {_z("w_a", "c_a", "va")} END AS z_a,
+    CASE WHEN {_USABLE} THEN {_z("w_b", "c_b", "vb")} END AS z_b
+    FROM (SELECT k.name, k.method, k.dim, n.names, fx.fj,
+            json_extract(k.params, '$.threshold')::DOUBLE AS t,
+            json_extract(k.params, '$.A')::DOUBLE AS pa,
+            json_extract(k.params, '$.B')::DOUBLE AS pb,
+            json_extract(k.params, '$.c_a')::DOUBLE AS c_a,
+            json_extract(k.params, '$.c_b')::DOUBLE AS c_b,
+            json_extract(k.params, '$.s_scale')::DOUBLE AS s_scale,
+            json_extract(k.params, '$.s_center')::DOUBLE AS s_center,
+            coalesce(from_json(json_extract(k.params, '$.v_a'), '["DOUBLE"]'), []) AS va,
+            coalesce(from_json(json_extract(k.params, '$.v_b'), '["DOUBLE"]'), []) AS vb,
+            k.method = 'cosine-adapter' AND len(n.names) > 0 AND (fx.fj IS NULL OR
+              list_bool_or(list_transform(n.names, lambda m: {_ABSENT} IS NULL))) AS missing
+          FROM (SELECT 1) one
+          LEFT JOIN vecext.relevance_adapters k ON k.name = adapter
+          LEFT JOIN LATERAL (SELECT coalesce(
+              from_json(json_extract(k.params, '$.features'), '["VARCHAR"]'), []) AS names) n ON true
+          -- bound once: a macro argument may be a subquery, and DuckDB allows none in lambdas
+          CROSS JOIN (SELECT features::VARCHAR AS fj) fx) f) z)"""
+
+_SIGMOID = "CASE WHEN x >= 0 THEN 1 / (1 + exp(-x)) ELSE exp(x) / (1 + exp(x)) END"
+
+_MACROS = {
+    "relevance_score": f"""CREATE OR REPLACE MACRO vecext.relevance_score(adapter, q, s, features := NULL) AS (
+  SELECT CASE WHEN adapter IS NULL OR q IS NULL OR s IS NULL THEN NULL::DOUBLE
+              WHEN p.ab.method = 'fixed' THEN s::DOUBLE
+              ELSE (SELECT {_SIGMOID} FROM (SELECT least(greatest(p.ab.a * s + p.ab.b, -700), 700) AS x)) END
+  FROM (SELECT CASE WHEN adapter IS NULL OR q IS NULL OR s IS NULL THEN NULL ELSE {_AB} END AS ab) p)""",
+    "relevance_min_similarity": f"""CREATE OR REPLACE MACRO vecext.relevance_min_similarity(adapter, q, threshold := NULL, features := NULL) AS (
+  SELECT CASE
+      WHEN adapter IS NULL OR q IS NULL THEN NULL::DOUBLE
+      WHEN p.t IS NULL OR isnan(p.t) OR isinf(p.t)
+        THEN error({_who(": threshold must be a finite number, got ' || coalesce(p.t::VARCHAR, 'NULL')")})
+      WHEN p.ab.method = 'fixed' THEN p.t
+      WHEN p.t < 0 OR p.t > 1
+        THEN error({_who(" (' || p.ab.method || '): threshold ' || p.t || ' is outside [0, 1]'")})
+      WHEN p.t = 0 THEN '-inf'::DOUBLE
+      WHEN p.t = 1 THEN 'inf'::DOUBLE
+      WHEN p.ab.a > 0 THEN (ln(p.t / (1 - p.t)) - p.ab.b) / p.ab.a
+      WHEN ln(p.t / (1 - p.t)) > p.ab.b THEN 'inf'::DOUBLE
+      ELSE '-inf'::DOUBLE END
+  FROM (SELECT ab, coalesce(threshold::DOUBLE, ab.t) AS t
+        FROM (SELECT CASE WHEN adapter IS NULL OR q IS NULL THEN NULL ELSE {_AB} END AS ab)) p)""",
+    "relevance_features": f"""CREATE OR REPLACE MACRO vecext.relevance_features(adapter, sims) AS (
+  SELECT CASE
+      WHEN adapter IS NULL OR sims IS NULL THEN NULL::JSON
+      WHEN k.name IS NULL THEN error({_UNKNOWN})
+      WHEN len(n.names) > 0 AND len(n.ss) = 0
+        THEN error({_who(": its features ' || array_to_string(n.names, ', ')")}
+                   || ' need the similarities of the query''s candidates, got none')
+      ELSE to_json(map_from_entries(list_transform(n.names, lambda f: {{'k': f, 'v': CASE f
+          WHEN 'top1' THEN n.ss[1]
+          WHEN 'gap12' THEN n.ss[1] - n.ss[least(2, len(n.ss))]
+          WHEN 'mean10' THEN list_avg(n.ss[1:10])
+          WHEN 'gap1_10' THEN n.ss[1] - n.ss[least(10, len(n.ss))]
+          WHEN 'std10' THEN list_aggregate(n.ss[1:10], 'stddev_pop') END}})))
+    END
+  FROM (SELECT 1) one
+  LEFT JOIN vecext.relevance_adapters k ON k.name = adapter
+  LEFT JOIN LATERAL (SELECT
+        coalesce(from_json(json_extract(k.params, '$.features'), '["VARCHAR"]'), [])::VARCHAR[] AS names,
+        list_reverse_sort(list_filter(sims::DOUBLE[], lambda x: x IS NOT NULL)) AS ss) n ON true)""",
+}
+
+
+@registrar
+def register_relevance(con: duckdb.DuckDBPyConnection) -> None:
+    """The relevance macros, in the catalog's schema (nothing on a plain or read-only
+    connection: a read-only database keeps the macros it was saved with)."""
+    if installed_version(con) is None or is_read_only(con):
+        return
+    for sql in _MACROS.values():
+        con.execute(sql)

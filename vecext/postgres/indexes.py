@@ -1,0 +1,380 @@
+"""Native pgvector indexes: create (with a memory estimate), drop, and discover them.
+
+vecext builds no index engine: pgvector builds HNSW and IVFFlat. This module
+chooses the operator class for a metric, indexes the column itself, its
+``halfvec`` cast or its ``binary_quantize`` bit expression, sizes
+``maintenance_work_mem`` for the build, and lists the indexes a search can use.
+
+HNSW build memory (pgvector keeps the graph in ``maintenance_work_mem``; past it
+the build goes on disk and becomes many times slower)::
+
+    per element = value + 2 m * 16 + 200 bytes
+    total       = n * per element * 1.1 + 16 MB
+
+``value`` is the indexed datum (``vector``: 4 d + 8, ``halfvec``: 2 d + 8,
+``bit``: ceil(d / 8) + 8 bytes); layer 0 keeps ``2 m`` neighbour slots of 16 bytes
+(element pointer + distance); the ~200 bytes are the element header, the
+expected upper-layer slots (16 m / (m - 1) bytes) and allocation overhead. The
+constants were measured with pgvector 0.8.6 from its "hnsw graph no longer fits
+into maintenance_work_mem after N tuples" notice (d = 32 and 384, m = 8, 16, 32:
+within 3%). IVFFlat keeps its k-means sample (50 rows per list) and the centers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from vecext.errors import VecextError
+from vecext.postgres import pgvector
+from vecext.postgres.columns import TableRef, resolve_table
+from vecext.postgres.index_catalog import (
+    VectorIndex,
+    list_vector_indexes,
+)
+from vecext.search.filters import And, Eq, In, Predicate, Range, parse_filter
+
+METHODS = ("hnsw", "ivfflat")
+STORAGES = ("vector", "halfvec", "bit")
+METRIC_OPS = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
+#: pgvector HNSW defaults
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+_MB = 1 << 20
+
+
+class VectorIndexError(VecextError):
+    """An index cannot be created or dropped as asked (column type, options, name)."""
+
+
+class IndexBuildError(VectorIndexError):
+    """The build would need more memory than the cap the caller gave (says how much)."""
+
+
+def value_bytes(storage: str, d: int) -> int:
+    """Bytes of one indexed datum (varlena header included)."""
+    if storage == "vector":
+        return 4 * d + 8
+    if storage == "halfvec":
+        return 2 * d + 8
+    if storage == "bit":
+        return math.ceil(d / 8) + 8
+    raise VectorIndexError(f"unknown index storage {storage!r}; use one of {', '.join(STORAGES)}")
+
+
+def hnsw_build_memory(n: int, d: int, *, storage: str = "vector", m: int = HNSW_M) -> int:
+    """Bytes of ``maintenance_work_mem`` for an in-memory HNSW build (see the module doc)."""
+    per = value_bytes(storage, d) + 2 * m * 16 + 200
+    return int(n * per * 1.1) + 16 * _MB
+
+
+def ivfflat_build_memory(n: int, d: int, *, storage: str = "vector", lists: int = 100) -> int:
+    """Bytes for an IVFFlat build: the k-means sample (50 rows per list) and the centers."""
+    sample = min(n, 50 * lists)
+    return int((sample + 2 * lists) * value_bytes(storage, d) * 1.1) + 16 * _MB
+
+
+def opclass(storage: str, metric: str) -> str:
+    """The pgvector operator class for ``storage`` and ``metric`` (bit: Hamming)."""
+    if storage == "bit":
+        return "bit_hamming_ops"
+    if metric not in METRIC_OPS:
+        raise VectorIndexError(f"unknown metric {metric!r}; use one of {', '.join(METRIC_OPS)}")
+    if storage not in ("vector", "halfvec"):
+        raise VectorIndexError(
+            f"unknown index storage {storage!r}; use one of {', '.join(STORAGES)}"
+        )
+    return f"{storage}_{METRIC_OPS[metric]}_ops"
+
+
+def index_expression(column: str, column_type: str, storage: str, d: int) -> sql.Composable:
+    """The indexed expression; searches must order by exactly this expression."""
+    col = sql.Identifier(column)
+    base = column_type.split("(")[0]
+    if storage == base:
+        return col
+    if storage == "halfvec" and base == "vector":
+        return sql.SQL("({}::halfvec({}))").format(col, sql.Literal(d))
+    if storage == "bit" and base in ("vector", "halfvec"):
+        return sql.SQL("(binary_quantize({})::bit({}))").format(col, sql.Literal(d))
+    raise VectorIndexError(f"cannot index a {column_type} column as {storage}")
+
+
+def literal_predicate(pred: Predicate) -> sql.Composable:
+    """A partial-index WHERE clause. DDL takes no bound parameters, so values are
+    quoted by psycopg (:class:`psycopg.sql.Literal`), identifiers by ``Identifier``."""
+    if isinstance(pred, And):
+        return sql.SQL(" AND ").join(
+            sql.SQL("({})").format(literal_predicate(p)) for p in pred.parts
+        )
+    if isinstance(pred, Eq):
+        return sql.SQL("{} = {}").format(sql.Identifier(pred.column), sql.Literal(pred.value))
+    if isinstance(pred, In):
+        vals = sql.SQL(", ").join(sql.Literal(v) for v in pred.values)
+        return sql.SQL("{} IN ({})").format(sql.Identifier(pred.column), vals)
+    if isinstance(pred, Range):
+        parts = []
+        if pred.lo is not None:
+            parts.append(
+                sql.SQL("{} >= {}").format(sql.Identifier(pred.column), sql.Literal(pred.lo))
+            )
+        if pred.hi is not None:
+            op = sql.SQL("<=" if pred.inclusive else "<")
+            parts.append(
+                sql.SQL("{} {} {}").format(sql.Identifier(pred.column), op, sql.Literal(pred.hi))
+            )
+        return sql.SQL(" AND ").join(parts)
+    raise VectorIndexError("a partial index predicate must be equality, IN or range filters")
+
+
+def _column(conn: psycopg.Connection, t: TableRef, column: str) -> tuple[str, int]:
+    row = conn.execute(
+        """SELECT format_type(atttypid, atttypmod), atttypmod FROM pg_attribute
+           WHERE attrelid = %s AND attname = %s AND attnum > 0 AND NOT attisdropped""",
+        [t.oid, column],
+    ).fetchone()
+    if row is None:
+        raise VectorIndexError(f"table {t} has no column {column!r}")
+    typ, typmod = row
+    if typ.split("(")[0] not in ("vector", "halfvec") or typmod < 0:
+        raise VectorIndexError(
+            f"column {t}.{column} is {typ}; an index needs vector(d) or halfvec(d)"
+        )
+    return typ, int(typmod)
+
+
+def default_index_name(
+    table: str, column: str, method: str, storage: str, metric: str, where: str | None = None
+) -> str:
+    base = f"{table}_{column}_{method}_{storage}_{metric if storage != 'bit' else 'hamming'}"
+    suffix = ""
+    if where:
+        suffix = "_p" + hashlib.sha256(where.encode()).hexdigest()[:10]
+    if len((base + suffix).encode()) > 63:
+        base = base.encode()[: 63 - len(suffix) - 9].decode(errors="ignore")
+        base += "_" + hashlib.sha256(f"{table}.{column}".encode()).hexdigest()[:8]
+    return base + suffix
+
+
+def create_vector_index(
+    conn: psycopg.Connection,
+    table: str,
+    column: str,
+    *,
+    metric: str = "cosine",
+    method: str = "hnsw",
+    storage: str = "vector",
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    lists: int | None = None,
+    name: str | None = None,
+    where: Any = None,
+    concurrently: bool = False,
+    max_memory: int | None = None,
+    parallel_workers: int | None = None,
+    comment: dict[str, Any] | None = None,
+) -> VectorIndex:
+    """Create a pgvector index on ``table.column`` sized for its build memory.
+
+    Parameters
+    ----------
+    metric
+        ``"cosine"``, ``"l2"`` or ``"ip"`` (ignored by ``storage="bit"``: Hamming).
+    method
+        ``"hnsw"`` or ``"ivfflat"``.
+    storage
+        ``"vector"`` (the column), ``"halfvec"`` (``column::halfvec(d)``) or ``"bit"``
+        (``binary_quantize(column)::bit(d)``, for a Hamming candidate stage + rerank).
+    m, ef_construction
+        HNSW options (pgvector defaults 16 and 64).
+    lists
+        IVFFlat lists (default ``max(10, rows / 1000)`` up to 1M rows, ``sqrt(rows)`` beyond).
+    where
+        A partial index: a filter (dict or predicates; equality, IN, ranges), e.g.
+        ``{"tenant": "acme"}``. Searches use it when their filter implies it.
+    concurrently
+        ``CREATE INDEX CONCURRENTLY`` (no write lock; needs a connection outside a
+        transaction block). ``maintenance_work_mem`` is then set for the session and
+        restored after.
+    max_memory
+        A cap in bytes: when the estimated build memory exceeds it, raise
+        :class:`IndexBuildError` saying how much is needed instead of building slowly
+        on disk.
+    parallel_workers
+        ``max_parallel_maintenance_workers`` for the build (default: the server's).
+    comment
+        JSON metadata stored as the index comment (vecext uses it for tenant indexes).
+
+    Returns
+    -------
+    VectorIndex
+    """
+    if method not in METHODS:
+        raise VectorIndexError(f"unknown index method {method!r}; use one of {', '.join(METHODS)}")
+    if storage not in STORAGES:
+        raise VectorIndexError(
+            f"unknown index storage {storage!r}; use one of {', '.join(STORAGES)}"
+        )
+    ops = opclass(storage, metric)
+    for label, v in (("m", m), ("ef_construction", ef_construction)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise VectorIndexError(f"{label} must be a positive integer, got {v!r}")
+    pgvector.require(conn, {"bit": "binary_quantize", "halfvec": "halfvec"}.get(storage, "hnsw"))
+    t = resolve_table(conn, table)
+    typ, d = _column(conn, t, column)
+    expr = index_expression(column, typ, storage, d)
+    pred = parse_filter(where)
+    where_sql = literal_predicate(pred) if pred is not None else None
+    where_text = where_sql.as_string(conn) if where_sql is not None else None
+    name = name or default_index_name(t.name, column, method, storage, metric, where_text)
+
+    n = _rows(conn, t, column, where_sql)
+    if method == "hnsw":
+        need = hnsw_build_memory(n, d, storage=storage, m=m)
+        with_ = sql.SQL("WITH (m = {}, ef_construction = {})").format(
+            sql.Literal(m), sql.Literal(ef_construction)
+        )
+    else:
+        if lists is None:
+            lists = max(10, n // 1000) if n <= 1_000_000 else int(math.sqrt(n))
+        if isinstance(lists, bool) or not isinstance(lists, int) or lists <= 0:
+            raise VectorIndexError(f"lists must be a positive integer, got {lists!r}")
+        need = ivfflat_build_memory(n, d, storage=storage, lists=lists)
+        with_ = sql.SQL("WITH (lists = {})").format(sql.Literal(lists))
+    if max_memory is not None and need > max_memory:
+        raise IndexBuildError(
+            f"building {method} index {name!r} on {t}.{column} ({n} rows, {storage}({d}), "
+            f"m={m}) needs about {math.ceil(need / _MB)} MB of maintenance_work_mem, more than "
+            f"the cap of {max_memory // _MB} MB: raise max_memory, lower m, or index a smaller "
+            "storage (halfvec, bit)"
+        )
+    ddl = sql.SQL(
+        "CREATE INDEX {conc} {name} ON {tbl} USING {method} ({expr} {ops}) {with_}"
+    ).format(
+        conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""),
+        name=sql.Identifier(name),
+        tbl=t.ident,
+        method=sql.SQL(method),
+        expr=expr,
+        ops=sql.SQL(ops),
+        with_=with_,
+    )
+    if where_sql is not None:
+        ddl = ddl + sql.SQL(" WHERE ") + where_sql
+    settings = {"maintenance_work_mem": f"{math.ceil(need / 1024)}kB"}
+    if parallel_workers is not None:
+        settings["max_parallel_maintenance_workers"] = str(int(parallel_workers))
+    stmts: list[sql.Composed] = [ddl]
+    if comment is not None:
+        stmts.append(
+            sql.SQL("COMMENT ON INDEX {} IS {}").format(
+                sql.Identifier(t.schema, name), sql.Literal(json.dumps(comment, sort_keys=True))
+            )
+        )
+    if concurrently:
+        _run_concurrently(conn, stmts, settings)
+    else:
+        with conn.transaction():
+            _raise_settings(conn, settings, local=True)
+            for s in stmts:
+                conn.execute(s)
+    found = [i for i in list_vector_indexes(conn, t.qualified, column) if i.name == name]
+    if not found:  # pragma: no cover - created just above
+        raise VectorIndexError(f"index {name!r} was not created")
+    return found[0]
+
+
+def _rows(conn: psycopg.Connection, t: TableRef, column: str, where: sql.Composable | None) -> int:
+    """Rows the index will hold: the planner's count, exact when the table is small."""
+    cond = sql.SQL("{} IS NOT NULL").format(sql.Identifier(column))
+    if where is not None:
+        cond = cond + sql.SQL(" AND (") + where + sql.SQL(")")
+    (plan,) = conn.execute(
+        sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(t.ident, cond)
+    ).fetchone()  # type: ignore[misc]
+    doc = plan if isinstance(plan, list) else json.loads(plan)
+    est = int(doc[0]["Plan"]["Plan Rows"])
+    if est <= 1_000_000:
+        (n,) = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(t.ident, cond)
+        ).fetchone()  # type: ignore[misc]
+        return int(n)
+    return est
+
+
+def _current(conn: psycopg.Connection, name: str) -> int:
+    """A memory setting in bytes."""
+    (v,) = conn.execute(
+        "SELECT setting::bigint * CASE unit WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 "
+        "WHEN '8kB' THEN 8192 ELSE 1 END FROM pg_settings WHERE name = %s",
+        [name],
+    ).fetchone()  # type: ignore[misc]
+    return int(v)
+
+
+def _raise_settings(
+    conn: psycopg.Connection, settings: dict[str, str], *, local: bool
+) -> dict[str, str]:
+    """Apply ``settings`` (memory only ever raised); return the previous values."""
+    before = {}
+    for key, value in settings.items():
+        (old,) = conn.execute("SELECT current_setting(%s)", [key]).fetchone()  # type: ignore[misc]
+        before[key] = old
+        if key == "maintenance_work_mem" and _current(conn, key) >= int(value[:-2]) * 1024:
+            continue
+        conn.execute("SELECT set_config(%s, %s, %s)", [key, value, local])
+    return before
+
+
+def _run_concurrently(
+    conn: psycopg.Connection, stmts: list[sql.Composed], settings: dict[str, str]
+) -> None:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise VectorIndexError(
+            "CREATE INDEX CONCURRENTLY cannot run inside a transaction block: commit first"
+        )
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        before = _raise_settings(conn, settings, local=False)
+        try:
+            for s in stmts:
+                conn.execute(s)
+        finally:
+            for key, old in before.items():
+                conn.execute("SELECT set_config(%s, %s, false)", [key, old])
+    finally:
+        conn.autocommit = autocommit
+
+
+def drop_vector_index(
+    conn: psycopg.Connection,
+    name: str,
+    *,
+    schema: str | None = None,
+    concurrently: bool = False,
+    missing_ok: bool = False,
+) -> bool:
+    """Drop a vector index by name; returns whether one was dropped."""
+    ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    ddl = sql.SQL("DROP INDEX {conc} {ie} {name}").format(
+        conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""),
+        ie=sql.SQL("IF EXISTS") if missing_ok else sql.SQL(""),
+        name=ident,
+    )
+    (exists,) = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", [ident.as_string(conn)]
+    ).fetchone()  # type: ignore[misc]
+    if not exists and not missing_ok:
+        raise VectorIndexError(f"index {name!r} does not exist")
+    if concurrently:
+        _run_concurrently(conn, [ddl], {})
+    else:
+        with conn.transaction():
+            conn.execute(ddl)
+    return bool(exists)

@@ -1,0 +1,335 @@
+"""The PostgreSQL backend of :func:`vecext.search.search` (pgvector).
+
+:class:`PostgresBackend` tells the planner what a table offers (compressed
+columns, IVF lists and calibrations from the ``vecext`` catalog, pgvector
+indexes from ``pg_index``, a declared tenant column), estimates how many rows a
+filter keeps (the PostgreSQL planner's own estimate, then a bounded exact count
+when that is small) and runs each strategy as one SQL statement; the statements
+live in :mod:`vecext.postgres.strategies`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from vecext.postgres import pgvector
+from vecext.postgres.columns import TableRef
+from vecext.postgres.filters import compile_filter, table_identifier
+from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
+from vecext.search.api import Request, SearchError, TableInfo
+from vecext.search.api import explain as explain
+from vecext.search.api import search as search
+from vecext.search.calibrate import planner_calibration
+from vecext.search.filters import FilterError, Predicate
+from vecext.search.planner import Capabilities, Plan
+
+#: Filters estimated to keep at most this many rows are counted exactly (bounded).
+COUNT_BOUND = 50_000
+#: Preference among compressed columns for the default choice (lower is better).
+_KIND_ORDER = {"pq": 0, "rbq": 1, "int8": 2, "binary": 3, "half": 4}
+#: Preference among index storages (a vector index needs no rerank).
+_STORAGE_ORDER = {"vector": 0, "halfvec": 1, "bit": 2}
+
+
+@dataclass(frozen=True)
+class CodeColumn:
+    """A compressed column a search can rank candidates by."""
+
+    name: str
+    codec: str
+    kind: str
+    fingerprint: str
+    metric: str
+    code_type: str
+    list_column: str | None = None
+    ivf_codec: str | None = None
+    ivf_fingerprint: str | None = None
+    nlist: int = 0
+    calibration: dict[str, Any] | None = None
+
+
+class PostgresBackend:
+    """Search adapter for a psycopg connection (see :class:`vecext.search.api.Backend`)."""
+
+    name = "postgres"
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    # -- what the table has ----------------------------------------------------
+
+    def _regclass_text(self, table: str) -> str:
+        if not isinstance(table, str) or not table or "\x00" in table:
+            raise SearchError(f"invalid table name {table!r}")
+        try:
+            # quoted by psycopg, so to_regclass always parses it (no syntax errors)
+            return table_identifier(table).as_string(self.conn)
+        except FilterError as exc:
+            raise SearchError(str(exc)) from None
+
+    def table_info(self, table: str, column: str, metric: str) -> TableInfo:
+        conn = self.conn
+        row = conn.execute(_BASE_INFO, {"table": self._regclass_text(table)}).fetchone()
+        if row is None:
+            raise SearchError(f"table {table!r} does not exist")
+        oid, schema, relname, reltuples, attrs, pk, index_rows, pgv, has_catalog = row
+        t = TableRef(int(oid), schema, relname)
+        attrs = attrs or []
+        columns = {a[0]: a[1] for a in attrs}
+        typmods = {a[0]: int(a[2]) for a in attrs}
+        if column not in columns:
+            raise SearchError(
+                f"table {t} has no column {column!r}; its columns are: {', '.join(columns)}"
+            )
+        base = columns[column].split("(")[0]
+        if base not in ("vector", "halfvec") or typmods[column] <= 0:
+            raise SearchError(
+                f"column {t}.{column} is {columns[column]}: search needs a vector(d) or "
+                "halfvec(d) column"
+            )
+        dim = typmods[column]
+        if pk is None:
+            raise SearchError(f"table {t} needs a single-column primary key to return row ids")
+        if reltuples is None or reltuples < 0:  # never analysed: count
+            (n_rows,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(t.ident)).fetchone()  # type: ignore[misc]
+        else:
+            n_rows = int(reltuples)
+        codes: list[CodeColumn] = []
+        unusable: list[str] = []
+        tenant = None
+        if has_catalog:
+            crow = conn.execute(_CATALOG_INFO, [t.schema, t.name, column, t.schema, t.name])
+            code_rows, tenant = crow.fetchone()  # type: ignore[misc]
+            codes, unusable = _codes(code_rows or [], metric)
+        all_indexes = parse_index_rows(
+            [tuple(r[f] for f in INDEX_FIELDS) for r in (index_rows or [])],
+            [(a[0], a[3], a[2]) for a in attrs],
+            t.schema,
+            t.name,
+            column,
+        )
+        usable = [
+            ix
+            for ix in all_indexes
+            if ix.method == "hnsw" and ix.usable_for(metric) and ix.predicate is None
+        ]
+        usable.sort(key=lambda ix: (_STORAGE_ORDER.get(ix.storage, 9), ix.name))
+        for ix in all_indexes:
+            if ix.method == "hnsw" and ix.predicate is None and not ix.usable_for(metric):
+                unusable.append(f"index {ix.name} orders by {ix.metric}, not {metric}")
+        iterative = (
+            pgv is not None and pgvector.parse_version(pgv) >= pgvector.FEATURES["iterative_scan"]
+        )
+        code = codes[0] if codes else None
+        hnsw = usable[0] if usable else None
+        caps = _caps(n_rows, code, hnsw, iterative)
+        alternatives = {c.name: _caps(n_rows, c, hnsw, iterative) for c in codes}
+        alternatives.update({ix.name: _caps(n_rows, code, ix, iterative) for ix in usable})
+        return TableInfo(
+            table=table,
+            column=column,
+            dim=dim,
+            id_column=pk,
+            columns=columns,
+            caps=caps,
+            extra={
+                "ref": t,
+                "column_type": base,
+                "codes": {c.name: c for c in codes},
+                "indexes": {ix.name: ix for ix in usable},
+                "all_indexes": all_indexes,
+                "unusable": unusable,
+                "metric": metric,
+            },
+            tenant_column=tenant,
+            alternatives=alternatives,
+        )
+
+    def for_tenant(self, info: TableInfo, tenant: Any) -> TableInfo:
+        """The table as one tenant sees it: its partial HNSW index (if it has one) replaces
+        the shared one; without one the planner scans exactly or uses codes and lists."""
+        from vecext.postgres.tenants import tenant_key
+
+        t: TableRef = info.extra["ref"]
+        metric = info.extra["metric"]
+        key = tenant_key(tenant)
+        mine = [
+            ix
+            for ix in info.extra["all_indexes"]
+            if ix.comment.get("vecext") == "tenant"
+            and ix.comment.get("column") == info.tenant_column
+            and ix.comment.get("tenant") == key
+            and ix.method == "hnsw"
+            and ix.usable_for(metric)
+        ]
+        mine.sort(key=lambda ix: (_STORAGE_ORDER.get(ix.storage, 9), ix.name))
+        indexes = dict(info.extra["indexes"])
+        codes: dict[str, CodeColumn] = info.extra["codes"]
+        code = info.caps.code_column
+        iterative = info.caps.iterative_scan
+        if mine:
+            ix = mine[0]
+            indexes[ix.name] = ix
+            where, params = compile_filter(_tenant_pred(info, tenant))
+            n = self._estimate(t, where, params)
+            caps = _caps(int(max(n, 1)), codes.get(code) if code else None, ix, iterative)
+            note = f"tenant {tenant!r} has its own HNSW index {ix.name}"
+        else:
+            caps = replace(info.caps, hnsw_index=None)
+            note = f"tenant {tenant!r} has no HNSW index of its own: exact scan, codes or lists"
+        alternatives = {
+            name: replace(c, hnsw_index=caps.hnsw_index)
+            for name, c in info.alternatives.items()
+            if name in codes
+        }
+        for ix in mine:
+            alternatives[ix.name] = replace(caps, hnsw_index=ix.name)
+        extra = dict(info.extra, indexes=indexes, notes=[*info.extra.get("notes", []), note])
+        return replace(info, caps=caps, extra=extra, alternatives=alternatives)
+
+    # -- how many rows match ------------------------------------------------------
+
+    def _where(self, info: TableInfo, pred: Predicate | None) -> tuple[sql.Composable, list[Any]]:
+        where, params = compile_filter(pred)
+        cond = sql.SQL("{} IS NOT NULL AND ({})").format(sql.Identifier(info.column), where)
+        return cond, params
+
+    def _estimate(self, t: TableRef, where: sql.Composable, params: list[Any]) -> float:
+        (doc,) = self.conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(t.ident, where),
+            params,
+            prepare=False,
+        ).fetchone()  # type: ignore[misc]
+        doc = doc if isinstance(doc, list) else json.loads(doc)
+        return float(doc[0]["Plan"]["Plan Rows"])
+
+    def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
+        """The PostgreSQL planner's estimate; a bounded exact count when it is small."""
+        t: TableRef = info.extra["ref"]
+        where, params = self._where(info, pred)
+        est = self._estimate(t, where, params)
+        if est <= COUNT_BOUND:
+            return float(self.count_matching(info, pred, COUNT_BOUND + 1))
+        return est
+
+    def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int) -> int:
+        t: TableRef = info.extra["ref"]
+        where, params = self._where(info, pred)
+        (n,) = self.conn.execute(
+            sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT {}) s").format(
+                t.ident, where, sql.Literal(int(limit))
+            ),
+            params,
+            prepare=False,
+        ).fetchone()  # type: ignore[misc]
+        return int(n)
+
+    # -- running a plan ------------------------------------------------------------
+
+    def run(self, info: TableInfo, req: Request, plan: Plan) -> tuple[np.ndarray, np.ndarray, int]:
+        from vecext.postgres import strategies
+
+        where, params = self._where(info, req.pred)
+        ctx = strategies.Context(self.conn, info, req, plan, where, params)
+        if plan.strategy == "exact":
+            return strategies.exact(ctx)
+        if plan.strategy == "compressed":
+            return strategies.compressed(ctx, info.extra["codes"][info.caps.code_column])
+        if plan.strategy == "ivf":
+            return strategies.ivf(ctx, info.extra["codes"][info.caps.code_column])
+        if plan.strategy == "hnsw":
+            ix: VectorIndex = info.extra["indexes"][info.caps.hnsw_index]
+            return strategies.hnsw(ctx, ix)
+        raise SearchError(f"unknown strategy {plan.strategy!r}")
+
+
+def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
+    out, notes = [], []
+    for (name, codec, kind, made_fp, fp, cmetric, status, lcol, ivf, ivf_fp, ivf_params,
+         calib, params, dim) in rows:  # fmt: skip
+        if status != "ready":
+            notes.append(f"compressed column {name} is still backfilling")
+            continue
+        if made_fp != fp:
+            notes.append(
+                f"compressed column {name} holds codes of another version of codec {codec}"
+            )
+            continue
+        if cmetric != metric:
+            notes.append(f"compressed column {name} was trained for {cmetric}, not {metric}")
+            continue
+        pt = (params or {}).get("pretransform") or {}
+        d_inner = int(pt.get("d_out", dim)) if pt else int(dim)
+        ctype = {"binary": f"bit({d_inner})", "half": f"halfvec({d_inner})"}.get(kind, "bytea")
+        out.append(
+            CodeColumn(
+                name, codec, kind, fp, cmetric, ctype,
+                lcol if ivf_fp else None, ivf if ivf_fp else None, ivf_fp,
+                int((ivf_params or {}).get("nlist", 0)) if ivf_fp else 0,
+                calib if isinstance(calib, dict) else None,
+            )
+        )  # fmt: skip
+    out.sort(key=lambda c: (c.list_column is None, _KIND_ORDER.get(c.kind, 9)))
+    return out, notes
+
+
+_BASE_INFO = sql.SQL(
+    """WITH r AS (SELECT c.oid, n.nspname, c.relname, c.reltuples FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = to_regclass(%(table)s) AND c.relkind IN ('r', 'p'))
+    SELECT r.oid, r.nspname, r.relname, r.reltuples,
+      (SELECT json_agg(json_build_array(attname, format_type(atttypid, atttypmod), atttypmod,
+                                        quote_ident(attname)) ORDER BY attnum)
+         FROM pg_attribute WHERE attrelid = r.oid AND attnum > 0 AND NOT attisdropped),
+      (SELECT a.attname FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = r.oid AND i.indisprimary AND i.indnkeyatts = 1),
+      (SELECT json_agg(to_json(x)) FROM ({indexes}) x),
+      (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
+      to_regclass('vecext.tenant_columns') IS NOT NULL
+    FROM r"""
+).format(indexes=sql.SQL(INDEX_ROWS).format(oid=sql.SQL("r.oid"), size=sql.SQL("false")))
+
+_CATALOG_INFO = """SELECT
+      (SELECT json_agg(json_build_array(k.code_column, k.codec_name, c.kind, k.codec_fingerprint,
+                       c.fingerprint, c.metric, k.status, k.list_column, k.ivf_codec_name,
+                       v.fingerprint, v.params, k.calibration, c.params, c.dim) ORDER BY k.id)
+         FROM vecext.compressed_columns k
+         JOIN vecext.codecs c ON c.name = k.codec_name
+         LEFT JOIN vecext.codecs v ON v.name = k.ivf_codec_name
+        WHERE k.table_schema = %s AND k.table_name = %s AND k.source_column = %s),
+      (SELECT tenant_column FROM vecext.tenant_columns
+        WHERE table_schema = %s AND table_name = %s)"""
+
+
+def _tenant_pred(info: TableInfo, tenant: Any) -> Predicate:
+    from vecext.search.filters import Eq
+
+    assert info.tenant_column is not None
+    return Eq(info.tenant_column, tenant)
+
+
+def _caps(
+    n_rows: int, code: CodeColumn | None, hnsw: VectorIndex | None, iterative: bool
+) -> Capabilities:
+    calib = code.calibration if code is not None else None
+    lists = code is not None and code.list_column is not None
+    cal = planner_calibration(calib)
+    if not lists:
+        cal["ivf_calibration"] = None
+    return Capabilities(
+        n_rows=n_rows,
+        code_column=code.name if code else None,
+        code_kind=code.kind if code else None,
+        list_column=code.list_column if code else None,
+        n_lists=code.nlist if code else 0,
+        hnsw_index=hnsw.name if hnsw else None,
+        iterative_scan=iterative,
+        **cal,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,186 @@
+"""SQL generation for the binary, half, int8 and rbq codecs (see :mod:`.sqlgen`).
+
+Each function reproduces the Python core's arithmetic in float32:
+
+* binary: ``binary_quantize(prepare(v) - mean)`` (``bit`` = ``np.packbits`` order);
+  decode ``mean + scale * signs``; distance pgvector's Hamming ``<~>``.
+* half: ``prepare(v)::halfvec`` (round to nearest even, as numpy); distances are the
+  exact metric against ``codes::vector``.
+* int8: per dimension, ``trunc(255 * clip((x - vmin) / vdiff, 0, 1))`` in float4 and
+  ``vmin + ((code + 0.5) / 255) * vdiff`` in float8, element by element as FAISS'
+  ``QT_8bit`` (pgvector has no element-wise division).
+* rbq: ``bits`` residual sign levels; each scale is ``mean |r|`` in float8 rounded
+  to float16 (``halfvec``), stored little-endian after the packed levels.
+"""
+
+from __future__ import annotations
+
+from vecext.codecs import Codec, RBQCodec
+from vecext.postgres.sqlgen import (
+    FunctionDef,
+    _code_len_check,
+    _decode_fn,
+    _dim_check,
+    _metric_expr,
+    _plpgsql,
+    _prep_call,
+    _prepare_stmts,
+    bit_table,
+    bits_expr,
+    reals,
+    vec,
+)
+
+
+def binary(name: str, codec: Codec) -> list[FunctionDef]:
+    mean, scale = codec.mean, codec.scale  # type: ignore[attr-defined]
+    prep = _prep_call(name, codec, "v")
+    encode = FunctionDef(
+        "encode",
+        "v vector",
+        "vector",
+        "bit",
+        "sql",
+        f"SELECT binary_quantize({prep} - {vec(mean)})",
+    )
+    signs = bits_expr("bit_send(codes)", codec.d_inner, "pm", offset=4)
+    inner = [f"y := {vec(mean)} + {vec(scale)} * {signs};"]
+    decode = _decode_fn(name, codec, "codes bit", "bit", inner, pm=True)
+    distance = FunctionDef(
+        "distance", "codes bit, q bit", "bit, bit", "real", "sql", "SELECT (codes <~> q)::real"
+    )
+    return [encode, decode, distance]
+
+
+def half(name: str, codec: Codec) -> list[FunctionDef]:
+    prep = _prep_call(name, codec, "v")
+    encode = FunctionDef(
+        "encode", "v vector", "vector", "halfvec", "sql", f"SELECT ({prep})::halfvec"
+    )
+    decode = _decode_fn(name, codec, "codes halfvec", "halfvec", ["y := codes::vector;"])
+    distance = FunctionDef(
+        "distance",
+        "codes halfvec, q vector",
+        "halfvec, vector",
+        "real",
+        "sql",
+        "SELECT " + _metric_expr(codec, _prep_call(name, codec, "q"), "codes::vector"),
+    )
+    return [encode, decode, distance]
+
+
+def int8(name: str, codec: Codec) -> list[FunctionDef]:
+    vmin, vdiff = codec.vmin, codec.vdiff  # type: ignore[attr-defined]
+    d = codec.d_inner
+    # exactly Int8Codec._encode in float32: t = (x - vmin) / vdiff (0 where vdiff = 0),
+    # clipped to [0, 1], code = trunc(255 * t)
+    enc = (
+        "SELECT pg_catalog.decode(string_agg(lpad(to_hex(floor(255::real * least(greatest("
+        "CASE WHEN df <> 0 THEN (u - lo) / df ELSE 0::real END, 0::real), 1::real))::int), "
+        "2, '0'), '' ORDER BY i), 'hex') "
+        f"FROM unnest(x::real[], {reals(vmin)}, {reals(vdiff)}) WITH ORDINALITY AS t(u, lo, df, i)"
+    )
+    encode = FunctionDef(
+        "encode",
+        "v vector",
+        "vector",
+        "bytea",
+        "plpgsql",
+        _plpgsql(
+            ["x vector;"],
+            [
+                _dim_check(name, "v", codec.d),
+                *_prepare_stmts(codec, "v", "x"),
+                f"RETURN ({enc});",
+            ],
+        ),
+    )
+    # Int8Codec._decode: t = (code + 0.5) / 255 in float32; vmin + t * vdiff in float64
+    inner = [
+        _code_len_check(name, "codes", d),
+        "y := (SELECT array_agg((lo::float8 + ((get_byte(codes, (i - 1)::int)::real + 0.5::real)"
+        " / 255::real)::float8 * df::float8)::real ORDER BY i) "
+        f"FROM unnest({reals(vmin)}, {reals(vdiff)}) WITH ORDINALITY AS t(lo, df, i))::vector;",
+    ]
+    decode = _decode_fn(name, codec, "codes bytea", "bytea", inner)
+    dist_stmts = [
+        *inner,
+        f"RETURN {_metric_expr(codec, _prep_call(name, codec, 'q'), 'y')};",
+    ]
+    distance = FunctionDef(
+        "distance",
+        "codes bytea, q vector",
+        "bytea, vector",
+        "real",
+        "plpgsql",
+        _plpgsql(["y vector;"], dist_stmts),
+    )
+    return [encode, decode, distance]
+
+
+def _f16(u: str) -> str:
+    """float8 value of the IEEE half whose bits are the integer expression ``u``."""
+    return (
+        f"(CASE WHEN (({u}) >> 10) & 31 = 0 THEN (({u}) & 1023) * 2.0::float8 ^ -24 "
+        f"ELSE (1024 + (({u}) & 1023)) * 2.0::float8 ^ (((({u}) >> 10) & 31) - 25) END "
+        f"* CASE WHEN ({u}) >= 32768 THEN -1 ELSE 1 END)"
+    )
+
+
+def rbq_inner_decode(name: str, codec: RBQCodec) -> list[str]:
+    """Statements setting ``y`` (quantiser space) from ``codes`` (RBQCodec._decode)."""
+    d, nb, bits = codec.d_inner, codec.nbytes, codec.bits
+    assert codec.mean is not None
+    out = [_code_len_check(name, "codes", codec.code_size), f"y := {vec(codec.mean)};"]
+    for i in range(bits):
+        o = bits * nb + 2 * i
+        a = _f16(f"get_byte(codes, {o}) + 256 * get_byte(codes, {o + 1})")
+        signs = bits_expr("codes", d, "pm", offset=i * nb)
+        out.append(f"y := y + array_fill(({a})::real, ARRAY[{d}])::vector * {signs};")
+    return out
+
+
+def rbq(name: str, codec: Codec) -> list[FunctionDef]:
+    assert isinstance(codec, RBQCodec) and codec.mean is not None
+    d, bits = codec.d_inner, codec.bits
+    stmts = [_dim_check(name, "v", codec.d), *_prepare_stmts(codec, "v", "x")]
+    stmts.append(f"r := x - {vec(codec.mean)};")
+    for _ in range(bits):
+        stmts += [
+            "b := binary_quantize(r);",
+            # the mean of |r| in float64, rounded to float16 (RBQCodec._encode)
+            f"h := ARRAY[(SELECT sum(abs(u)::float8) FROM unnest(r::real[]) u) / {d}]::halfvec;",
+            "a := (h::real[])[1];",
+            "bb := bit_send(b);",
+            f"r := r - array_fill(a, ARRAY[{d}])::vector * {bits_expr('bb', d, 'pm', offset=4)};",
+            "codes := codes || substring(bb from 5);",
+            # halfvec_send: int16 dim, int16 unused, then big-endian halves
+            "hb := substring(halfvec_send(h) from 5);",
+            "sc := sc || substring(hb from 2 for 1) || substring(hb from 1 for 1);",
+        ]
+    stmts.append("RETURN codes || sc;")
+    decls = [
+        "x vector;",
+        "r vector;",
+        "b bit varying;",
+        "h halfvec;",
+        "a real;",
+        "hb bytea;",
+        "bb bytea;",
+        f"pm vector[] := {bit_table('-1')};",
+        "codes bytea := '';",
+        "sc bytea := '';",
+    ]
+    encode = FunctionDef("encode", "v vector", "vector", "bytea", "plpgsql", _plpgsql(decls, stmts))
+    inner = rbq_inner_decode(name, codec)
+    decode = _decode_fn(name, codec, "codes bytea", "bytea", inner, pm=True)
+    dist = [*inner, f"RETURN {_metric_expr(codec, _prep_call(name, codec, 'q'), 'y')};"]
+    distance = FunctionDef(
+        "distance",
+        "codes bytea, q vector",
+        "bytea, vector",
+        "real",
+        "plpgsql",
+        _plpgsql(["y vector;", f"pm vector[] := {bit_table('-1')};"], dist),
+    )
+    return [encode, decode, distance]

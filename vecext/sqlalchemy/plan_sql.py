@@ -1,0 +1,151 @@
+"""Render a search plan as SQLAlchemy: the statements of ``vecext.postgres.strategies``
+as a ``Select`` over the user's table (see :mod:`vecext.sqlalchemy.query`)."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from vecext.search.planner import Plan
+from vecext.sqlalchemy.types import CodeTypeError, code_type, query_vector
+
+if TYPE_CHECKING:
+    from vecext.sqlalchemy.query import VectorQuery
+
+DISTANCE_OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
+
+
+class VectorQueryError(ValueError):
+    """A vector query that cannot be planned or rendered (names what is missing)."""
+
+
+def distance(vq: VectorQuery, col: Any) -> sa.ColumnElement[float]:
+    return col.op(DISTANCE_OPS[vq._metric], return_type=sa.Float)(query_vector(vq._q))
+
+
+def distance_bound(vq: VectorQuery) -> float | None:
+    if vq._min_relevance is None:
+        return None
+    if vq._adapter is None:
+        raise VectorQueryError(
+            f"min_relevance({vq._min_relevance}) needs a calibrated distance bound, and "
+            "this query has no relevance adapter: pass adapter= (a fitted "
+            "vecext.relevance method) to min_relevance()"
+        )
+    if vq._metric != "cosine":
+        raise VectorQueryError("min_relevance works on cosine similarity: use .metric('cosine')")
+    adapter = copy.copy(vq._adapter)
+    adapter.set_threshold(vq._min_relevance)
+    try:
+        s_min = float(np.asarray(adapter.query_params(vq._q[None, :])["s_min"])[0])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise VectorQueryError(
+            f"relevance adapter {type(adapter).__name__} gives no distance bound for a query "
+            f"alone: {exc}"
+        ) from exc
+    return 1.0 - s_min
+
+
+def code_distance(vq: VectorQuery, info: Any) -> tuple[Any, sa.ColumnElement[Any]]:
+    """(code column, its distance to the query), as ``vecext.postgres.strategies``
+    computes it: a PQ lookup table from the Python codec, the encoded query's bits
+    for Hamming, else ``vecext.<codec>_distance(codes, q)``."""
+    from vecext.postgres.ivf import cached_codec
+
+    code = info.extra["codes"][info.caps.code_column]
+    codec = cached_codec(vq._pg(), code.codec, code.fingerprint)
+    ctype = code_type(
+        code.kind, codec.d_inner, codec.code_size, code.codec, bits=getattr(codec, "bits", 2)
+    )
+    col = vq._table.c[code.name] if code.name in vq._table.c else sa.column(code.name)
+    codes = sa.type_coerce(col, ctype)
+    try:
+        if code.kind == "pq":
+            lut = codec.distance_table(vq._q[None, :])[0].ravel()
+            return codes, codes.pq_distance(lut)  # type: ignore[attr-defined]
+        if code.kind == "binary":
+            bits = codec.encode(vq._q[None, :])[0]
+            return codes, codes.hamming_distance(bits)  # type: ignore[attr-defined]
+        return codes, codes.distance_to(vq._q)  # type: ignore[attr-defined]
+    except CodeTypeError as exc:
+        raise VectorQueryError(str(exc)) from exc
+
+
+def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
+    """The plan as a Select, statement for statement like ``strategies``."""
+    bound = distance_bound(vq)
+    base = vq._entity if vq._entity is not None else vq._table
+    where = [vq._col.isnot(None), *vq._criteria(info)]
+    dist = distance(vq, vq._col)
+    if p.strategy == "compressed":
+        codes, code_dist = code_distance(vq, info)
+        depth = int(p.params.get("rerank", 10 * vq._k))
+        cand = (
+            sa.select(vq._pk.label("vx_id"), code_dist.label("vx_code_distance"))
+            .where(codes.isnot(None), *where)
+            .order_by(sa.literal_column("vx_code_distance"))
+            .limit(depth or vq._k)
+            .cte("vx_candidates")
+        )
+        if not depth:  # rerank(False): the codes' estimated distances
+            dist = cand.c.vx_code_distance
+        stmt = (
+            sa.select(base, dist.label("distance"))
+            .join(cand, cand.c.vx_id == vq._pk)
+            .order_by(dist, vq._pk)
+        )
+    elif p.strategy == "hnsw":
+        ix = info.extra["indexes"][info.caps.hnsw_index]
+        if ix.storage == info.extra["column_type"]:
+            # ORDER BY the indexed distance alone, so pgvector's index orders the scan
+            stmt = sa.select(base, dist.label("distance")).where(*where).order_by(dist)
+        else:
+            from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
+
+            if ix.storage == "halfvec":
+                t = HALFVEC(ix.dim)
+                order = sa.cast(vq._col, t).op(DISTANCE_OPS[vq._metric])(
+                    sa.cast(sa.bindparam(None, vq._q, type_=t), t)
+                )
+            else:
+                q = sa.cast(sa.bindparam(None, vq._q, type_=VECTOR(ix.dim)), VECTOR(ix.dim))
+                order = sa.cast(sa.func.binary_quantize(vq._col), BIT(ix.dim)).op("<~>")(
+                    sa.func.binary_quantize(q)
+                )
+            ef = int(min(max(int(p.params.get("ef_search", 40)), vq._k), 1000))
+            cand = (
+                sa.select(vq._pk.label("vx_id"))
+                .where(*where)
+                .order_by(order)
+                .limit(ef)
+                .subquery("vx_candidates")
+            )
+            stmt = (
+                sa.select(base, dist.label("distance"))
+                .join(cand, cand.c.vx_id == vq._pk)
+                .order_by(dist, vq._pk)
+            )
+    else:
+        # "+ 0" keeps an HNSW index on the column from ordering (and approximating)
+        # the exact scan, as search() does with enable_indexscan = off
+        stmt = sa.select(base, dist.label("distance")).where(*where).order_by(dist + 0, vq._pk)
+    if bound is not None:
+        stmt = stmt.where(dist <= bound)
+    return stmt.limit(vq._k)
+
+
+def settings_sql(vq: VectorQuery, p: Plan) -> list[str]:
+    out = []
+    if p.strategy == "hnsw":
+        ef = int(min(max(int(p.params.get("ef_search", 40)), vq._k), 1000))
+        out.append(f"SET LOCAL hnsw.ef_search = {ef}")
+        iterative = p.params.get("iterative_scan") or "off"
+        if iterative not in ("off", "strict_order", "relaxed_order"):
+            raise VectorQueryError(f"unknown hnsw.iterative_scan mode {iterative!r}")
+        out.append(f"SET LOCAL hnsw.iterative_scan = {iterative}")
+    if vq._nprobes is not None:
+        out.append(f"SET LOCAL ivfflat.probes = {int(vq._nprobes)}")
+    return out

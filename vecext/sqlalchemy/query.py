@@ -1,0 +1,337 @@
+"""A chainable vector query that compiles to a SQLAlchemy ``Select``.
+
+    rows = (
+        vector_search(session, Item.embedding, q)
+        .where(Item.pos == "n")
+        .where(Item.year >= 2000)      # where() twice = AND
+        .metric("cosine")
+        .limit(10)
+        .all()                          # [(Item, distance), ...]
+    )
+
+The query asks the same planner and backend as :func:`vecext.search.api.search`
+for the plan (strategy, rerank depth, ``ef_search``), and renders that plan as a
+``Select`` over the user's own table: an exact ``ORDER BY distance LIMIT k``, a
+two-stage compressed search (a CTE ranks matching rows by their codes, the best
+``rerank`` are reranked with the exact distance), or an HNSW scan with its
+settings issued as ``SET LOCAL`` on the session's connection. ``to_select()``
+returns that ``Select`` to compose with joins and extra columns; ``all()`` runs
+it and, like ``search()``, falls back to an exact scan when an approximate plan
+returned fewer than ``k`` rows although more match.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from vecext.search.planner import Plan
+from vecext.sqlalchemy import plan_sql
+from vecext.sqlalchemy.plan_sql import DISTANCE_OPS, VectorQueryError
+
+BUILDER_STRATEGIES = ("auto", "exact", "compressed", "hnsw")
+
+
+class VectorQuery:
+    """Nearest neighbours of ``q`` in ``column`` (an ORM attribute or a Core Column).
+
+    Every method returns a new query, so partial queries can be reused.
+    """
+
+    def __init__(self, column: Any, q: Any, bind: Any = None) -> None:
+        col = column.expression if hasattr(column, "expression") else column
+        if not isinstance(col, sa.Column) or col.table is None:
+            raise VectorQueryError(f"{column!r} is not a table column")
+        self._attr = column
+        self._col: sa.Column[Any] = col
+        self._table: sa.Table = col.table  # type: ignore[assignment]
+        pk = list(self._table.primary_key.columns)
+        if len(pk) != 1:
+            raise VectorQueryError(
+                f"table {self._table.name} needs a single-column primary key for vector queries"
+            )
+        self._pk = pk[0]
+        self._entity = getattr(column, "class_", None)
+        self._q = np.asarray(q, dtype=np.float32)
+        self._bind = bind
+        self._filters: list[Any] = []
+        self._k = 10
+        self._metric = "cosine"
+        self._strategy = "auto"
+        self._nprobes: int | None = None
+        self._rerank: int | bool | None = None
+        self._recall_target = 0.95
+        self._min_relevance: float | None = None
+        self._adapter: Any = None
+        self._tenant: Any = None
+        self._using: str | None = None
+
+    # -- chainable settings -------------------------------------------------
+
+    def _with(self, **changes: Any) -> VectorQuery:
+        new = copy.copy(self)
+        new._filters = list(self._filters)
+        for key, value in changes.items():
+            setattr(new, f"_{key}", value)
+        return new
+
+    def bind(self, session_or_conn: Any) -> VectorQuery:
+        """Run against this ORM Session or SQLAlchemy Connection."""
+        return self._with(bind=session_or_conn)
+
+    def where(self, *criteria: Any) -> VectorQuery:
+        """Filter rows before ranking (SQLAlchemy boolean expressions; calls AND together)."""
+        new = self._with()
+        new._filters.extend(criteria)
+        return new
+
+    def limit(self, k: int) -> VectorQuery:
+        from vecext.search.api import check_k
+
+        return self._with(k=check_k(k))
+
+    def metric(self, metric: str) -> VectorQuery:
+        if metric not in DISTANCE_OPS:
+            raise VectorQueryError(
+                f"unknown metric {metric!r}; use one of {', '.join(DISTANCE_OPS)}"
+            )
+        return self._with(metric=metric)
+
+    def strategy(self, strategy: str) -> VectorQuery:
+        if strategy not in BUILDER_STRATEGIES:
+            raise VectorQueryError(
+                f"unknown strategy {strategy!r} for a query builder; use one of "
+                f"{', '.join(BUILDER_STRATEGIES)} (IVF plans run through vecext.search.search)"
+            )
+        return self._with(strategy=strategy)
+
+    def nprobes(self, n: int) -> VectorQuery:
+        """IVF lists to probe (IVFFlat indexes: ``ivfflat.probes``)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise VectorQueryError(f"nprobes must be a positive integer, got {n!r}")
+        return self._with(nprobes=n)
+
+    def rerank(self, depth: int | bool = True) -> VectorQuery:
+        """Candidates reranked exactly: a number, ``True`` (the planner's depth) or
+        ``False`` (rank by the codes' estimated distances only)."""
+        if not isinstance(depth, bool) and (not isinstance(depth, int) or depth <= 0):
+            raise VectorQueryError(f"rerank takes a positive depth or a bool, got {depth!r}")
+        return self._with(rerank=depth)
+
+    def tenant(self, value: Any) -> VectorQuery:
+        """The tenant to search (required on a table with a declared tenant column)."""
+        return self._with(tenant=value)
+
+    def using(self, name: str) -> VectorQuery:
+        """Force one code column or native index (by name), as ``search(using=)``."""
+        return self._with(using=name)
+
+    def recall_target(self, target: float) -> VectorQuery:
+        if not 0.0 < target <= 1.0:
+            raise VectorQueryError(f"recall_target must be in (0, 1], got {target}")
+        return self._with(recall_target=target)
+
+    def min_relevance(self, threshold: float, adapter: Any = None) -> VectorQuery:
+        """Keep only rows whose calibrated relevance is at least ``threshold``.
+
+        ``adapter`` is a fitted relevance method (``vecext.relevance``); its
+        per-query bound ``s_min`` (cosine similarity) becomes a distance bound.
+        """
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise VectorQueryError(f"min_relevance takes a threshold in [0, 1], got {threshold}")
+        return self._with(min_relevance=float(threshold), adapter=adapter)
+
+    # -- planning -----------------------------------------------------------
+
+    def _pg(self) -> Any:
+        if self._bind is None:
+            raise VectorQueryError(
+                "this query has no session or connection: use vector_search(session, ...) or "
+                ".bind(session)"
+            )
+        conn = self._bind.connection() if isinstance(self._bind, Session) else self._bind
+        return conn.connection.driver_connection
+
+    def _table_name(self) -> str:
+        return (
+            f"{self._table.schema}.{self._table.name}" if self._table.schema else self._table.name
+        )
+
+    def plan(self) -> Plan:
+        """What will run and why (the planner of ``vecext.search``)."""
+        return self._plan()[1]
+
+    def _criteria(self, info: Any) -> list[Any]:
+        """The user's filters, the tenant's first (as ``search`` combines them)."""
+        if info.tenant_column is None:
+            return list(self._filters)
+        return [self._table.c[info.tenant_column] == self._tenant, *self._filters]
+
+    def _plan(self) -> tuple[Any, Plan]:
+        """The plan ``vecext.search.search`` would run for the same request."""
+        from vecext.search.api import SearchError, backend_for, check_query
+        from vecext.search.filters import SqlExpr, check_columns, describe
+        from vecext.search.planner import PlannerSettings, plan
+
+        backend = backend_for(self._pg())
+        table = self._table_name()
+        info = backend.table_info(table, self._col.name, self._metric)
+        self._q = check_query(self._q, info.dim, f"{table}.{self._col.name}")
+        if info.tenant_column is not None:
+            if self._tenant is None:
+                raise VectorQueryError(
+                    f"table {table} has tenant column {info.tenant_column!r}: call "
+                    ".tenant(<value>); a search never spans tenants"
+                )
+            info = backend.for_tenant(info, self._tenant)  # type: ignore[attr-defined]
+        elif self._tenant is not None:
+            raise VectorQueryError(f"table {table} has no declared tenant column")
+        if self._using is not None:
+            if self._using not in info.alternatives:
+                known = ", ".join(sorted(info.alternatives)) or "none"
+                raise VectorQueryError(
+                    f"{table}.{self._col.name} has no code column or index named "
+                    f"{self._using!r}; known: {known}"
+                )
+            info.caps = info.alternatives[self._using]
+        criteria = self._criteria(info)
+        pred = SqlExpr(sa.and_(*criteria)) if criteria else None
+        check_columns(pred, info.columns, table)
+        settings = PlannerSettings(recall_target=self._recall_target)
+        est = backend.estimate_matching(info, pred) if pred else float(info.caps.n_rows)
+        try:
+            p = plan(
+                info.caps,
+                est,
+                self._k,
+                strategy=self._strategy,
+                settings=settings,
+                filtered=pred is not None,
+            )
+        except ValueError as exc:
+            raise SearchError(f"{table}.{self._col.name}: {exc}") from None
+        if p.strategy == "ivf":
+            raise VectorQueryError(
+                f"the planner chose IVF lists for {table}.{self._col.name}; the query builder "
+                "renders exact, compressed and hnsw plans: force one with .strategy(...) or "
+                "run vecext.search.search()"
+            )
+        if p.strategy == "compressed" and self._rerank is not None:
+            if self._rerank is False:
+                p.params["rerank"] = 0
+            elif self._rerank is not True:
+                p.params["rerank"] = max(int(self._rerank), self._k)
+        if pred is not None:
+            p.steps.insert(0, f"filter: {describe(pred)}")
+        return info, p
+
+    def explain(self) -> str:
+        """The plan, then the SQL the builder renders for it."""
+        info, p = self._plan()
+        stmt = plan_sql.render(self, info, p)
+        from sqlalchemy.dialects import postgresql
+
+        sql_text = str(stmt.compile(dialect=postgresql.dialect()))
+        settings = "".join(f"\n{s};" for s in plan_sql.settings_sql(self, p))
+        return f"{p.explain()}\nSQL:{settings}\n{sql_text}"
+
+    # -- rendering ------------------------------------------------------------
+
+    def _apply_settings(self, p: Plan) -> None:
+        # SET LOCAL lasts until the end of the session's transaction; the values are
+        # integers and a fixed keyword, validated above
+        conn = self._bind.connection() if isinstance(self._bind, Session) else self._bind
+        for statement in plan_sql.settings_sql(self, p):
+            conn.execute(sa.text(statement))
+
+    def to_select(self) -> sa.Select[Any]:
+        """The query as a ``Select`` of ``(entity or table columns, distance)``.
+
+        Plans against the bound session and issues the plan's ``SET LOCAL``
+        settings on its connection, so execute the ``Select`` in that transaction.
+        Joins and columns added to it apply to the ranked rows; filters that must
+        restrict the search belong in :meth:`where`.
+        """
+        info, p = self._plan()
+        stmt = plan_sql.render(self, info, p)
+        self._apply_settings(p)
+        return stmt
+
+    def _execute(self, stmt: sa.Select[Any]) -> list[Any]:
+        return list(self._bind.execute(stmt).all())
+
+    def _run(self) -> tuple[list[Any], Plan]:
+        info, p = self._plan()
+        self._apply_settings(p)
+        rows = self._execute(plan_sql.render(self, info, p))
+        if len(rows) < self._k and p.strategy != "exact":
+            count = sa.select(sa.func.count()).select_from(
+                sa.select(self._pk)
+                .where(self._col.isnot(None), *self._criteria(info))
+                .limit(self._k)
+                .subquery()
+            )
+            matching = int(self._bind.execute(count).scalar_one())
+            if len(rows) < matching and self._min_relevance is None:
+                p.steps.append(
+                    f"{p.strategy} returned {len(rows)} rows but {min(self._k, matching)} match: "
+                    "fell back to an exact scan"
+                )
+                exact = Plan(
+                    "exact", "fallback", n_rows=p.n_rows, est_matching=p.est_matching, k=self._k
+                )
+                rows = self._execute(plan_sql.render(self, info, exact))
+                p.strategy = f"{p.strategy}+exact"
+        return rows, p
+
+    def all(self) -> list[Any]:
+        """Run the query: rows of ``(entity, distance)`` (Core: table columns + distance)."""
+        return self._run()[0]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """Rows as dicts: the table's columns and ``distance``."""
+        out = []
+        for row in self.all():
+            if self._entity is not None:
+                obj, distance = row
+                d = {c.key: getattr(obj, c.key) for c in sa.inspect(self._entity).column_attrs}
+            else:
+                d = dict(row._mapping)
+                distance = d.pop("distance")
+            d["distance"] = float(distance)
+            out.append(d)
+        return out
+
+    def to_result(self) -> Any:
+        """A :class:`vecext.search.result.SearchResult` (ids, float32 distances, plan)."""
+        from vecext.search.result import SearchResult
+
+        rows, p = self._run()
+        key = self._pk.key
+        ids = []
+        for row in rows:
+            head = row[0]
+            ids.append(
+                getattr(head, key) if self._entity is not None else row._mapping[self._pk.name]
+            )
+        dist = np.asarray([row[-1] for row in rows], dtype=np.float32)
+        # rows scanned as search() counts them: the matching rows a scan or a code
+        # ranking reads, ef candidates for HNSW (plus the exact scan of a fallback)
+        scanned = int(round(p.est_matching))
+        if p.strategy.startswith("hnsw"):
+            ef = int(min(max(int(p.params.get("ef_search", 40)), self._k), 1000))
+            scanned = ef + (scanned if p.strategy.endswith("+exact") else 0)
+        elif p.strategy.endswith("+exact"):
+            scanned *= 2
+        return SearchResult(
+            np.asarray(ids, dtype=np.int64), dist, p.strategy, scanned, True, self._k, "", p
+        )
+
+
+def vector_search(bind: Any, column: Any, q: Any) -> VectorQuery:
+    """Start a :class:`VectorQuery` bound to a Session or Connection."""
+    return VectorQuery(column, q, bind=bind)
