@@ -5,7 +5,8 @@ wordnet-minilm (117,659 x 384, cosine) with the dev queries, and prints one tabl
 recall@10 against the exact filtered top-10, the fewest rows any query got, the
 share of complete answers, p50 latency and QPS (one client), per method and filter.
 
-Methods: ``exact`` (index scans off), ``pgvector-hnsw`` (m 16, ef_construction 64,
+Methods: ``vecext-exact`` (index scans off, bitmap scans of the attribute
+indexes allowed; the harness's ``exact`` refuses those), ``pgvector-hnsw`` (m 16, ef_construction 64,
 ef_search 40, no iterative scan: pgvector's defaults), and vecext's ``vecext-pq``,
 ``vecext-binary``, ``vecext-ivfpq`` and ``vecext-auto`` at vecext's defaults
 (recall target 0.95, depths and probes from each column's calibration; see
@@ -37,7 +38,14 @@ FILTERS: list[list[str]] = [
     ["pos=v"],
     ["lexname=verb.weather"],
 ]
-METHODS = ["exact", "pgvector-hnsw", "vecext-pq", "vecext-binary", "vecext-ivfpq", "vecext-auto"]
+METHODS = [
+    "vecext-exact",
+    "pgvector-hnsw",
+    "vecext-pq",
+    "vecext-binary",
+    "vecext-ivfpq",
+    "vecext-auto",
+]
 
 
 def markdown_table(results: list[dict], k: int, dataset: str) -> str:
@@ -71,10 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dsn", default=None)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--json", default=None, help="write all results here")
+    ap.add_argument(
+        "--filters", default=None, help="which filter settings, e.g. 0,2 (0 = no filter)"
+    )
+    ap.add_argument("--append", action="store_true", help="add to the results in --json")
     args = ap.parse_args(argv)
     console = Console(stderr=True)
     results, machine = [], None
-    for filters in FILTERS:
+    if args.append and args.json and Path(args.json).exists():
+        results = json.loads(Path(args.json).read_text())["results"]
+    chosen = FILTERS if args.filters is None else [FILTERS[int(i)] for i in args.filters.split(",")]
+    for filters in chosen:
         start = time.perf_counter()
         run = run_bench(
             BenchConfig(

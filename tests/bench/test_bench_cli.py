@@ -185,3 +185,18 @@ def test_synthetic_dataset_with_integer_filter(tmp_path):
     (r,) = doc["results"]
     assert r["filter"] == "category = 0" and 0.0 < r["selectivity"] < 1.0  # typed, not '0'
     assert r["recall_at_k"] == 1.0 and r["ndcg_at_10"] is not None
+
+
+def test_postgres_exact_allows_a_btree_on_the_filter_column(bench_data, tmp_path, pg_dsn):
+    import psycopg
+
+    bench(tmp_path, bench_data, "postgres", ["exact"], "--dsn", pg_dsn)  # loads the table
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE INDEX ON bench_tiny_set (color)")
+        conn.execute("ANALYZE bench_tiny_set")
+    doc = bench(tmp_path, bench_data, "postgres", ["exact", "pgvector-hnsw"], "--dsn", pg_dsn,
+                "--filter", "color=teal")  # fmt: skip
+    exact, hnsw = doc["results"]
+    assert "Bitmap Index Scan" in exact["params"]["plan"]  # finds the 8 rows, stays exact
+    assert exact["recall_at_k"] == 1.0 and exact["min_rows_returned"] == 8
+    assert "Bitmap Index Scan" in hnsw["params"]["plan"]  # the planner's choice, recorded

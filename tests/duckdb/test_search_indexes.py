@@ -10,6 +10,7 @@ import vecext.duckdb as vd
 from tests.duckdb.conftest import search_recall
 from vecext.duckdb.indexes import (
     HnswIndexError,
+    calibrate_hnsw,
     create_hnsw_index,
     drop_hnsw_index,
     estimate_hnsw_memory,
@@ -155,3 +156,20 @@ def test_search_after_reopening_a_file_database(tmp_path) -> None:
             assert len(r) == 10 and r.ids[0] == 3, strategy
     finally:
         con.close()
+
+
+def test_hnsw_calibration_steers_ef_search(table) -> None:
+    con, x = table
+    ix = create_hnsw_index(con, "t", "v", "cosine", m=8, ef_construction=40)
+    assert ix.calibration is None
+    rec = calibrate_hnsw(con, "t", ix.name, n_queries=20, ef_ladder=(10, 40, 200))
+    curve = rec["ef_search"]
+    assert list(curve) == ["10", "40", "200"] and curve["200"] >= curve["10"]
+    assert curve["200"] >= 0.9 and rec["queries"] == "rows"
+    (stored,) = hnsw_indexes(con, "t", "v")
+    assert stored.calibration == rec  # kept in the index's comment
+    r = search(con, "t", "v", x[1], 10, strategy="hnsw", recall_target=0.5)
+    smallest = min(int(e) for e, v in curve.items() if v >= 0.5)
+    assert r.plan.params["ef_search"] == max(smallest, 40)  # the planner's floor is 40
+    with pytest.raises(HnswIndexError, match="no HNSW index named 'nope'"):
+        calibrate_hnsw(con, "t", "nope")

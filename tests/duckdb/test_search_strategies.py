@@ -203,3 +203,19 @@ def test_large_tables_get_a_sampled_estimate(search_env, monkeypatch) -> None:
     assert 5_000 <= est <= 15_000 and est == backend.estimate_matching(info, Eq("cat", "a"))
     r = search(con, "items", "embedding", data.xq[0], 10, filter={"cat": "d"})
     assert len(r) == 10 and r.complete  # estimates steer the plan, never the guarantee
+
+
+def test_calibration_measures_filters_and_given_queries(search_env) -> None:
+    from vecext.duckdb.calibration import calibrate
+
+    con, data = search_env
+    caps = DuckDBBackend(con).table_info("items", "embedding", "cosine").caps
+    assert caps.calibration == data.extra["cal_pq"]["depth"]
+    kinds = {(x["selectivity"], x["kind"]) for x in caps.calibration_subsets or []}
+    assert {(0.1, "random"), (0.1, "cluster")} <= kinds  # what a filter leaves, measured
+    before = con.execute("SELECT calibration FROM vecext.compressed_columns").fetchall()
+    rec = calibrate(con, "items", "emb_bin", queries=data.xq, store=False)
+    assert rec["queries"] == "given" and rec["n_queries"] == len(data.xq)
+    values = [rec["depth"][m] for m in sorted(rec["depth"], key=int)]
+    assert values == sorted(values) and values[-1] > 0.9
+    assert con.execute("SELECT calibration FROM vecext.compressed_columns").fetchall() == before

@@ -129,3 +129,21 @@ def test_bad_index_requests(iconn) -> None:
         create_vector_index(iconn, "iitems", "nope")
     with pytest.raises(VectorIndexError, match="does not exist"):
         drop_vector_index(iconn, "no_such_index")
+
+
+def test_hnsw_calibration_sets_ef_search(iconn, search_env) -> None:
+    from vecext.postgres import calibrate_index
+
+    ix = create_vector_index(iconn, "iitems", "embedding", metric="cosine", m=4,
+                             ef_construction=8)  # a deliberately weak graph  # fmt: skip
+    rec = calibrate_index(iconn, "iitems", ix.name, n_queries=30, ef_ladder=(10, 40, 400))
+    curve = rec["ef_search"]
+    assert rec["queries"] == "perturbed rows" and list(curve) == ["10", "40", "400"]
+    assert curve["10"] < curve["400"] and curve["400"] >= 0.85
+    (stored,) = list_vector_indexes(iconn, "iitems", "embedding")
+    assert stored.comment["calibration"]["ef_search"] == curve
+    # the planner aims the measured recall at half the allowed loss (0.975 for 0.95)
+    want = next((int(e) for e, r in curve.items() if r >= 0.975), 400)
+    r = search(iconn, "iitems", "embedding", search_env.xq[0], 10, strategy="hnsw")
+    assert r.plan.params["ef_search"] == max(want, 10)
+    drop_vector_index(iconn, ix.name)

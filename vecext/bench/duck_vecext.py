@@ -99,7 +99,9 @@ def _cached_calibration(
         [table, column],
     ).fetchone()
     assert fps is not None
-    path = cache_dir(dataset) / f"calibration-{fps[0]}-{fps[1] or 'flat'}-{fps[2]}.json"
+    # the record's layout follows vecext.search.calibrate: a new layout, a new file
+    layout = "v2-subsets"
+    path = cache_dir(dataset) / f"calibration-{layout}-{fps[0]}-{fps[1] or 'flat'}-{fps[2]}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
         con.execute(
@@ -177,15 +179,20 @@ def ensure_lists(
 
 
 def ensure_hnsw(con: duckdb.DuckDBPyConnection, table: str, task: Task | None = None) -> float:
-    """A VSS HNSW index at VSS's defaults (cosine) on ``table.embedding``; seconds."""
-    from vecext.duckdb.indexes import create_hnsw_index, hnsw_indexes
+    """A VSS HNSW index at VSS's defaults (cosine) on ``table.embedding``, with its
+    ef_search calibration; seconds."""
+    from vecext.duckdb.indexes import calibrate_hnsw, create_hnsw_index, hnsw_indexes
 
     task = task or _nullcontext_task
-    if any(ix.metric == "cosine" for ix in hnsw_indexes(con, table, "embedding")):
+    have = [ix for ix in hnsw_indexes(con, table, "embedding") if ix.metric == "cosine"]
+    if have and have[0].calibration:
         return 0.0
     start = time.perf_counter()
-    with task(f"VSS HNSW index on {table}.embedding"):
-        create_hnsw_index(con, table, "embedding", "cosine")
+    if not have:
+        with task(f"VSS HNSW index on {table}.embedding"):
+            have = [create_hnsw_index(con, table, "embedding", "cosine")]
+    with task(f"calibrate ef_search of {have[0].name}"):
+        calibrate_hnsw(con, table, have[0].name)
     return time.perf_counter() - start
 
 

@@ -184,6 +184,11 @@ def _setup_backend(
 
         dsn = resolve_dsn(config.dsn)
         conn = connect(dsn, autocommit=True)
+        # Plan every query with its own values, like an application that sends plain
+        # queries: psycopg otherwise prepares a statement after 5 runs and PostgreSQL
+        # may then switch to a generic plan that ignores the filter value's selectivity
+        # (measured: lexname = 'noun.animal' went from HNSW to a sequential scan).
+        conn.prepare_threshold = None
         try:
             pgvector.require(conn, "hnsw")
             table = pg_store.table_name(ds.name)

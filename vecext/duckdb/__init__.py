@@ -33,6 +33,7 @@ from vecext.duckdb.functions import register_functions
 from vecext.duckdb.indexes import (
     HnswIndex,
     HnswIndexError,
+    calibrate_hnsw,
     create_hnsw_index,
     drop_hnsw_index,
     estimate_hnsw_memory,
@@ -97,6 +98,7 @@ __all__ = [
     "attach",
     "backfill",
     "calibrate",
+    "calibrate_hnsw",
     "check_column_current",
     "codec_info",
     "compressed_column",

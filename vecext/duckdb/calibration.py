@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from vecext.codecs.base import as_float32_rows
 from vecext.duckdb import _arrow as ar
 from vecext.duckdb._sql import quote_ident
 from vecext.duckdb.columns import check_column_current
@@ -35,6 +36,7 @@ def calibrate(
     n_queries: int = 200,
     seed: int = 0,
     batch_size: int = 20_000,
+    queries: Any = None,
     store: bool = True,
 ) -> dict[str, Any]:
     """Measure and (with ``store``) save the calibration of ``table.code_column``.
@@ -48,6 +50,10 @@ def calibrate(
         Sample rows used as queries (each is left out of its own results).
     seed
         Chooses the sample (a repeatable reservoir sample).
+    queries
+        ``(nq, d)`` query vectors to measure with instead of sample rows (e.g. from a
+        query log): real queries often sit farther from the rows than the rows sit
+        from each other, and need deeper reranks and wider probes.
 
     Returns
     -------
@@ -69,15 +75,20 @@ def calibrate(
         coarse = cached_codec(con, lists.codec_name, str(row[0]))  # type: ignore[index]
     src, code = quote_ident(cc.source_column), quote_ident(cc.code_column)
     rows = f"SELECT rowid AS rid, {src} AS v FROM {t.sql} WHERE {src} IS NOT NULL AND {code} IS NOT NULL"
-    sample = con.execute(
-        f"SELECT rid, v FROM ({rows}) USING SAMPLE reservoir({int(n_queries)} ROWS) "
-        f"REPEATABLE ({int(seed)}) ORDER BY rid"
-    ).to_arrow_table()
-    if sample.num_rows == 0:
-        raise ValueError(f"{t}.{cc.code_column} has no encoded rows to calibrate on")
-    xq, _ = ar.list_matrix(sample.column("v"), codec.d, np.float32, f"{t}.{cc.source_column}")
-    qids = np.asarray(sample.column("rid").to_numpy(), dtype=np.int64)
-    cal = Calibrator(xq, qids, k, codec, coarse)
+    if queries is not None:
+        xq = as_float32_rows(queries, codec.d, "queries")
+        qids = np.full(xq.shape[0], -1, dtype=np.int64)
+    else:
+        sample = con.execute(
+            f"SELECT rid, v FROM ({rows}) USING SAMPLE reservoir({int(n_queries)} ROWS) "
+            f"REPEATABLE ({int(seed)}) ORDER BY rid"
+        ).to_arrow_table()
+        if sample.num_rows == 0:
+            raise ValueError(f"{t}.{cc.code_column} has no encoded rows to calibrate on")
+        what = f"{t}.{cc.source_column}"
+        xq, _ = ar.list_matrix(sample.column("v"), codec.d, np.float32, what)
+        qids = np.asarray(sample.column("rid").to_numpy(), dtype=np.int64)
+    cal = Calibrator(xq, qids, k, codec, coarse, exclude_self=queries is None, seed=seed)
     reader = con.execute(rows).to_arrow_reader(batch_size)
     for batch in reader:
         if batch.num_rows == 0:

@@ -34,6 +34,7 @@ from vecext.duckdb.indexes import vss_indexes
 from vecext.search.api import Request, SearchError, TableInfo
 from vecext.search.api import explain as explain
 from vecext.search.api import search as search
+from vecext.search.calibrate import planner_calibration
 from vecext.search.filters import Predicate
 from vecext.search.planner import Capabilities, Plan
 
@@ -177,6 +178,7 @@ class DuckDBBackend:
         )
         indexes = vss_indexes(con, t.schema, t.name, col) if has_hnsw else []
         usable = sorted(ix.name for ix in indexes if ix.metric == metric)
+        hnsw_cal = {ix.name: _ef_curve(ix.calibration, metric) for ix in indexes}
         unusable += [
             f"HNSW index {ix.name} is for {ix.metric}, not {metric}"
             for ix in indexes
@@ -184,15 +186,15 @@ class DuckDBBackend:
         ]
         code = codes[0] if codes else None
         hnsw = usable[0] if usable else None
-        alternatives = {c.name: _caps(n_rows, c, hnsw) for c in codes}
-        alternatives.update({name: _caps(n_rows, code, name) for name in usable})
+        alternatives = {c.name: _caps(n_rows, c, hnsw, hnsw_cal) for c in codes}
+        alternatives.update({name: _caps(n_rows, code, name, hnsw_cal) for name in usable})
         return TableInfo(
             table=table,
             column=col,
             dim=dim,
             id_column=id_col,
             columns=columns,
-            caps=_caps(n_rows, code, hnsw),
+            caps=_caps(n_rows, code, hnsw, hnsw_cal),
             extra={
                 "ref": t,
                 "base_type": base,
@@ -312,8 +314,19 @@ LEFT JOIN vecext.codecs v ON v.name = k.ivf_codec_name
 ORDER BY k.id"""
 
 
-def _caps(n_rows: int, code: CodeColumn | None, hnsw: str | None) -> Capabilities:
-    calib = (code.calibration if code is not None else None) or {}
+def _ef_curve(record: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
+    if isinstance(record, dict) and record.get("metric") == metric:
+        return record.get("ef_search") or None
+    return None
+
+
+def _caps(
+    n_rows: int,
+    code: CodeColumn | None,
+    hnsw: str | None,
+    hnsw_cal: dict[str, dict[str, Any] | None] | None = None,
+) -> Capabilities:
+    cal = planner_calibration(code.calibration if code is not None else None)
     return Capabilities(
         n_rows=n_rows,
         code_column=code.name if code else None,
@@ -322,6 +335,6 @@ def _caps(n_rows: int, code: CodeColumn | None, hnsw: str | None) -> Capabilitie
         n_lists=code.nlist if code else 0,
         hnsw_index=hnsw,
         iterative_scan=False,  # VSS filters after its LIMIT: there is no iterative scan
-        calibration=calib.get("depth") or None,
-        ivf_calibration=calib.get("nprobe") or None,
+        hnsw_calibration=(hnsw_cal or {}).get(hnsw) if hnsw else None,
+        **cal,  # type: ignore[arg-type]
     )

@@ -139,7 +139,13 @@ def _rerank(ctx: Context, candidates: str, extra: str = "") -> str:
 
 
 def rerank_depth(ctx: Context) -> int:
-    """The planner's rerank depth, raised to the DuckDB floor (see :data:`RERANK_MULT`)."""
+    """The planner's rerank depth, raised to the DuckDB floor (see :data:`RERANK_MULT`).
+
+    The planner's progressive deepening (``deepen``) is not used here: with the floor
+    the rerank already covers the depth deepening would grow to, and growing beyond
+    it would cost another code scan.
+    """
+    ctx.plan.params.pop("deepen", None)
     planned = int(ctx.plan.params.get("rerank", 10 * ctx.req.k))
     floor = min(RERANK_MULT * ctx.req.k, RERANK_MAX)
     if floor <= planned:
@@ -317,11 +323,13 @@ def ivf(ctx: Context, code: Any) -> tuple[np.ndarray, np.ndarray, int]:
 # native HNSW (VSS)
 
 
-def hnsw_statement(ctx: Context, limit: int) -> tuple[str, list[Any]]:
+def hnsw_statement(ctx: Context, limit: int, select: str | None = None) -> tuple[str, list[Any]]:
+    """The VSS index's ``limit`` nearest rows, filtered and reranked; ``select`` replaces
+    the id column (calibration asks for ``rowid``)."""
     # the inner query is exactly the shape VSS rewrites into an index scan
     cand = f"SELECT rowid FROM {ctx.t} ORDER BY {ctx.dist()} LIMIT {int(limit)}"
     sql = (
-        f"SELECT {ctx.id} AS vx_id, {ctx.dist()} AS vx_dist FROM {ctx.t} "
+        f"SELECT {select or ctx.id} AS vx_id, {ctx.dist()} AS vx_dist FROM {ctx.t} "
         f"WHERE rowid IN ({cand}) AND {ctx.where} ORDER BY vx_dist, vx_id LIMIT {int(ctx.req.k)}"
     )
     return sql, [ctx.q, ctx.q, *ctx.where_params]

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 # search: the entry points, native indexes, IVF lists, tenants, calibration
-from vecext.postgres.calibration import calibrate  # noqa: E402
+from vecext.postgres.calibration import calibrate, calibrate_index  # noqa: E402
 from vecext.postgres.indexes import (  # noqa: E402
     VectorIndex,
     create_vector_index,
@@ -75,6 +75,7 @@ __all__ += [
     "VectorIndex",
     "add_ivf_lists",
     "calibrate",
+    "calibrate_index",
     "create_tenant_indexes",
     "create_vector_index",
     "declare_tenant_column",

@@ -20,7 +20,8 @@ import psycopg
 from psycopg import sql
 
 from vecext.postgres import copybin
-from vecext.postgres.columns import check_column_current, resolve_column
+from vecext.postgres.columns import check_column_current, resolve_column, resolve_table
+from vecext.postgres.index_catalog import list_vector_indexes
 from vecext.postgres.ivf import cached_codec, ivf_lists
 from vecext.search.calibrate import Calibrator
 
@@ -158,5 +159,182 @@ def calibrate(
                 """UPDATE vecext.compressed_columns SET calibration = %s::jsonb, updated_at = now()
                    WHERE id = %s""",
                 [json.dumps(record), cc.id],
+            )
+    return record
+
+
+#: hnsw.ef_search values measured by :func:`calibrate_index` (pgvector allows 1..1000).
+EF_LADDER = (40, 64, 100, 160, 250, 400, 640, 1000)
+
+
+def _exact_topk(
+    conn: psycopg.Connection, q: _KeyedScan, xq: np.ndarray, metric: str, kk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``kk`` (distances as the metric's ranking value, keys) of ``xq`` over
+    the table, streamed in key order."""
+    from vecext.search.calibrate import _merge
+
+    qn = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
+    best_d = np.full((len(xq), 0), np.inf, np.float32)
+    best_i = np.empty((len(xq), 0), dtype=object)
+    for keys, xb in q.batches(conn):
+        if metric == "cosine":
+            D = 1 - qn @ (xb / np.maximum(np.linalg.norm(xb, axis=1, keepdims=True), 1e-30)).T
+        elif metric == "ip":
+            D = -(xq @ xb.T)
+        else:
+            D = (xq**2).sum(1)[:, None] - 2 * xq @ xb.T + (xb**2).sum(1)[None, :]
+        bi = np.broadcast_to(np.asarray(keys, dtype=object)[None, :], D.shape)
+        best_d, best_i = _merge(best_d, best_i, D.astype(np.float32), bi, kk)
+    return best_d, best_i
+
+
+class _KeyedScan:
+    """``(key, vector)`` batches of a table in key order (binary COPY)."""
+
+    def __init__(self, conn: psycopg.Connection, t: Any, column: str, dim: int) -> None:
+        key, key_type = _key(conn, t.oid)
+        self.int_key = key_type in copybin.INT_KEYS
+        self.kt = key_type if self.int_key else "text"
+        self.k_sql = sql.Identifier(key)
+        self.k_out = self.k_sql if self.int_key else sql.SQL("{}::text").format(self.k_sql)
+        self.t, self.src, self.dim = t, sql.Identifier(column), dim
+
+    def sample(self, conn: psycopg.Connection, n: int, seed: int) -> tuple[list[Any], np.ndarray]:
+        return _copy(  # type: ignore[no-any-return]
+            conn,
+            sql.SQL(
+                "COPY (SELECT {ko}, {src} FROM {t} WHERE {src} IS NOT NULL "
+                "ORDER BY md5({k}::text || {seed}) LIMIT {n}) TO STDOUT (FORMAT binary)"
+            ).format(
+                ko=self.k_out,
+                src=self.src,
+                t=self.t.ident,
+                k=self.k_sql,
+                seed=sql.Literal(str(seed)),
+                n=sql.Literal(int(n)),
+            ),  # fmt: skip
+            self.dim,
+            self.kt,
+        )
+
+    def batches(self, conn: psycopg.Connection, size: int = 20_000) -> Any:
+        last = None
+        while True:
+            after = (
+                sql.SQL("TRUE")
+                if last is None
+                else sql.SQL("{} > {}").format(self.k_sql, sql.Literal(last))
+            )
+            keys, xb = _copy(
+                conn,
+                sql.SQL(
+                    "COPY (SELECT {ko}, {src} FROM {t} WHERE {after} AND {src} IS NOT NULL "
+                    "ORDER BY {k} LIMIT {n}) TO STDOUT (FORMAT binary)"
+                ).format(
+                    ko=self.k_out,
+                    src=self.src,
+                    t=self.t.ident,
+                    after=after,
+                    k=self.k_sql,
+                    n=sql.Literal(size),
+                ),  # fmt: skip
+                self.dim,
+                self.kt,
+            )
+            if not keys:
+                return
+            yield keys, xb
+            last = keys[-1]
+
+
+def perturbed_queries(x: np.ndarray, kth_distance: float, metric: str, seed: int = 0) -> np.ndarray:
+    """Rows moved by Gaussian noise to about ``kth_distance`` from where they were.
+
+    A row used as a query sits on a node of the graph it searches, which makes an
+    HNSW index look better than it is; a query as far from its row as a typical
+    k-th neighbour behaves more like a real one (still a little easier, so the
+    planner aims these measurements at half the allowed loss).
+    """
+    rng = np.random.default_rng(seed)
+    d = x.shape[1]
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    if metric == "cosine":
+        dist = float(min(max(kth_distance, 1e-4), 0.9))
+        sigma = np.sqrt((1 / (1 - dist) ** 2 - 1) / d)
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+        return (xn + sigma * g).astype(np.float32)
+    sigma = np.sqrt(max(kth_distance, 0.0)) / np.sqrt(d)  # kth_distance: squared L2
+    return (x + sigma * g).astype(np.float32)
+
+
+def calibrate_index(
+    conn: psycopg.Connection,
+    table: str,
+    index: str,
+    *,
+    metric: str = "cosine",
+    k: int = 10,
+    n_queries: int = 100,
+    seed: int = 0,
+    queries: Any = None,
+    ef_ladder: tuple[int, ...] = EF_LADDER,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Measure recall@k of an HNSW index against exact search for a ladder of
+    ``hnsw.ef_search`` values, and (with ``store``) keep it in the index's JSON
+    comment, where the planner reads it to choose ef_search for a recall target.
+
+    HNSW recall depends on the data (its intrinsic dimension, even insertion
+    order), so it is measured on the table itself: ``queries`` when given (e.g. from
+    a query log), else sample rows moved to a typical k-th-neighbour distance
+    (:func:`perturbed_queries`). Exact neighbours come from streamed passes over the
+    table in numpy.
+    """
+    from vecext.postgres.search import PostgresBackend
+    from vecext.search.api import Request
+    from vecext.search.planner import Plan
+
+    t = resolve_table(conn, table)
+    found = [i for i in list_vector_indexes(conn, t.qualified) if i.name == index]
+    if not found or found[0].method != "hnsw":
+        raise ValueError(f"{t} has no HNSW index named {index!r}")
+    ix = found[0]
+    col = resolve_column(conn, t.qualified, ix.column)
+    scan = _KeyedScan(conn, t, ix.column, col.dim)
+    if queries is not None:
+        from vecext.codecs.base import as_float32_rows
+
+        xq, how = as_float32_rows(queries, col.dim, "queries"), "given"
+    else:
+        _, xs = scan.sample(conn, n_queries, seed)
+        d, _ = _exact_topk(conn, scan, xs, metric, k + 1)  # [:, 0] is the row itself
+        xq, how = perturbed_queries(xs, float(np.median(d[:, k])), metric, seed), "perturbed rows"
+    _, best_i = _exact_topk(conn, scan, xq, metric, k)
+    backend = PostgresBackend(conn)
+    info = backend.table_info(f"{t.schema}.{t.name}", ix.column, metric)
+    if index not in info.alternatives:
+        raise ValueError(f"index {index!r} cannot order a {metric} search of {t}.{ix.column}")
+    info.caps = info.alternatives[index]
+    norm = (lambda v: int(v)) if scan.int_key else (lambda v: str(v))  # noqa: E731
+    truth = [{norm(v) for v in row} for row in best_i.tolist()]
+    curve: dict[str, float] = {}
+    for ef in ef_ladder:
+        hits = []
+        for i, q in enumerate(xq):
+            req = Request(t.qualified, ix.column, q, k, metric, None)
+            got, _, _ = backend.run(info, req, Plan("hnsw", "calibration", {"ef_search": ef}))
+            hits.append(len(truth[i] & {norm(g) for g in got.tolist()}) / k)
+        curve[str(ef)] = float(np.mean(hits))
+    record = {"k": k, "n_queries": int(len(xq)), "metric": metric, "ef_search": curve,
+              "queries": how}  # fmt: skip
+    if store:
+        meta = dict(ix.comment)
+        meta["calibration"] = record
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("COMMENT ON INDEX {} IS {}").format(
+                    sql.Identifier(t.schema, index), sql.Literal(json.dumps(meta, sort_keys=True))
+                )
             )
     return record

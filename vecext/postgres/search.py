@@ -315,6 +315,13 @@ def _tenant_pred(info: TableInfo, tenant: Any) -> Predicate:
     return Eq(info.tenant_column, tenant)
 
 
+def _hnsw_calibration(ix: VectorIndex | None, metric: str) -> dict[str, Any] | None:
+    cal = ix.comment.get("calibration") if ix is not None else None
+    if isinstance(cal, dict) and cal.get("metric") == metric:
+        return cal.get("ef_search") or None
+    return None
+
+
 def _caps(
     n_rows: int, code: CodeColumn | None, hnsw: VectorIndex | None, iterative: bool
 ) -> Capabilities:
@@ -331,5 +338,6 @@ def _caps(
         n_lists=code.nlist if code else 0,
         hnsw_index=hnsw.name if hnsw else None,
         iterative_scan=iterative,
+        hnsw_calibration=_hnsw_calibration(hnsw, hnsw.metric if hnsw else ""),
         **cal,  # type: ignore[arg-type]
     )

@@ -139,6 +139,18 @@ def _result(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
     return ids, dist
 
 
+#: Below this many matching rows a scan runs on one process: starting parallel
+#: workers costs more than they save (PostgreSQL's cost model prices the PQ
+#: lookup sum high enough to plan workers even for a few thousand rows).
+SERIAL_MAX_ROWS = 50_000
+
+
+def _serial(ctx: Context) -> dict[str, str]:
+    if ctx.plan.est_matching <= SERIAL_MAX_ROWS:
+        return {"max_parallel_workers_per_gather": "0"}
+    return {}
+
+
 def _scanned(ctx: Context) -> int:
     n = int(round(ctx.plan.est_matching))
     b = ctx.req.max_scan_rows
@@ -169,7 +181,7 @@ def exact(ctx: Context) -> tuple[np.ndarray, np.ndarray, int]:
         else [*ctx.where_params, ctx.qtext]
     )
     # no index scans: an HNSW index would make this approximate
-    rows = fetch_local(ctx.conn, {"enable_indexscan": "off"}, query, params)
+    rows = fetch_local(ctx.conn, {"enable_indexscan": "off", **_serial(ctx)}, query, params)
     ids, dist = _result(rows)
     return ids, dist, _scanned(ctx)
 
@@ -286,7 +298,7 @@ def _parse(rows: list[tuple[Any, ...]]) -> tuple[list[Any], np.ndarray, np.ndarr
 def compressed(ctx: Context, code: Any) -> tuple[np.ndarray, np.ndarray, int]:
     depth = int(ctx.plan.params.get("rerank", 10 * ctx.req.k))
     query, dparams = _candidates(ctx, code, depth, _dmax(ctx, depth))
-    rows = fetch_local(ctx.conn, {}, query, [*dparams, *ctx.where_params, ctx.qtext])
+    rows = fetch_local(ctx.conn, _serial(ctx), query, [*dparams, *ctx.where_params, ctx.qtext])
     ids, dist, _, _ = _parse(rows)
     top, reranked = _deepen(ctx, ids, dist, depth)
     ctx.plan.params["reranked"] = reranked

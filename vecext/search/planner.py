@@ -34,6 +34,8 @@ class Capabilities:
     #: the same curves measured within row subsets (``selectivity``, ``kind``,
     #: ``depth``, ``nprobe``): what a filter of that selectivity leaves
     calibration_subsets: list[dict[str, Any]] | None = None
+    #: hnsw.ef_search -> recall@k measured on the HNSW index
+    hnsw_calibration: dict[str, Any] | None = None
 
 
 @dataclass
@@ -245,6 +247,15 @@ def _params(
     if strategy == "hnsw":
         # expected matches among ef candidates = ef * selectivity; aim for 2*depth
         ef = math.ceil(2 * depth / max(sel, 1e-6)) if sel < 1 else 2 * depth
+        if caps.hnsw_calibration:
+            # the index's own measured recall: unfiltered, the smallest ef that reaches
+            # the target; filtered, at least that
+            # (aimed at half the allowed loss: real queries are harder than the
+            # calibration's, see vecext.postgres.calibration.perturbed_queries)
+            goal = 1.0 - (1.0 - s.recall_target) / 2
+            curve = sorted((int(e), float(r)) for e, r in caps.hnsw_calibration.items())
+            measured = next((e for e, r in curve if r >= goal), curve[-1][0])
+            ef = measured if not filtered else max(ef, measured)
         out: dict[str, Any] = {"ef_search": int(min(max(ef, 40), 1000)), "index": caps.hnsw_index}
         if caps.iterative_scan and sel < s.broad_selectivity:
             out["iterative_scan"] = "strict_order"
