@@ -101,9 +101,9 @@ def install(
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option(help="Rows of generated embeddings.")] = 50_000,
+    n: Annotated[int, typer.Option(help="Rows of generated embeddings.")] = 20_000,
     d: Annotated[int, typer.Option(help="Dimension of generated embeddings.")] = 384,
-    queries: Annotated[int, typer.Option("--queries", help="Queries to run.")] = 50,
+    queries: Annotated[int, typer.Option("--queries", help="Queries to run.")] = 30,
     k: Annotated[int, typer.Option(help="Rows per search.")] = 10,
     dataset: Annotated[
         str | None,

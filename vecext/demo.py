@@ -130,9 +130,9 @@ def _fmt_bytes(n: float) -> str:
 
 def run_demo(
     *,
-    n: int = 50_000,
+    n: int = 20_000,
     d: int = 384,
-    nq: int = 50,
+    nq: int = 30,
     k: int = 10,
     seed: int = 0,
     dsn: str | None = None,
