@@ -19,6 +19,7 @@ for an outer ``LIMIT 5``, i.e. 4 candidates per requested row.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,9 @@ class _PgMethod(BaseMethod):
         if self.settings:
             self.params["settings"] = self.settings
 
+    @abstractmethod
     def _query(self) -> sql.Composable:
-        raise NotImplementedError
+        """The search statement (parameters: the filter's, then the query vector)."""
 
     def _params(self, q: np.ndarray) -> list[Any]:
         return [*self.where_params, Vector(q)]

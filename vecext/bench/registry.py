@@ -33,6 +33,7 @@ registers itself by adding its module path there (or by calling
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -119,7 +120,7 @@ class BenchMethod(Protocol):
 MethodFactory = Callable[["BenchContext"], BenchMethod]
 
 
-class BaseMethod:
+class BaseMethod(ABC):
     """Convenience base: keeps the context, the params and a no-op ``close``."""
 
     def __init__(
@@ -129,14 +130,17 @@ class BaseMethod:
         self.params: dict[str, Any] = dict(params or {})
         self.bytes_per_vector = float(bytes_per_vector)
 
-    def build(self) -> float | None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def build(self) -> float | None:
+        """Build what the method needs; seconds spent (None: nothing to build)."""
 
-    def search(self, q: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def search(self, q: np.ndarray) -> np.ndarray:
+        """Ids of the nearest rows for one query, best first."""
 
-    def storage_bytes(self) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def storage_bytes(self) -> int:
+        """Bytes the database reports for the method's vector data and indexes."""
 
     def close(self) -> None:
         return None
