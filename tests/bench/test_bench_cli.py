@@ -150,7 +150,6 @@ def test_plot_and_table(bench_data, tmp_path):
 @pytest.mark.parametrize(
     ("backend", "method", "message"),
     [
-        ("postgres", "vecext-pq", "not available yet"),
         ("faiss", "vecext-auto", "not available yet"),
         ("postgres", "vss-hnsw", "runs on backend duckdb"),
         ("duckdb", "nope", "unknown method 'nope'"),

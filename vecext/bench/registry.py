@@ -79,6 +79,7 @@ PLUGIN_MODULES: list[str] = [
     "vecext.bench.duck_methods",
     "vecext.bench.faiss_methods",
     "vecext.bench.duck_vecext",  # vecext-* on duckdb
+    "vecext.bench.pg_vecext",  # vecext-* on postgres
 ]
 
 
