@@ -8,6 +8,7 @@ import pytest
 
 import vecext.duckdb as vd
 from tests.duckdb.conftest import search_recall
+from vecext.duckdb import strategies
 from vecext.duckdb.indexes import (
     HnswIndexError,
     calibrate_hnsw,
@@ -158,7 +159,7 @@ def test_search_after_reopening_a_file_database(tmp_path) -> None:
         con.close()
 
 
-def test_hnsw_calibration_steers_ef_search(table) -> None:
+def test_hnsw_calibration_steers_ef_search(table, monkeypatch) -> None:
     con, x = table
     ix = create_hnsw_index(con, "t", "v", "cosine", m=8, ef_construction=40)
     assert ix.calibration is None
@@ -168,8 +169,13 @@ def test_hnsw_calibration_steers_ef_search(table) -> None:
     assert curve["200"] >= 0.9 and rec["queries"] == "rows"
     (stored,) = hnsw_indexes(con, "t", "v")
     assert stored.calibration == rec  # kept in the index's comment
+    monkeypatch.setattr(strategies, "HNSW_EF_FLOOR", 0)
     r = search(con, "t", "v", x[1], 10, strategy="hnsw", recall_target=0.5)
     smallest = min(int(e) for e, v in curve.items() if v >= 0.5)
     assert r.plan.params["ef_search"] == max(smallest, 40)  # the planner's floor is 40
+    monkeypatch.undo()
+    r = search(con, "t", "v", x[1], 10, strategy="hnsw", recall_target=0.5)
+    assert r.plan.params["ef_search"] == strategies.HNSW_EF_FLOOR
+    assert "raised to 128" in r.explain()
     with pytest.raises(HnswIndexError, match="no HNSW index named 'nope'"):
         calibrate_hnsw(con, "t", "nope")

@@ -131,7 +131,9 @@ def test_missing_table_column_and_bad_types(small) -> None:
     with pytest.raises(SearchError, match=r"v has type FLOAT\[\]"):
         search(con, "lists", "v", x[0], 5)
     con.execute("CREATE TABLE noid (key INTEGER, v FLOAT[8])")
-    with pytest.raises(SearchError, match="neither a single-column primary key nor a column named id"):
+    with pytest.raises(
+        SearchError, match="neither a single-column primary key nor a column named id"
+    ):
         search(con, "noid", "v", x[0], 5)
     with pytest.raises(SearchError, match="max_scan_rows must be a positive integer"):
         search(con, "items", "embedding", x[0], 5, max_scan_rows=0)
@@ -163,7 +165,7 @@ def test_injection_through_filter_values(small_both, value: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        'cat" = \'a\' OR "1',
+        "cat\" = 'a' OR \"1",
         "cat; DROP TABLE items; --",
         'cat"; DROP TABLE items; --',
         "cat\x00",
