@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 import vecext.bench.pg_vecext  # noqa: F401  (registers the vecext-* methods)
@@ -70,6 +71,28 @@ def markdown_table(results: list[dict], k: int, dataset: str) -> str:
     return head + "\n".join(lines)
 
 
+def calibrate_on_queries(args: argparse.Namespace, n: int, console: Console) -> None:
+    """Recalibrate the codes and the HNSW index of a built benchmark table on ``n``
+    dev queries that are not among the measured ones (as with a query log)."""
+    from vecext.bench import pg_store
+    from vecext.bench.runner import LIMIT_SEED
+    from vecext.datasets import load_dataset
+    from vecext.postgres import calibrate, calibrate_index, connect
+
+    ds = load_dataset(args.dataset, args.queries)
+    nq = ds.xq.shape[0]
+    measured = np.random.default_rng(LIMIT_SEED).choice(nq, size=args.limit_queries, replace=False)
+    rest = np.setdiff1d(np.arange(nq), measured)
+    xq = ds.xq[np.random.default_rng(1).choice(rest, size=min(n, rest.size), replace=False)]
+    table = pg_store.table_name(ds.name)
+    with connect(args.dsn, autocommit=True) as conn:
+        for column in ("embedding_pq", "embedding_binary"):
+            console.print(f"calibrating {table}.{column} on {len(xq)} held-out queries")
+            calibrate(conn, table, column, queries=xq)
+        console.print(f"calibrating {table}_hnsw on {len(xq)} held-out queries")
+        calibrate_index(conn, table, f"{table}_hnsw", queries=xq)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="/work/shared/data/wordnet-minilm")
@@ -83,8 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         "--filters", default=None, help="which filter settings, e.g. 0,2 (0 = no filter)"
     )
     ap.add_argument("--append", action="store_true", help="add to the results in --json")
+    ap.add_argument(
+        "--calibrate-on-queries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first recalibrate the built table's codes and HNSW index on N dev queries "
+        "that are not measured (what a query log gives); needs a previous run's set-up",
+    )
     args = ap.parse_args(argv)
     console = Console(stderr=True)
+    if args.calibrate_on_queries:
+        calibrate_on_queries(args, args.calibrate_on_queries, console)
     results, machine = [], None
     if args.append and args.json and Path(args.json).exists():
         results = json.loads(Path(args.json).read_text())["results"]

@@ -74,7 +74,7 @@ class FaissExact(_FaissMethod):
         self.index = faiss.IndexFlatIP(self.ctx.d)
         self.index.add(self.ctx.xb)
         if self.ctx.filter is not None:
-            self.search_params = faiss.SearchParameters(sel=self._selector())
+            self.search_params = faiss.SearchParameters(sel=self._selector())  # type: ignore[call-arg]
         return None
 
 
@@ -145,7 +145,7 @@ class FaissIVFPQ(_FaissMethod):
         self.quantizer = quantizer  # the IVF index does not own it
         self.index = index
         sel = self._selector() if ctx.filter is not None else None
-        self.search_params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE, sel=sel)
+        self.search_params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE, sel=sel)  # type: ignore[call-arg]
         return None
 
 

@@ -182,7 +182,7 @@ class PgBitRerank(_PgMethod):
     def __init__(self, ctx: BenchContext) -> None:
         pgvector.require(ctx.conn, "binary_quantize")
         self.candidates = RERANK_CANDIDATES_PER_ROW * ctx.k
-        params = {
+        params: dict[str, Any] = {
             "m": HNSW_M,
             "ef_construction": HNSW_EF_CONSTRUCTION,
             "ef_search": HNSW_EF_SEARCH,

@@ -107,15 +107,16 @@ def plot(docs: Iterable[dict[str, Any]], path: str | Path, title: str | None = N
     import matplotlib.pyplot as plt
 
     docs = list(docs)
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    filters = {r["filter"] for doc in docs for r in doc["results"]}
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
     markers = {"postgres": "o", "duckdb": "s", "faiss": "^"}
     for doc in docs:
         for r in doc["results"]:
             if r["recall_at_k"] is None or not r["qps"]:
                 continue
             label = f"{r['backend']}/{r['method']}"
-            if len(docs) > 1 and r["filter"]:
-                label += f" [{r['filter']}]"
+            if len(filters) > 1:
+                label += f" [{r['filter'] or 'no filter'}]"
             ax.scatter(
                 r["recall_at_k"],
                 r["qps"],
@@ -132,7 +133,7 @@ def plot(docs: Iterable[dict[str, Any]], path: str | Path, title: str | None = N
             f"{docs[0]['dataset']} (n={docs[0]['n']:,}, d={docs[0]['d']}), "
             f"k={r0.get('k')}, filter: {r0.get('filter') or 'none'}"
         )
-    ax.set_title(title or "vecext bench", fontsize=10)
+    fig.suptitle(title or "vecext bench", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_xlim(left=min(0.0, ax.get_xlim()[0]), right=1.05)
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
