@@ -174,6 +174,13 @@ FUNCTIONS: list[SqlFunction] = [
         (PG,),
         "Drop a code column, its trigger and its catalog entry; the source column is untouched.",
         "SELECT vecext.drop_compressed_column('doc_items', 'embedding_pq')",
+        "It leaves IVF lists added to the column (vecext.postgres.add_ivf_lists: list column, "
+        "its trigger and centroids) in place, orphaned. From Python, "
+        "vecext.postgres.drop_compressed_column() drops them with the column in one "
+        "transaction; lists already orphaned are listed by "
+        "vecext.postgres.orphaned_ivf_lists() and dropped by "
+        "vecext.postgres.drop_orphaned_ivf_lists(). Their codec cannot be dropped while "
+        "their trigger reads it.",
     ),
     SqlFunction(
         "vecext.compressed_column_trigger",

@@ -195,3 +195,29 @@ def test_bad_input_gives_clear_errors(table, migrate, pg_dsn):
     with pytest.raises(MigrationError, match="cannot be reversed"):
         DropCompressedColumnOp("docs", "embedding_i8").reverse()
     assert vectors(pg_dsn) == before
+
+
+def test_drop_compressed_column_drops_its_ivf_lists(table, migrate, pg_dsn, pg_catalog):
+    """IVF lists added to a compressed column go with it in the downgrade, and the
+    codec can be dropped after: no list column, trigger or centroids are left."""
+    from vecext.postgres import add_ivf_lists, orphaned_ivf_lists
+
+    before = vectors(pg_dsn)
+    with migrate() as op:
+        op.create_codec("docs_pq", table="docs", column="embedding", kind="pq", m=2, niter=4)
+        op.add_compressed_column("docs", "embedding", "docs_pq", "embedding_pq")
+    lists = add_ivf_lists(pg_catalog, "docs", "embedding", 4, niter=4)
+    with migrate() as op:
+        op.drop_compressed_column("docs", "embedding_pq")
+        op.drop_codec("docs_pq")
+    assert vectors(pg_dsn) == before
+    assert orphaned_ivf_lists(pg_catalog) == []
+    cols = pg_catalog.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'docs'"
+    ).fetchall()
+    assert sorted(r[0] for r in cols) == ["embedding", "id", "title"]
+    assert pg_catalog.execute("SELECT count(*) FROM vecext.codecs").fetchone() == (0,)
+    assert not pg_catalog.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'docs'::regclass AND NOT tgisinternal"
+    ).fetchall()
+    assert lists.list_column == "embedding_list"

@@ -269,6 +269,14 @@ def drop_compressed_column(operations: Operations, op: ops.DropCompressedColumnO
             "compressed column; refusing to drop it (vector columns are never dropped by "
             "vecext operations)"
         )
+    # IVF lists rank rows by these codes: they go first (the released SQL function
+    # drops the code column only, see vecext.postgres.drop_compressed_column)
+    from vecext.postgres.columns import resolve_table
+    from vecext.postgres.filters import quote_table
+    from vecext.postgres.ivf import drop_lists_of
+
+    t = resolve_table(pconn, quote_table(_qualified(op.table, op.schema)))
+    drop_lists_of(pconn, t, op.code_column)
     pconn.execute(
         "SELECT vecext.drop_compressed_column(%s::oid::regclass, %s)", [oid, op.code_column]
     )

@@ -62,7 +62,13 @@ from vecext.postgres.indexes import (  # noqa: E402
     hnsw_build_memory,
     list_vector_indexes,
 )
-from vecext.postgres.ivf import add_ivf_lists, drop_ivf_lists, ivf_lists  # noqa: E402
+from vecext.postgres.ivf import (  # noqa: E402
+    add_ivf_lists,
+    drop_ivf_lists,
+    drop_orphaned_ivf_lists,
+    ivf_lists,
+    orphaned_ivf_lists,
+)
 from vecext.postgres.search import PostgresBackend, explain, search  # noqa: E402
 from vecext.postgres.tenants import (  # noqa: E402
     create_tenant_indexes,
@@ -80,11 +86,13 @@ __all__ += [
     "create_vector_index",
     "declare_tenant_column",
     "drop_ivf_lists",
+    "drop_orphaned_ivf_lists",
     "drop_vector_index",
     "explain",
     "hnsw_build_memory",
     "ivf_lists",
     "list_vector_indexes",
+    "orphaned_ivf_lists",
     "search",
     "tenant_indexes",
 ]

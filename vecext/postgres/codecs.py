@@ -270,9 +270,26 @@ def drop_codec(conn: psycopg.Connection, name: str, *, missing_ok: bool = False)
                 f"cannot drop codec {name!r}: compressed columns {', '.join(used)} use it; "
                 "drop them first (drop_compressed_column)"
             )
+        _refuse_if_list_trigger(conn, name)
         _drop_functions(conn, name)
         conn.execute("DELETE FROM vecext.codecs WHERE name = %s", [name])
     return True
+
+
+def _refuse_if_list_trigger(conn: psycopg.Connection, name: str) -> None:
+    """An IVF codec whose list trigger is still installed (orphaned by the SQL function
+    vecext.drop_compressed_column) must stay: the trigger reads its centroids on
+    every INSERT, and would fail without them."""
+    from vecext.postgres.ivf import list_triggers
+
+    users = [
+        f"{t.table}.{t.list_column}" for t in list_triggers(conn, None) if t.codec_name == name
+    ]
+    if users:
+        raise CatalogError(
+            f"cannot drop codec {name!r}: the trigger of IVF list column(s) {', '.join(users)} "
+            "uses it; drop the lists first (vecext.postgres.drop_orphaned_ivf_lists)"
+        )
 
 
 def train_codec(

@@ -308,9 +308,19 @@ def add_compressed_column(
 
 
 def drop_compressed_column(conn: psycopg.Connection, table: str, code_column: str) -> None:
-    """Drop ``table.code_column``, its trigger and its catalog entry (the source stays)."""
+    """Drop ``table.code_column``, its trigger and its catalog entry (the source stays).
+
+    IVF lists added to the column (:func:`vecext.postgres.add_ivf_lists`) rank rows
+    by its codes and belong to it: they go too (list column and its indexes, list
+    trigger, centroids), in the same transaction. (The SQL function
+    ``vecext.drop_compressed_column`` leaves them: see
+    :func:`vecext.postgres.drop_orphaned_ivf_lists`.)
+    """
+    from vecext.postgres import ivf
+
     cc = compressed_column(conn, table, code_column)
     with conn.transaction():
+        ivf.drop_lists_of(conn, cc.table, code_column)
         conn.execute(
             "SELECT vecext.drop_compressed_column(%s::oid::regclass, %s)",
             [cc.table.oid, code_column],

@@ -11,6 +11,12 @@ probes are cheap (Curator's shared lists with per-tenant access paths), and
 records the lists on the compressed column's catalog row (``list_column``,
 ``ivf_codec_name``): the two-stage IVF search probes lists, ranks rows inside
 them by those codes, and reranks exactly.
+
+The lists belong to that compressed column: ``drop_compressed_column`` drops them
+with it. The SQL function ``vecext.drop_compressed_column`` (released before IVF
+lists) drops the code column only; :func:`drop_orphaned_ivf_lists` removes lists
+left that way (found by their trigger), and ``drop_codec`` refuses to drop the
+centroids a list trigger still reads.
 """
 
 from __future__ import annotations
@@ -179,7 +185,17 @@ def add_ivf_lists(
         ).fetchall()
     }
     if lcol in have:
-        raise CatalogError(f"table {t} already has a column {lcol!r}")
+        orphan = any(o.list_column == lcol for o in orphaned_ivf_lists(conn, t.qualified))
+        raise CatalogError(
+            f"table {t} already has a column {lcol!r}"
+            + (
+                ": IVF lists no compressed column records (left by the SQL function "
+                "vecext.drop_compressed_column, or an interrupted add_ivf_lists); drop them "
+                "with vecext.postgres.drop_orphaned_ivf_lists()"
+                if orphan
+                else ""
+            )
+        )
     missing = [c for c in index_columns if c not in have]
     if missing:
         raise CatalogError(f"table {t} has no column(s) {', '.join(map(repr, missing))}")
@@ -356,19 +372,123 @@ def _drop(conn: psycopg.Connection, t: TableRef, lcol: str, trigger: str, codec:
 
 def drop_ivf_lists(conn: psycopg.Connection, table: str, code_column: str) -> None:
     """Drop the IVF lists of a compressed column: list column (and its indexes),
-    trigger, catalog entry and centroids. The codes and vectors stay."""
+    trigger, catalog entry and centroids. The codes and vectors stay.
+
+    :func:`vecext.postgres.drop_compressed_column` calls this itself.
+    """
     require_catalog(conn)
     lists = ivf_lists(conn, table, code_column)
     if lists is None:
         raise CatalogError(f"{table}.{code_column} has no IVF lists")
     with conn.transaction():
-        _drop(
-            conn,
-            lists.table,
-            lists.list_column,
-            trigger_name(lists.list_column),
-            lists.codec_name,
-        )
+        drop_lists_of(conn, lists.table, code_column)
+
+
+def drop_lists_of(conn: psycopg.Connection, t: TableRef, code_column: str) -> IVFLists | None:
+    """Drop the IVF lists of compressed column ``t.code_column``, if it has any, in the
+    caller's transaction; returns what was dropped."""
+    lists = ivf_lists(conn, t.qualified, code_column)
+    if lists is not None:
+        _drop(conn, t, lists.list_column, trigger_name(lists.list_column), lists.codec_name)
+    return lists
+
+
+@dataclass(frozen=True)
+class ListTrigger:
+    """The trigger keeping an IVF list column current, as ``add_ivf_lists`` made it.
+
+    It is *orphaned* when no compressed column records its list column: the
+    compressed column was dropped by the SQL function ``vecext.drop_compressed_column``
+    (which predates IVF lists and drops the code column only), or ``add_ivf_lists``
+    was interrupted while filling the list column."""
+
+    table: TableRef
+    source_column: str
+    list_column: str
+    codec_name: str
+    trigger: str
+
+
+def list_triggers(conn: psycopg.Connection, oid: int | None) -> list[ListTrigger]:
+    """Every trigger ``add_ivf_lists`` made (on table ``oid``, or on any table): function
+    ``vecext.ivf_lists_trigger``, named ``vecext_<list column>``, arguments: vector
+    column, list column, IVF codec."""
+    rows = conn.execute(
+        """SELECT c.oid, n.nspname, c.relname, g.tgname, g.tgargs
+           FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE g.tgfoid = 'vecext.ivf_lists_trigger'::regproc AND NOT g.tgisinternal
+             AND (%s::oid IS NULL OR c.oid = %s::oid)
+           ORDER BY n.nspname, c.relname, g.tgname""",
+        [oid, oid],
+    ).fetchall()
+    out = []
+    for toid, schema, name, tgname, tgargs in rows:
+        args = [a.decode() for a in bytes(tgargs).split(b"\x00")[:-1]]
+        if len(args) == 3 and tgname == trigger_name(args[1]):
+            src, lcol, codec = args
+            out.append(ListTrigger(TableRef(int(toid), schema, name), src, lcol, codec, tgname))
+    return out
+
+
+def orphaned_ivf_lists(conn: psycopg.Connection, table: str | None = None) -> list[ListTrigger]:
+    """The orphaned IVF lists of ``table`` (or of every table): see :class:`ListTrigger`.
+    They are found by the trigger each list column keeps."""
+    from vecext.postgres.columns import resolve_table
+
+    require_catalog(conn)
+    oid = resolve_table(conn, table).oid if table is not None else None
+    used = {
+        (r[0], r[1], r[2], r[3])
+        for r in conn.execute(
+            "SELECT table_schema, table_name, list_column, ivf_codec_name "
+            "FROM vecext.compressed_columns WHERE list_column IS NOT NULL"
+        ).fetchall()
+    }
+    return [
+        o
+        for o in list_triggers(conn, oid)
+        if (o.table.schema, o.table.name, o.list_column, o.codec_name) not in used
+    ]
+
+
+def drop_orphaned_ivf_lists(conn: psycopg.Connection, table: str | None = None) -> list[str]:
+    """Drop the orphaned IVF lists of ``table`` (or of every table): each one's trigger,
+    its ``integer`` list column (with its indexes) and its centroids, unless a
+    compressed column still uses that codec. Vectors and codes are never touched.
+
+    The SQL function ``vecext.drop_compressed_column`` (released SQL, unchanged)
+    drops the code column only; :func:`vecext.postgres.drop_compressed_column` drops
+    the lists too. Returns the ``schema.table.list_column`` names dropped.
+    """
+    done = []
+    with conn.transaction():
+        for o in orphaned_ivf_lists(conn, table):
+            typ = conn.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = %s AND attname = %s AND attnum > 0 AND NOT attisdropped",
+                [o.table.oid, o.list_column],
+            ).fetchone()
+            conn.execute(
+                sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(o.trigger), o.table.ident)
+            )
+            if typ is not None and typ[0] == "integer":
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
+                        o.table.ident, sql.Identifier(o.list_column)
+                    )
+                )
+            in_use = conn.execute(
+                "SELECT 1 FROM vecext.compressed_columns WHERE codec_name = %(c)s "
+                "OR ivf_codec_name = %(c)s",
+                {"c": o.codec_name},
+            ).fetchone() or any(t.codec_name == o.codec_name for t in list_triggers(conn, None))
+            if not in_use:
+                conn.execute(
+                    "DELETE FROM vecext.codecs WHERE name = %s AND kind = 'ivf'", [o.codec_name]
+                )
+            done.append(f"{o.table}.{o.list_column}")
+    return done
 
 
 def ivf_lists(conn: psycopg.Connection, table: str, code_column: str) -> IVFLists | None:

@@ -1,0 +1,272 @@
+"""IVF lists over their whole life in PostgreSQL: kept current by the trigger on INSERT,
+UPDATE and COPY, found by the IVF search at once, and dropped with the compressed
+column they belong to (no list column, trigger, index or centroid left behind, the
+source vectors untouched)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.postgres.conftest import clustered, vector_text
+from vecext.codecs import make_codec
+from vecext.errors import CatalogError
+from vecext.postgres import (
+    add_compressed_column,
+    add_ivf_lists,
+    compressed_column,
+    drop_codec,
+    drop_compressed_column,
+    drop_ivf_lists,
+    drop_orphaned_ivf_lists,
+    ivf_lists,
+    load_codec,
+    orphaned_ivf_lists,
+    save_codec,
+    search,
+)
+
+D = 16
+N = 1_500
+
+
+@pytest.fixture(scope="module")
+def codecs(mconn):
+    xt = clustered(800, D, seed=40)
+    save_codec(mconn, "lc_pq", make_codec("pq", D, "l2", m=4, niter=8).train(xt))
+    save_codec(mconn, "lc_bin", make_codec("binary", D, "l2").train(xt))
+
+
+def _table(conn: psycopg.Connection, name: str, seed: int) -> np.ndarray:
+    """``name (id integer PRIMARY KEY, embedding vector(16), cat text)``, N rows."""
+    x = clustered(N, D, seed=seed)
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, embedding vector({}), cat text)").format(
+            sql.Identifier(name), sql.Literal(D)
+        )
+    )
+    with conn.cursor().copy(
+        sql.SQL("COPY {} (id, embedding, cat) FROM STDIN").format(sql.Identifier(name))
+    ) as copy:
+        for i, row in enumerate(x):
+            copy.write_row((i, vector_text(row), "ab"[i % 2]))
+    return x
+
+
+def _checksum(conn: psycopg.Connection, table: str) -> str:
+    q = sql.SQL("SELECT md5(string_agg(id || ':' || embedding::text, ',' ORDER BY id)) FROM {}")
+    return conn.execute(q.format(sql.Identifier(table))).fetchone()[0]
+
+
+def _columns(conn: psycopg.Connection, table: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped",
+        [table],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _triggers(conn: psycopg.Connection, table: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+        [table],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _indexes(conn: psycopg.Connection, table: str) -> set[str]:
+    rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table]).fetchall()
+    return {r[0] for r in rows}
+
+
+def _codec_rows(conn: psycopg.Connection, name: str) -> tuple[int, int, int]:
+    return tuple(  # type: ignore[return-value]
+        conn.execute(
+            "SELECT (SELECT count(*) FROM vecext.codecs WHERE name = %(n)s), "
+            "(SELECT count(*) FROM vecext.codec_arrays WHERE codec_name = %(n)s), "
+            "(SELECT count(*) FROM vecext.codebook_vectors WHERE codec_name = %(n)s)",
+            {"n": name},
+        ).fetchone()
+    )
+
+
+def _truth(x: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+    d = ((x.astype(np.float64) - q) ** 2).sum(1)
+    return np.argsort(d, kind="stable")[:k].tolist()
+
+
+def test_dropping_a_compressed_column_drops_its_ivf_lists(mconn, codecs) -> None:
+    x = _table(mconn, "lc_drop", seed=41)
+    before = _checksum(mconn, "lc_drop")
+    cols0, trig0, idx0 = (
+        _columns(mconn, "lc_drop"),
+        _triggers(mconn, "lc_drop"),
+        _indexes(mconn, "lc_drop"),
+    )
+    add_compressed_column(mconn, "lc_drop", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(mconn, "lc_drop", "embedding", 8, niter=5, index_columns=["cat"])
+    assert lists.list_column in _columns(mconn, "lc_drop")
+    assert _codec_rows(mconn, lists.codec_name)[0] == 1
+
+    drop_compressed_column(mconn, "lc_drop", "emb_pq")
+
+    # nothing of the compressed column or of its lists is left
+    assert _columns(mconn, "lc_drop") == cols0
+    assert _triggers(mconn, "lc_drop") == trig0
+    assert _indexes(mconn, "lc_drop") == idx0
+    assert _codec_rows(mconn, lists.codec_name) == (0, 0, 0)
+    assert not mconn.execute(
+        "SELECT 1 FROM vecext.compressed_columns WHERE table_name = 'lc_drop'"
+    ).fetchall()
+    # the source vectors are intact and writes still work (no orphaned trigger)
+    assert _checksum(mconn, "lc_drop") == before
+    mconn.execute("INSERT INTO lc_drop VALUES (99999, %s, 'a')", [vector_text(x[0])])
+    mconn.execute("UPDATE lc_drop SET embedding = %s WHERE id = 1", [vector_text(x[2])])
+    mconn.execute("DELETE FROM lc_drop WHERE id = 99999")
+    mconn.execute("UPDATE lc_drop SET embedding = %s WHERE id = 1", [vector_text(x[1])])
+    assert _checksum(mconn, "lc_drop") == before
+    # and the column and its lists can be added again under the same names
+    add_compressed_column(mconn, "lc_drop", "embedding", "lc_pq", "emb_pq", progress=False)
+    again = add_ivf_lists(mconn, "lc_drop", "embedding", 8, niter=5)
+    assert (again.list_column, again.codec_name) == (lists.list_column, lists.codec_name)
+    q = x[3] + 0.01
+    r = search(mconn, "lc_drop", "embedding", q, 5, metric="l2", strategy="ivf")
+    assert r.strategy == "ivf" and r.ids[0] == 3
+    drop_compressed_column(mconn, "lc_drop", "emb_pq")
+    assert _columns(mconn, "lc_drop") == cols0 and _triggers(mconn, "lc_drop") == trig0
+    assert _checksum(mconn, "lc_drop") == before
+
+
+def test_dropping_another_compressed_column_keeps_the_lists(mconn, codecs) -> None:
+    x = _table(mconn, "lc_two", seed=42)
+    before = _checksum(mconn, "lc_two")
+    add_compressed_column(mconn, "lc_two", "embedding", "lc_pq", "emb_pq", progress=False)
+    add_compressed_column(mconn, "lc_two", "embedding", "lc_bin", "emb_bin", progress=False)
+    lists = add_ivf_lists(mconn, "lc_two", "embedding", 8, niter=5, code_column="emb_pq")
+    drop_compressed_column(mconn, "lc_two", "emb_bin")
+    assert ivf_lists(mconn, "lc_two", "emb_pq") == replace(lists, indexes=())
+    assert lists.list_column in _columns(mconn, "lc_two")
+    mconn.execute("INSERT INTO lc_two VALUES (99999, %s, 'a')", [vector_text(x[5] + 0.01)])
+    r = search(mconn, "lc_two", "embedding", x[5] + 0.01, 3, metric="l2", strategy="ivf")
+    assert r.ids[0] == 99999
+    mconn.execute("DELETE FROM lc_two WHERE id = 99999")
+    assert _checksum(mconn, "lc_two") == before
+
+
+def test_a_failed_drop_changes_nothing(mconn, codecs) -> None:
+    """The lists and the column go in one transaction: a failure keeps both."""
+    _table(mconn, "lc_fail", seed=43)
+    add_compressed_column(mconn, "lc_fail", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(mconn, "lc_fail", "embedding", 8, niter=5)
+    cols = _columns(mconn, "lc_fail")
+    # a view on the code column: PostgreSQL refuses DROP COLUMN without CASCADE
+    mconn.execute("CREATE VIEW lc_fail_codes AS SELECT id, emb_pq FROM lc_fail")
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+        drop_compressed_column(mconn, "lc_fail", "emb_pq")
+    assert _columns(mconn, "lc_fail") == cols
+    assert ivf_lists(mconn, "lc_fail", "emb_pq") == replace(lists, indexes=())
+    assert compressed_column(mconn, "lc_fail", "emb_pq").status == "ready"
+    mconn.execute("DROP VIEW lc_fail_codes")
+    drop_compressed_column(mconn, "lc_fail", "emb_pq")
+    assert lists.list_column not in _columns(mconn, "lc_fail")
+
+
+def test_trigger_keeps_list_ids_current_and_ivf_search_finds_new_rows(mconn, codecs) -> None:
+    x = _table(mconn, "lc_trig", seed=44)
+    add_compressed_column(mconn, "lc_trig", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(mconn, "lc_trig", "embedding", 8, niter=5)
+    coarse = load_codec(mconn, lists.codec_name)
+    lcol = sql.Identifier(lists.list_column)
+    got = mconn.execute(sql.SQL("SELECT {} FROM lc_trig ORDER BY id").format(lcol)).fetchall()
+    assert [g[0] for g in got] == coarse.assign(x).tolist()
+
+    # INSERT, COPY and UPDATE of the vector each assign the row's list at once
+    far = x[:3] * -1.5
+    mconn.execute("INSERT INTO lc_trig VALUES (50000, %s, 'a')", [vector_text(far[0])])
+    with mconn.cursor().copy("COPY lc_trig (id, embedding, cat) FROM STDIN") as copy:
+        copy.write_row((50001, vector_text(far[1]), "b"))
+    mconn.execute("UPDATE lc_trig SET embedding = %s WHERE id = 7", [vector_text(far[2])])
+    got = dict(
+        mconn.execute(
+            sql.SQL("SELECT id, {} FROM lc_trig WHERE id IN (50000, 50001, 7)").format(lcol)
+        ).fetchall()
+    )
+    want = coarse.assign(far).tolist()
+    assert got == {50000: want[0], 50001: want[1], 7: want[2]}
+    # an UPDATE of another column leaves the list alone; a NULL vector has no list
+    mconn.execute("UPDATE lc_trig SET cat = 'z' WHERE id = 7")
+    mconn.execute("UPDATE lc_trig SET embedding = NULL WHERE id = 8")
+    got = dict(
+        mconn.execute(
+            sql.SQL("SELECT id, {} FROM lc_trig WHERE id IN (7, 8)").format(lcol)
+        ).fetchall()
+    )
+    assert got == {7: int(coarse.assign(far[2:3])[0]), 8: None}
+
+    # the IVF search finds each written row as its own nearest neighbour
+    for rid, v in ((50000, far[0]), (50001, far[1]), (7, far[2])):
+        r = search(mconn, "lc_trig", "embedding", v, 5, metric="l2", strategy="ivf")
+        assert r.strategy == "ivf" and r.ids[0] == rid and len(r) == 5
+    r = search(mconn, "lc_trig", "embedding", x[8], 5, metric="l2", strategy="ivf")
+    assert 8 not in r.ids.tolist()
+
+
+def test_drop_ivf_lists_then_the_column(mconn, codecs) -> None:
+    """The demo's order (lists first, then the column) keeps working."""
+    _table(mconn, "lc_order", seed=45)
+    before = _checksum(mconn, "lc_order")
+    cols0 = _columns(mconn, "lc_order")
+    add_compressed_column(mconn, "lc_order", "embedding", "lc_pq", "emb_pq", progress=False)
+    add_ivf_lists(mconn, "lc_order", "embedding", 8, niter=5)
+    drop_ivf_lists(mconn, "lc_order", "emb_pq")
+    with pytest.raises(CatalogError, match="has no IVF lists"):
+        drop_ivf_lists(mconn, "lc_order", "emb_pq")
+    drop_compressed_column(mconn, "lc_order", "emb_pq")
+    assert _columns(mconn, "lc_order") == cols0
+    assert _checksum(mconn, "lc_order") == before
+
+
+def test_lists_orphaned_by_the_sql_function_are_found_and_dropped(mconn, codecs) -> None:
+    """The released SQL function drops the code column only: the list column and its
+    trigger stay. Their codec cannot be dropped from under the trigger (every INSERT
+    would fail), add_ivf_lists names the fix, and drop_orphaned_ivf_lists removes them."""
+    x = _table(mconn, "lc_sql", seed=46)
+    before = _checksum(mconn, "lc_sql")
+    cols0, trig0 = _columns(mconn, "lc_sql"), _triggers(mconn, "lc_sql")
+    add_compressed_column(mconn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(mconn, "lc_sql", "embedding", 8, niter=5)
+    mconn.execute("SELECT vecext.drop_compressed_column('lc_sql', 'emb_pq')")
+    assert lists.list_column in _columns(mconn, "lc_sql")  # the released SQL's behaviour
+
+    (orphan,) = orphaned_ivf_lists(mconn, "lc_sql")
+    assert (orphan.list_column, orphan.codec_name) == (lists.list_column, lists.codec_name)
+    assert orphaned_ivf_lists(mconn) == [orphan]
+    with pytest.raises(CatalogError, match="trigger of IVF list column.*drop_orphaned_ivf_lists"):
+        drop_codec(mconn, lists.codec_name)
+    mconn.execute("INSERT INTO lc_sql VALUES (99999, %s, 'a')", [vector_text(x[0])])
+    mconn.execute("DELETE FROM lc_sql WHERE id = 99999")
+    add_compressed_column(mconn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
+    with pytest.raises(CatalogError, match="drop_orphaned_ivf_lists"):
+        add_ivf_lists(mconn, "lc_sql", "embedding", 8, niter=5)
+
+    assert drop_orphaned_ivf_lists(mconn, "lc_sql") == [f"public.lc_sql.{lists.list_column}"]
+    assert orphaned_ivf_lists(mconn) == []
+    assert drop_orphaned_ivf_lists(mconn) == []
+    assert _codec_rows(mconn, lists.codec_name) == (0, 0, 0)
+    assert _triggers(mconn, "lc_sql") == trig0 | {"vecext_emb_pq"}
+    assert _columns(mconn, "lc_sql") == cols0 | {"emb_pq"}
+    assert _checksum(mconn, "lc_sql") == before
+    # the compressed column added meanwhile is untouched, and gets lists again
+    assert compressed_column(mconn, "lc_sql", "emb_pq").status == "ready"
+    add_ivf_lists(mconn, "lc_sql", "embedding", 8, niter=5)
+    assert orphaned_ivf_lists(mconn) == []
+    r = search(mconn, "lc_sql", "embedding", x[9] + 0.01, 3, metric="l2", strategy="ivf")
+    assert r.ids[0] == 9
+    drop_compressed_column(mconn, "lc_sql", "emb_pq")
+    assert _columns(mconn, "lc_sql") == cols0 and _triggers(mconn, "lc_sql") == trig0
+    assert _checksum(mconn, "lc_sql") == before
