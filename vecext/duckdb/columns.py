@@ -437,20 +437,40 @@ def _row_name(batch: pa.Table, reg: CompressedColumn, i: int) -> str:
 
 
 def drop_compressed_column(con: duckdb.DuckDBPyConnection, table: str, code_column: str) -> None:
-    """Drop a code column, its hash column and its catalog row; the source is untouched."""
+    """Drop a code column, its hash column and its catalog row; the source is untouched.
+
+    IVF lists added to the column (:func:`vecext.duckdb.add_ivf_lists`) rank rows by
+    its codes and belong to it: their list and hash columns and their centroids go
+    too, in the same transaction.
+    """
+    from vecext.duckdb.codecs import drop_codec
+
     require_catalog(con)
     t = resolve_table(con, table)
     reg = _registration(con, t, code_column)
     _refuse_with_indexes(con, t, f"drop column {reg.code_column}")
+    list_column, ivf_codec = _lists_of(con, reg)
+    columns = [reg.code_column, reg.hash_column]
+    if list_column:
+        columns += [list_column, list_column + HASH_SUFFIX]
     with transaction(con):
-        for col in (reg.code_column, reg.hash_column):
+        for col in columns:
             if has_column(con, t, col):
                 con.execute(f"ALTER TABLE {t.sql} DROP COLUMN {quote_ident(col)}")
-        con.execute(
-            "DELETE FROM vecext.compressed_columns WHERE table_schema = ? AND table_name = ? "
-            "AND code_column = ?",
-            [t.schema, t.name, reg.code_column],
-        )
+        con.execute("DELETE FROM vecext.compressed_columns WHERE id = ?", [reg.id])
+        if ivf_codec:
+            drop_codec(con, ivf_codec, missing_ok=True)
+
+
+def _lists_of(
+    con: duckdb.DuckDBPyConnection, reg: CompressedColumn
+) -> tuple[str | None, str | None]:
+    """``(list column, IVF codec)`` recorded for a compressed column, or ``(None, None)``."""
+    row = con.execute(
+        "SELECT list_column, ivf_codec_name FROM vecext.compressed_columns WHERE id = ?",
+        [reg.id],
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 #: The same call under the PostgreSQL adapter's name (``vecext.postgres.backfill``).

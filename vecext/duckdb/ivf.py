@@ -12,6 +12,9 @@ DuckDB has no triggers: like the code column, the list column has a companion
 :func:`refresh_lists` reassigns exactly the rows whose vector changed or that
 have none. Until then the search treats rows without a list as candidates of
 every query, so new rows are never missed.
+
+The lists belong to their compressed column: ``drop_compressed_column`` drops
+them with it (list and hash columns, centroids).
 """
 
 from __future__ import annotations
