@@ -6,9 +6,10 @@ code column ``<code>`` has a companion column ``<code>__vecext_hash`` (``UBIGINT
 holding DuckDB's ``hash()`` of the source vector the codes were made from. A row is
 *stale* when that hash differs from ``hash(<source>)`` (the vector was inserted,
 updated or set to NULL since) or when it has a vector but no codes; :func:`refresh`
-re-encodes exactly the stale rows. Call it after writing vectors, before searching
-the codes. (Another DuckDB release may hash differently; the first refresh after an
-upgrade then re-encodes every row once. Codes written by hand are not detected.)
+re-encodes exactly the stale rows (and reassigns their IVF lists, if the column
+has some). Call it after writing vectors, before searching the codes. (Another
+DuckDB release may hash differently; the first refresh after an upgrade then
+re-encodes every row once. Codes written by hand are not detected.)
 
 Encoding runs in Python with the numpy/FAISS codec, in batches that each commit on
 their own: rows are read through Arrow, encoded, and written back with
@@ -265,13 +266,17 @@ def refresh(
     batch_size: int = 10_000,
     progress: bool = True,
 ) -> int:
-    """Encode the rows of a compressed column whose codes are missing or stale.
+    """Encode the rows of a compressed column whose codes are missing or stale, and
+    reassign their IVF lists if the column has some.
 
     DuckDB has no triggers: call this after inserting or updating vectors (see the
     module docstring for how staleness is detected). Each batch of ``batch_size``
     rows commits on its own (inside a caller's open transaction, everything joins it),
     so an interrupted refresh keeps its progress and a new call resumes. The source
-    column is never written. Returns the number of rows encoded.
+    column is never written. Then the list ids of the rows whose vector changed or
+    that have none are assigned (:func:`vecext.duckdb.refresh_lists`), so the IVF
+    search finds every row where its vector is now. Returns the number of rows
+    encoded (``refresh_lists`` returns the number of list ids assigned).
     """
     require_catalog(con)
     _check_batch_size(batch_size)
@@ -282,6 +287,14 @@ def refresh(
             raise CatalogError(
                 f"compressed column {t}.{reg.code_column} is registered but its table has "
                 f"no column {col!r}: drop it with vecext.duckdb.drop_compressed_column()"
+            )
+    list_column, _ = _lists_of(con, reg)
+    for col in (list_column, list_column + HASH_SUFFIX) if list_column else ():
+        if not has_column(con, t, col):
+            raise CatalogError(
+                f"compressed column {t}.{reg.code_column} has IVF lists in column "
+                f"{list_column!r}, but its table has no column {col!r}: drop the lists with "
+                "vecext.duckdb.drop_ivf_lists() (and add them again)"
             )
     codec = _checked_codec(con, reg)
     stale = _stale_sql(reg)
@@ -329,6 +342,10 @@ def refresh(
             "WHERE table_schema = ? AND table_name = ? AND code_column = ?",
             [t.schema, t.name, reg.code_column],
         )
+    if list_column:
+        from vecext.duckdb.ivf import refresh_lists
+
+        refresh_lists(con, f"{t.schema}.{t.name}", reg.code_column, batch_size=batch_size)
     return total
 
 

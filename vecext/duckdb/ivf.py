@@ -10,8 +10,13 @@ the rows inside them by those codes, and reranks exactly.
 DuckDB has no triggers: like the code column, the list column has a companion
 ``<list>__vecext_hash`` holding ``hash()`` of the vector it was assigned from, and
 :func:`refresh_lists` reassigns exactly the rows whose vector changed or that
-have none. Until then the search treats rows without a list as candidates of
-every query, so new rows are never missed.
+have none. :func:`vecext.duckdb.refresh` calls it after re-encoding the codes, so
+the one call that keeps a compressed column current after writes keeps its lists
+current too. Until then the IVF search treats rows without a list (or without
+codes) as candidates of every query, so inserted rows are never missed; a row
+whose vector was *updated* keeps its old list and codes until ``refresh``, as
+with the codes alone (telling it from the others would mean hashing every
+vector on every search, which costs more than an exact scan).
 
 The lists belong to their compressed column: ``drop_compressed_column`` drops
 them with it (list and hash columns, centroids).
@@ -261,7 +266,8 @@ def ivf_lists(con: duckdb.DuckDBPyConnection, table: str, code_column: str) -> I
 def refresh_lists(
     con: duckdb.DuckDBPyConnection, table: str, code_column: str, *, batch_size: int = 50_000
 ) -> int:
-    """Assign the rows whose list id is missing or whose vector changed; returns how many."""
+    """Assign the rows whose list id is missing or whose vector changed; returns how many.
+    :func:`vecext.duckdb.refresh` calls this after re-encoding the codes."""
     from vecext.duckdb.strategies import cached_codec
 
     lists = ivf_lists(con, table, code_column)

@@ -13,7 +13,9 @@ by ``(distance, id)``, so ties are broken the same way everywhere.
   ``rowid`` in the same statement. Rows whose codes are NULL (inserted since the
   last ``refresh``) are always candidates, so they are never missed.
 * ivf: the same among the rows of the ``nprobe`` lists nearest to the query,
-  widened x4 while the filter leaves fewer than ``depth`` rows in them.
+  widened x4 while the filter leaves fewer than ``depth`` rows in them. Rows
+  without codes or a list id (inserted since the last ``refresh``) are always
+  candidates too; ``refresh`` reassigns the lists of updated rows.
 * hnsw: VSS's index returns the ``L`` nearest rows (``L`` = ef_search, widened by
   the planner for the filter's selectivity), the filter is applied to those, and
   they are reranked. VSS applies its LIMIT inside the index, *before* any WHERE
