@@ -14,7 +14,12 @@ ef_search 40, no iterative scan: pgvector's defaults), and vecext's ``vecext-pq`
 the first run and reused by later ones.
 
     python bench/search_postgres.py [--dataset DIR] [--limit-queries 200] [--dsn DSN]
-                                    [--json OUT.json]
+                                    [--json OUT.json] [--calibrate-on-queries N]
+
+``--calibrate-on-queries N`` (off by default) first recalibrates the codes and the HNSW
+index on N held-out dev queries, as a query log would: results are then NOT vecext at
+its defaults. ``vecext bench`` (and this script without the option) recalibrates a
+table calibrated that way on its own rows before measuring.
 """
 
 from __future__ import annotations

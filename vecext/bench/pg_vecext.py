@@ -89,7 +89,9 @@ def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
             "AND code_column = %s",
             [table, column],
         ).fetchone()
-        if not (cal and cal[0] and "subsets" in cal[0]):  # made by an older vecext
+        # made by an older vecext, or on given queries (bench/search_postgres.py
+        # --calibrate-on-queries): measure again at the default, on the table's rows
+        if not (cal and cal[0] and "subsets" in cal[0] and cal[0].get("queries") == "rows"):
             with ctx.task(f"calibrate {table}.{column}"):
                 calibrate(conn, table, column)
         return column, float(_comment(conn, table, column).get("build_s", 0.0))
@@ -148,7 +150,10 @@ def ensure_index_calibration(ctx: BenchContext, index: str) -> float:
 
     assert ctx.table is not None
     found = [i for i in list_vector_indexes(ctx.conn, ctx.table, "embedding") if i.name == index]
-    if not found or "calibration" in found[0].comment:
+    if not found:
+        return 0.0
+    cal = found[0].comment.get("calibration")
+    if isinstance(cal, dict) and cal.get("queries") == "perturbed rows":  # the default
         return 0.0
     start = time.perf_counter()
     with ctx.task(f"calibrate {index} (recall per ef_search)"):

@@ -225,6 +225,11 @@ class VectorQuery:
                 p.params["rerank"] = 0
             elif self._rerank is not True:
                 p.params["rerank"] = max(int(self._rerank), self._k)
+        if p.strategy == "hnsw":  # the floor search() applies (vecext.postgres.strategies)
+            from vecext.postgres.strategies import apply_ef_floor
+
+            ix = info.extra["indexes"][info.caps.hnsw_index]
+            apply_ef_floor(p, ix, self._k, self._recall_target)
         if pred is not None:
             p.steps.insert(0, f"filter: {describe(pred)}")
         return info, p

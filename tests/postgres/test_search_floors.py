@@ -1,0 +1,122 @@
+"""Floors on the calibrated search parameters in PostgreSQL (ef_search, rerank depth,
+IVF probes): calibrations measured with the table's own rows are optimistic for real
+queries, so the strategies raise what the planner derived from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.postgres.search_data import recall
+from vecext.postgres import search, strategies
+from vecext.search.planner import probe_count
+
+
+def _hard_queries(data, n: int = 40, seed: int = 7, sigma: float = 1.2) -> np.ndarray:
+    """Queries farther from the data than its rows are from each other (rows moved by
+    noise of 1.5x the clusters' own spread), as real queries are: a table's rows make
+    a calibration look better than it is."""
+    rng = np.random.default_rng(seed)
+    x = data.xb[rng.choice(len(data.xb), n, replace=False)]
+    return (x + sigma * rng.standard_normal(x.shape)).astype(np.float32)
+
+
+def _recall(conn, data, xq, **kw) -> tuple[float, list]:
+    out, plans = [], []
+    for q in xq:
+        r = search(conn, "items", "embedding", q, 10, **kw)
+        out.append(recall(r.ids, data.truth(q, 10)))
+        plans.append(r.plan)
+    return float(np.mean(out)), plans
+
+
+def test_hnsw_ef_search_is_at_least_the_floor(sconn, search_env) -> None:
+    r = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw")
+    assert r.plan.params["ef_search"] >= strategies.HNSW_EF_FLOOR
+    # a low target: the planner asks for little, the floor raises it
+    r = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw",
+               recall_target=0.3)  # fmt: skip
+    assert r.plan.params["ef_search"] == strategies.HNSW_EF_FLOOR
+    assert f"raised to {strategies.HNSW_EF_FLOOR}" in r.explain()
+    assert r.rows_scanned == r.plan.params["ef_search"]
+    # a scan budget bounds the walk, floor or not
+    b = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw", max_scan_rows=50)
+    assert b.plan.params["ef_search"] <= 50 and len(b) == 10
+
+
+@pytest.fixture(scope="module")
+def calibrated(search_env):
+    """``hitems``: the search table's rows with an HNSW index calibrated on perturbed
+    rows (the default calibration), in a table of its own."""
+    from tests.postgres.search_data import load
+    from vecext.postgres import calibrate_index, connect, create_vector_index
+
+    conn = connect(search_env.dsn, autocommit=True)
+    load(conn, "hitems", search_env)
+    ix = create_vector_index(conn, "hitems", "embedding", metric="cosine")
+    rec = calibrate_index(conn, "hitems", ix.name, n_queries=100)
+    yield conn, rec
+    conn.execute("DROP TABLE hitems")
+    conn.close()
+
+
+def _hnsw_recall(conn, data, xq) -> tuple[float, list]:
+    out, efs = [], []
+    for q in xq:
+        r = search(conn, "hitems", "embedding", q, 10, strategy="hnsw")
+        out.append(recall(r.ids, data.truth(q, 10)))
+        efs.append(r.plan.params["ef_search"])
+    return float(np.mean(out)), efs
+
+
+def test_hnsw_floor_keeps_recall_on_queries_unlike_the_rows(
+    calibrated, search_env, monkeypatch
+) -> None:
+    conn, rec = calibrated
+    assert rec["queries"] == "perturbed rows"
+    curve = {int(e): r for e, r in rec["ef_search"].items()}
+    xq = _hard_queries(search_env)
+    got, efs = _hnsw_recall(conn, search_env, xq)
+    want = next((e for e, r in sorted(curve.items()) if r >= 0.995), max(curve))
+    assert set(efs) == {max(want, strategies.HNSW_EF_FLOOR)}
+    assert got >= 0.95, f"HNSW recall@10 at the defaults, queries unlike the rows: {got:.3f}"
+    # without the floors: the calibration aimed at half the allowed loss, as the planner
+    monkeypatch.setattr(strategies, "HNSW_EF_FLOOR", 0)
+    monkeypatch.setattr(strategies, "HNSW_LOSS_SHARE", 0.5)
+    low, low_efs = _hnsw_recall(conn, search_env, xq)
+    assert max(low_efs) <= min(efs) and low <= got
+
+
+def test_rerank_depth_floor_is_priced_against_the_scan(sconn, search_env) -> None:
+    q = search_env.xq[1]
+    r = search(sconn, "items", "embedding", q, 10, strategy="compressed", using="emb_pq")
+    # 20,000 PQ codes scanned: 32 k = 320 candidates cost less than a quarter of that
+    assert r.plan.params["rerank"] >= strategies.RERANK_FLOOR_MULT * 10
+    assert r.plan.params["reranked"] >= r.plan.params["rerank"]
+    # 200 rows pass cat = c: a floor would cost more than the scan, so none
+    small = search(sconn, "items", "embedding", q, 10, strategy="compressed", using="emb_pq",
+                   filter={"cat": "c"})  # fmt: skip
+    assert "rerank depth" not in small.explain() and len(small) == 10
+    # binary codes are cheap to scan: the floor is lower (20,000 / 400 = 50)
+    b = search(sconn, "items", "embedding", q, 10, strategy="compressed", using="emb_bin")
+    assert b.plan.params["rerank"] >= 50
+    assert strategies.rerank_floor_rows(10, "binary", 20_000) == 50
+    assert strategies.rerank_floor_rows(10, "pq", 20_000) == 320
+    assert strategies.rerank_floor_rows(10, "pq", 100) == 10
+
+
+def test_ivf_probes_cover_a_tenth_of_the_allowed_loss(sconn, search_env) -> None:
+    cal = search_env.extra["cal_pq"]
+    nlist = search_env.extra["ivf"].nlist
+    want = probe_count(cal["nprobe"], 1 - 0.05 * strategies.IVF_LOSS_SHARE, nlist)
+    r = search(sconn, "items", "embedding", search_env.xq[2], 10, strategy="ivf")
+    assert r.plan.params["nprobe"] >= want
+    rec, _ = _recall(sconn, search_env, _hard_queries(search_env, 20), strategy="ivf")
+    assert rec >= 0.95, f"IVF-PQ recall@10 at the defaults on hard queries: {rec:.3f}"
+
+
+@pytest.mark.parametrize("using", ["emb_pq", "emb_bin"])
+def test_two_stage_recall_on_queries_unlike_the_rows(sconn, search_env, using) -> None:
+    xq = _hard_queries(search_env, 20)
+    rec, _ = _recall(sconn, search_env, xq, strategy="compressed", using=using)
+    assert rec >= 0.95, f"{using}: recall@10 at the defaults, queries unlike the rows: {rec:.3f}"
