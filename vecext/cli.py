@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -216,6 +216,196 @@ def bench(
         if "note" in r["params"]:
             console.print(f"[dim]{r['backend']}/{r['method']}: {r['params']['note']}[/]")
     console.print(f"wrote {json_out}" + (f" and {plot_out}" if plot_out else ""))
+
+
+@app.command()
+def advise(
+    table: Annotated[str, typer.Option("--table", help="Table (optionally schema.table).")],
+    column: Annotated[str, typer.Option("--column", help="Its vector column.")],
+    budget: Annotated[
+        int, typer.Option("--budget", help="Memory budget: bytes per vector for the codes.")
+    ],
+    recall: Annotated[
+        float, typer.Option("--recall", help="Recall@k target after the exact rerank.")
+    ] = 0.95,
+    k: Annotated[int, typer.Option("--k", help="Rows per search.")] = 10,
+    sample: Annotated[int, typer.Option("--sample", help="Base vectors to sample.")] = 20_000,
+    queries: Annotated[
+        int, typer.Option("--queries", help="Sampled rows held out as queries.")
+    ] = 200,
+    query_file: Annotated[
+        str | None,
+        typer.Option("--query-file", help="Real queries (.npy, (nq, d)) instead of held-out rows."),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="cosine, l2 or ip (default: the metric of an HNSW index on the column, "
+            "else cosine).",
+        ),
+    ] = None,
+    candidates: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--candidate",
+            help="Codec to try instead of the defaults (repeatable), e.g. pq:m=32,opq=true "
+            "or int8:pretransform=pca:192.",
+        ),
+    ] = None,
+    train_size: Annotated[
+        int, typer.Option("--train-size", help="Base vectors each codec trains on.")
+    ] = 10_000,
+    dsn: DsnOption = None,
+    duckdb_path: Annotated[
+        str | None,
+        typer.Option("--duckdb", help="Read the table from this DuckDB file instead."),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Also write the advice here.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample and the split.")] = 0,
+) -> None:
+    """Which codec for your memory budget: train candidates on a sample, measure them on
+    held-out queries, recommend one. Read-only."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from vecext import advise as adv
+
+    try:
+        chosen = [adv.parse_candidate(c) for c in candidates] if candidates else None
+        xq = None
+        if query_file is not None:
+            try:
+                xq = np.load(query_file, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise adv.AdviseError(f"cannot read queries from {query_file}: {exc}") from None
+        if metric is not None and metric not in ("cosine", "l2", "ip"):
+            raise adv.AdviseError(f"unknown metric {metric!r}; use cosine, l2 or ip")
+        wanted = sample if xq is not None else sample + queries
+        with err_console.status(f"reading a sample of {table}.{column}"):
+            if duckdb_path:
+                import duckdb
+
+                if not Path(duckdb_path).exists():
+                    raise adv.AdviseError(f"DuckDB file {duckdb_path} does not exist")
+                con = duckdb.connect(duckdb_path, read_only=True)
+                try:
+                    found = adv.duckdb_metric(con, table, column)
+                    x, rows = adv.read_duckdb(con, table, column, sample=wanted, seed=seed)
+                finally:
+                    con.close()
+                source = f"duckdb {duckdb_path}: {table}.{column}"
+            else:
+                from vecext.postgres import connection
+
+                with connection.connect(dsn) as conn:
+                    found = adv.postgres_metric(conn, table, column)
+                    x, rows = adv.read_postgres(conn, table, column, sample=wanted, seed=seed)
+                source = f"postgres {table}.{column}"
+        chosen_metric = metric or found or "cosine"
+        metric_source = (
+            "given" if metric else ("from the column's HNSW index" if found else "default")
+        )
+        with err_console.status("training candidate codecs") as status:
+            advice = adv.advise_vectors(
+                x,
+                budget=budget,
+                recall=recall,
+                metric=chosen_metric,
+                k=k,
+                n_queries=queries,
+                queries=xq,
+                rows=rows,
+                candidates=chosen,
+                train_size=train_size,
+                seed=seed,
+                source=source,
+                metric_source=metric_source,
+                progress=status.update,
+            )
+    except (VecextError, ValueError) as exc:
+        raise _fail(exc) from exc
+    if json_out:
+        Path(json_out).write_text(json.dumps(advice.as_dict(), indent=2))
+    out = console if console.is_terminal else Console(width=200)
+    out.print(advice_table(advice))
+    if advice.skipped:
+        out.print(f"skipped: {'; '.join(advice.skipped)}")
+    out.print(
+        ("[bold]recommended:[/] " if advice.recommended else "[bold]no recommendation:[/] ")
+        + advice.reason
+    )
+    best = advice.best()
+    if best is not None:
+        args = "".join(f", {key}={value!r}" for key, value in best.params.items())
+        mod, conn_name = ("vecext.duckdb", "con") if duckdb_path else ("vecext.postgres", "conn")
+        out.print(
+            f"apply it: {mod}.train_codec({conn_name}, {column + '_' + best.kind!r}, {table!r}, "
+            f"{column!r}, {best.kind!r}, metric={advice.metric!r}{args}), then "
+            f"add_compressed_column({conn_name}, {table!r}, {column!r}, "
+            f"{column + '_' + best.kind!r})"
+        )
+    if json_out:
+        out.print(f"wrote {json_out}")
+
+
+def advice_table(advice: Any) -> Table:
+    table = Table(
+        title=f"vecext advise: {advice.source} ({advice.rows:,} rows, d={advice.d}, "
+        f"{advice.metric} {advice.metric_source}; budget {advice.budget} B/vector; "
+        f"recall@{advice.k} target {advice.recall_target:g}; sample {advice.n_base:,} rows, "
+        f"{advice.query_source})"
+    )
+    for col in (
+        "codec",
+        "B/vector",
+        "x smaller",
+        f"recall@{advice.k} codes only",
+        "rerank depth (sample)",
+        "est. rerank rows (table)",
+        "est. MB read/query",
+        "x less than exact",
+        "train s",
+        "encode vec/s",
+        "codes MB (table)",
+        "verdict",
+    ):
+        table.add_column(col, justify="left" if col in ("codec", "verdict") else "right")
+    for m in advice.measurements:
+        style = "bold green" if m.verdict == "recommended" else None
+        table.add_row(
+            m.label,
+            f"{m.bytes_per_vector}",
+            f"{m.compression:.1f}",
+            f"{m.recall_codes:.3f}",
+            f"{m.rerank_depth:,} ({m.rerank_fraction:.2%})",
+            f"{m.rerank_depth_table:,}",
+            f"{m.est_bytes_per_query / 1e6:,.1f}",
+            f"{m.vs_exact:.1f}",
+            f"{m.train_s:.1f}",
+            f"{m.encode_per_s:,.0f}",
+            f"{m.storage_bytes_table / 1e6:,.1f}",
+            m.verdict,
+            style=style,
+        )
+    table.add_row(
+        "[dim]float32 (exact)[/]",
+        f"[dim]{4 * advice.d}[/]",
+        "[dim]1.0[/]",
+        "[dim]1.000[/]",
+        "",
+        "",
+        f"[dim]{advice.exact_bytes_per_query / 1e6:,.1f}[/]",
+        "[dim]1.0[/]",
+        "",
+        "",
+        f"[dim]{advice.exact_bytes_per_query / 1e6:,.1f}[/]",
+        "[dim]reference[/]",
+    )
+    return table
 
 
 #: the keys of each ``results`` entry of ``vecext eval-relevance --json``
