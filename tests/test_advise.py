@@ -5,6 +5,7 @@ DuckDB (read-only)."""
 from __future__ import annotations
 
 import json
+import math
 
 import duckdb
 import faiss
@@ -80,6 +81,32 @@ def test_depth_is_the_smallest_rerank_that_reaches_the_target(data, kind, params
             assert reranked_recall(depth - 1) < target
 
 
+def test_depth_on_each_prefix_matches_an_independent_count(data, advice):
+    """Recompute a candidate's depth on every prefix with Codec.search + numpy truth."""
+    xb, xq = adv.split_sample(data, 100, seed=1)
+    m = next(m for m in advice.measurements if m.label == "pq m=8")
+    codec = make_codec("pq", D, "cosine", m=8).train(xb[:10_000])
+    for size, depth in m.depth_by_size.items():
+        truth = adv.exact_neighbours(xb[:size], xq, 10, "cosine")
+        _, cand = codec.search(xq, codec.encode(xb[:size]), depth)
+        hits = [np.isin(t, c).mean() for t, c in zip(truth, cand, strict=True)]
+        assert np.mean(hits) >= 0.9
+        if depth > 10:
+            _, fewer = codec.search(xq, codec.encode(xb[:size]), depth - 1)
+            hits = [np.isin(t, c).mean() for t, c in zip(truth, fewer, strict=True)]
+            assert np.mean(hits) < 0.9
+
+
+def test_growth_fit():
+    assert adv.fit_growth([1000, 2000, 4000], [10, 20, 40]) == pytest.approx(1.0)
+    assert adv.fit_growth([1000, 2000, 4000], [30, 30, 30]) == pytest.approx(0.0)
+    assert adv.fit_growth([1000, 2000, 4000], [40, 20, 10]) == 0.0  # clamped
+    assert adv.fit_growth([1000, 4000], [10, 20]) == pytest.approx(0.5)
+    assert adv.fit_growth([5000], [10]) == 0.0
+    assert adv.prefix_sizes(20_000, 10) == [2500, 5000, 10_000, 20_000]
+    assert adv.prefix_sizes(1500, 10) == [750, 1500]
+
+
 def test_every_candidate_fits_the_budget_and_the_cheapest_is_recommended(advice):
     assert advice.measurements, "no candidate measured"
     assert all(m.bytes_per_vector <= 16 for m in advice.measurements)
@@ -96,6 +123,17 @@ def test_every_candidate_fits_the_budget_and_the_cheapest_is_recommended(advice)
             adv.RERANK_ROW_BYTES, 4 * D
         )
         assert m.rerank_depth_table >= m.rerank_depth
+        # the depth's growth: fitted on the nested prefixes, extrapolated to the table
+        sizes = sorted(m.depth_by_size)
+        assert sizes == adv.prefix_sizes(advice.n_base, 10) and sizes[-1] == advice.n_base
+        assert m.depth_by_size[advice.n_base] == m.rerank_depth
+        assert 0.0 <= m.depth_growth <= 1.0
+        assert m.rerank_depth_table == min(
+            ROWS,
+            max(
+                m.rerank_depth, math.ceil(m.rerank_depth * (ROWS / advice.n_base) ** m.depth_growth)
+            ),
+        )
         assert 0 <= m.recall_codes <= 1
         assert m.storage_bytes_table == m.bytes_per_vector * ROWS
     json.dumps(advice.as_dict())  # serialisable as is
@@ -158,10 +196,11 @@ def test_bad_input_is_named(data, kwargs, message):
 
 
 def test_no_recommendation_when_compression_cannot_pay_off():
-    """32-d vectors in a small table: an exact scan reads 128 B per row, less than any
-    codec plus the random reads of its rerank."""
+    """32-d vectors, 2,300 rows: an exact scan reads 128 B per row, less than any codec
+    plus the random reads of its rerank."""
     small = clustered(2300, 32, seed=3, nc=30)
-    a = adv.advise_vectors(small, budget=16, recall=0.9, n_queries=100, rows=50_000, seed=1)
+    a = adv.advise_vectors(small, budget=16, recall=0.9, n_queries=100, seed=1)
+    assert a.rows == 2200
     assert a.recommended is None and a.best() is None
     assert "raise the budget or lower the target" in a.reason
     assert all(m.est_bytes_per_query >= a.exact_bytes_per_query for m in a.measurements)

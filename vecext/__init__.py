@@ -19,7 +19,7 @@ from vecext.errors import (
 try:
     __version__ = _dist_version("vecext")
 except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
+    __version__ = "0.2.0"
 
 __all__ = [
     "CatalogError",

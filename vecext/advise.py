@@ -15,10 +15,12 @@ What is measured, per codec, on a sample of ``n`` base vectors and ``nq`` querie
   positions, not searched for;
 * ``train_s`` and ``encode_per_s`` (vectors per second).
 
-Sample figures are scaled to the table: the rerank depth grows with the number of
-rows (the rows that a codec's distance error confuses with the k-th neighbour lie in
-a shell of fixed width around it, and their count grows with density), so the
-full-table depth is estimated as ``rerank_depth * rows / n``. The cost of one query
+Sample figures are scaled to the table. How the rerank depth grows with the number
+of rows depends on the data (near-duplicates keep it flat; a diffuse neighbourhood
+makes it grow), so it is measured rather than assumed: the depth is read off nested
+prefixes of the sample (1/8, 1/4, 1/2 and all of it), a power law ``depth ~ n^a`` is
+fitted (``a`` clamped to [0, 1]) and extrapolated to the table's row count.
+The cost of one query
 is then estimated in bytes read: every code once, sequentially, plus one random read
 of a page (:data:`RERANK_ROW_BYTES`, PostgreSQL's 8 kB block) per rerank candidate,
 since the candidates' float32 vectors are scattered over the table. The
@@ -162,6 +164,10 @@ class Measurement:
     recall_codes: float
     rerank_depth: int
     rerank_fraction: float
+    #: rerank depth for the target on nested prefixes of the sample, and the fitted
+    #: exponent of its growth with the number of rows
+    depth_by_size: dict[int, int]
+    depth_growth: float
     rerank_depth_table: int
     est_bytes_per_query: float
     vs_exact: float
@@ -207,15 +213,32 @@ def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
     return normalize_rows(x) if metric == "cosine" else x
 
 
-def exact_neighbours(xb: np.ndarray, xq: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """Exact top-``k`` row ids of ``xb`` per query (ties to the lower row), numpy."""
+def exact_distances(xb: np.ndarray, xq: np.ndarray, metric: str) -> np.ndarray:
+    """Exact ``(nq, n)`` distances in the codecs' convention (smaller is closer)."""
     xb, xq = _prepare(xb, metric), _prepare(xq, metric)
     if metric == "l2":
-        D = (xq * xq).sum(1, keepdims=True) - 2 * (xq @ xb.T) + (xb * xb).sum(1)[None, :]
-    else:
-        D = -(xq @ xb.T)
-    idx = np.argsort(D, axis=1, kind="stable")[:, :k]
-    return idx.astype(np.int64)
+        return (xq * xq).sum(1, keepdims=True) - 2 * (xq @ xb.T) + (xb * xb).sum(1)[None, :]
+    return -(xq @ xb.T)
+
+
+def exact_neighbours(xb: np.ndarray, xq: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """Exact top-``k`` row ids of ``xb`` per query (ties to the lower row), numpy."""
+    D = exact_distances(xb, xq, metric)
+    return np.argsort(D, axis=1, kind="stable")[:, :k].astype(np.int64)
+
+
+def prefix_sizes(n: int, k: int) -> list[int]:
+    """Nested sample prefixes the depth is measured on: n/8, n/4, n/2, n (each >= 50 k)."""
+    sizes = sorted({n // f for f in (8, 4, 2, 1) if n // f >= 50 * k} | {n})
+    return sizes
+
+
+def fit_growth(sizes: Sequence[int], depths: Sequence[int]) -> float:
+    """Least-squares slope of log(depth) on log(n), clamped to [0, 1] (0 for one size)."""
+    if len(sizes) < 2:
+        return 0.0
+    slope = float(np.polyfit(np.log(sizes), np.log(depths), 1)[0])
+    return min(1.0, max(0.0, slope))
 
 
 def code_positions(D: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -247,14 +270,16 @@ def _measure(
     xt: np.ndarray,
     xb: np.ndarray,
     xq: np.ndarray,
-    truth: np.ndarray,
+    truths: dict[int, np.ndarray],
     *,
     metric: str,
     k: int,
     target: float,
     rows: int,
 ) -> Measurement:
-    d = xb.shape[1]
+    """Train ``c`` on ``xt``, encode ``xb`` and measure it; ``truths[m]`` holds the exact
+    top-k of every query among the first ``m`` rows of ``xb``."""
+    d, n = xb.shape[1], xb.shape[0]
     codec = make_codec(c.kind, d, metric, **c.params)
     t0 = time.perf_counter()
     codec.train(xt)
@@ -262,14 +287,17 @@ def _measure(
     t0 = time.perf_counter()
     codes = codec.encode(xb)
     encode_s = max(time.perf_counter() - t0, 1e-9)
-    pos = np.empty(truth.shape, dtype=np.int64)
-    step = max(1, _BLOCK_CELLS // xb.shape[0])
+    sizes = sorted(truths)
+    pos = {m: np.empty((xq.shape[0], k), dtype=np.int64) for m in sizes}
+    step = max(1, _BLOCK_CELLS // n)
     for i0 in range(0, xq.shape[0], step):
         D = codec.distances(xq[i0 : i0 + step], codes)
-        pos[i0 : i0 + step] = code_positions(D, truth[i0 : i0 + step])
-    n = xb.shape[0]
-    depth = depth_for_recall(pos, target, k)
-    scaled = min(rows, max(depth, math.ceil(depth * rows / n)))
+        for m in sizes:
+            pos[m][i0 : i0 + step] = code_positions(D[:, :m], truths[m][i0 : i0 + step])
+    depths = [depth_for_recall(pos[m], target, k) for m in sizes]
+    growth = fit_growth(sizes, depths)
+    depth = depths[-1]
+    scaled = min(rows, max(depth, math.ceil(depth * (rows / n) ** growth)))
     cs = codec.code_size
     cost = rows * cs + scaled * max(RERANK_ROW_BYTES, 4 * d)
     exact = rows * 4 * d
@@ -280,9 +308,11 @@ def _measure(
         params=dict(c.params),
         bytes_per_vector=cs,
         compression=4 * d / cs,
-        recall_codes=float((pos < k).mean()),
+        recall_codes=float((pos[n] < k).mean()),
         rerank_depth=depth,
         rerank_fraction=depth / n,
+        depth_by_size={int(m): int(v) for m, v in zip(sizes, depths, strict=True)},
+        depth_growth=growth,
         rerank_depth_table=int(scaled),
         est_bytes_per_query=float(cost),
         vs_exact=float(exact / cost),
@@ -404,14 +434,23 @@ def advise_vectors(
     if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
         raise AdviseError(f"train_size must be a positive integer, got {train_size!r}")
     xt = xb[:train_size]
-    truth = exact_neighbours(xb, xq, k, metric)
+    truths: dict[int, np.ndarray] = {
+        m: np.empty((xq.shape[0], k), np.int64) for m in prefix_sizes(n, k)
+    }
+    step = max(1, _BLOCK_CELLS // n)
+    for i0 in range(0, xq.shape[0], step):
+        D = exact_distances(xb, xq[i0 : i0 + step], metric)
+        for m, t in truths.items():
+            t[i0 : i0 + step] = np.argsort(D[:, :m], axis=1, kind="stable")[:, :k]
     exact_cost = float(rows * 4 * d)
     out: list[Measurement] = []
     for c in chosen:
         if progress is not None:
             progress(f"training and measuring {c.label}")
         try:
-            out.append(_measure(c, xt, xb, xq, truth, metric=metric, k=k, target=recall, rows=rows))
+            out.append(
+                _measure(c, xt, xb, xq, truths, metric=metric, k=k, target=recall, rows=rows)
+            )
         except CodecError as exc:
             raise AdviseError(f"candidate {c.spec!r}: {exc}") from None
     out.sort(key=lambda m: (m.est_bytes_per_query, m.bytes_per_vector))

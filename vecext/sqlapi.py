@@ -172,15 +172,15 @@ FUNCTIONS: list[SqlFunction] = [
         "vecext.drop_compressed_column",
         "(tbl regclass, code_column name) -> void",
         (PG,),
-        "Drop a code column, its trigger and its catalog entry; the source column is untouched.",
+        "Drop a code column, its trigger, its IVF lists and its catalog entry, in one "
+        "transaction; the source column is untouched.",
         "SELECT vecext.drop_compressed_column('doc_items', 'embedding_pq')",
-        "It leaves IVF lists added to the column (vecext.postgres.add_ivf_lists: list column, "
-        "its trigger and centroids) in place, orphaned. From Python, "
-        "vecext.postgres.drop_compressed_column() drops them with the column in one "
-        "transaction; lists already orphaned are listed by "
-        "vecext.postgres.orphaned_ivf_lists() and dropped by "
-        "vecext.postgres.drop_orphaned_ivf_lists(). Their codec cannot be dropped while "
-        "their trigger reads it.",
+        "IVF lists added to the column (vecext.postgres.add_ivf_lists) go with it: the list "
+        "column and its indexes, its trigger and the centroids. Catalog 0.1.0's function "
+        "dropped the code column only and left them orphaned (a catalog upgraded from 0.1.0 "
+        "may still hold such lists): vecext.postgres.orphaned_ivf_lists() lists them and "
+        "vecext.postgres.drop_orphaned_ivf_lists() drops them. Their codec cannot be dropped "
+        "while their trigger reads it.",
     ),
     SqlFunction(
         "vecext.compressed_column_trigger",

@@ -65,7 +65,7 @@ def test_examples_give_the_documented_values(doc):
         [ids[0]],
     ).fetchone()
     assert same == (True,)
-    assert doc.execute("SELECT vecext.vecext_version()").fetchone() == ("0.1.0",)
+    assert doc.execute("SELECT vecext.vecext_version()").fetchone() == ("0.2.0",)
 
 
 def _arg_names(signature: str) -> list[str]:

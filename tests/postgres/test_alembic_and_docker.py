@@ -35,10 +35,10 @@ def test_alembic_upgrade_head_then_downgrade_base(pg_dsn):
     cfg = alembic_config(pg_dsn)
     command.upgrade(cfg, "head")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        assert catalog.installed_version(conn) == "0.1.0"
+        assert catalog.installed_version(conn) == "0.2.0"
         via_alembic = snapshot(conn)
         assert conn.execute("SELECT version_num FROM vecext_alembic_version").fetchall() == [
-            ("vecext_0_1_0",)
+            ("vecext_0_2_0",)
         ]
         # the same catalog as `vecext install` builds
         conn.execute("DROP SCHEMA vecext CASCADE")
@@ -61,6 +61,40 @@ def test_alembic_upgrade_on_installed_catalog_is_a_no_op(pg_dsn):
     command.upgrade(alembic_config(pg_dsn), "head")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         assert snapshot(conn) == before
+
+
+def test_alembic_one_revision_per_script(pg_dsn):
+    """Each script is one revision: upgrading one step at a time builds the catalog of
+    `vecext install`, and the 0.2.0 revision's downgrade gives the 0.1.0 catalog back."""
+    cfg = alembic_config(pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        catalog.install(conn, target="0.1.0")
+        at_0_1_0 = snapshot(conn)
+        conn.execute("DROP SCHEMA vecext CASCADE")
+    command.upgrade(cfg, "vecext_0_1_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert snapshot(conn) == at_0_1_0
+    command.upgrade(cfg, "vecext_0_2_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert catalog.installed_version(conn) == "0.2.0"
+        stepwise = snapshot(conn)
+        assert stepwise["functions"] != at_0_1_0["functions"]
+    command.downgrade(cfg, "vecext_0_1_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert snapshot(conn) == at_0_1_0
+        assert conn.execute("SELECT version_num FROM vecext_alembic_version").fetchall() == [
+            ("vecext_0_1_0",)
+        ]
+    command.upgrade(cfg, "head")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        again = snapshot(conn)
+        conn.execute("DROP SCHEMA vecext CASCADE")
+        catalog.install(conn)
+        fresh = snapshot(conn)
+    # the same catalog each way; history rows the same, their applied_at order may differ
+    history = sorted(fresh.pop("history"))
+    assert sorted(again.pop("history")) == history == sorted(stepwise.pop("history"))
+    assert fresh == again == stepwise
 
 
 def test_dockerfile_ships_the_install_scripts():
@@ -101,7 +135,7 @@ def test_docker_init_script_matches_vecext_install(pg_dsn, pg_server_dsn):
         conn.execute("DROP SCHEMA vecext CASCADE")
         catalog.install(conn)
         assert snapshot(conn) == via_docker
-        assert catalog.installed_version(conn) == "0.1.0"
+        assert catalog.installed_version(conn) == "0.2.0"
 
 
 def test_docker_init_script_fails_loudly_on_bad_sql(pg_dsn, tmp_path):

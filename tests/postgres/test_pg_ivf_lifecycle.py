@@ -231,42 +231,136 @@ def test_drop_ivf_lists_then_the_column(mconn, codecs) -> None:
     assert _checksum(mconn, "lc_order") == before
 
 
-def test_lists_orphaned_by_the_sql_function_are_found_and_dropped(mconn, codecs) -> None:
-    """The released SQL function drops the code column only: the list column and its
+def _leaves_nothing(conn, table, cols0, trig0, idx0, codec, before, x) -> None:
+    """Nothing of a dropped compressed column or of its lists is left, the vectors are
+    intact and writes still work (no trigger reading dropped centroids)."""
+    assert _columns(conn, table) == cols0
+    assert _triggers(conn, table) == trig0
+    assert _indexes(conn, table) == idx0
+    assert _codec_rows(conn, codec) == (0, 0, 0)
+    assert not conn.execute(
+        "SELECT 1 FROM vecext.compressed_columns WHERE table_name = %s", [table]
+    ).fetchall()
+    assert orphaned_ivf_lists(conn, table) == []
+    assert _checksum(conn, table) == before
+    t = sql.Identifier(table)
+    conn.execute(sql.SQL("INSERT INTO {} VALUES (99999, %s, 'a')").format(t), [vector_text(x[0])])
+    with conn.cursor().copy(sql.SQL("COPY {} (id, embedding, cat) FROM STDIN").format(t)) as cp:
+        cp.write_row((99998, vector_text(x[1]), "b"))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE id >= 99998").format(t))
+    conn.execute(
+        sql.SQL("UPDATE {} SET embedding = %s WHERE id = 1").format(t), [vector_text(x[1])]
+    )
+    assert _checksum(conn, table) == before
+
+
+def test_sql_function_drops_the_ivf_lists(mconn, codecs) -> None:
+    """From plain SQL, catalog 0.2.0: vecext.drop_compressed_column drops the lists too."""
+    x = _table(mconn, "lc_plain", seed=47)
+    before = _checksum(mconn, "lc_plain")
+    snap = (_columns(mconn, "lc_plain"), _triggers(mconn, "lc_plain"), _indexes(mconn, "lc_plain"))
+    add_compressed_column(mconn, "lc_plain", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(mconn, "lc_plain", "embedding", 8, niter=5, index_columns=["cat"])
+    assert len(_indexes(mconn, "lc_plain") - snap[2]) == 2
+
+    mconn.execute("SELECT vecext.drop_compressed_column('lc_plain', 'emb_pq')")
+
+    _leaves_nothing(mconn, "lc_plain", *snap, lists.codec_name, before, x)
+    assert orphaned_ivf_lists(mconn) == []
+    # and lists can be added again under the same names
+    add_compressed_column(mconn, "lc_plain", "embedding", "lc_pq", "emb_pq", progress=False)
+    again = add_ivf_lists(mconn, "lc_plain", "embedding", 8, niter=5)
+    assert (again.list_column, again.codec_name) == (lists.list_column, lists.codec_name)
+    mconn.execute("SELECT vecext.drop_compressed_column('lc_plain', 'emb_pq')")
+    _leaves_nothing(mconn, "lc_plain", *snap, lists.codec_name, before, x)
+
+
+@pytest.fixture
+def old_catalog(pg_dsn: str):
+    """A database whose catalog vecext 0.1.0 installed, with codec lc_pq saved."""
+    from vecext.postgres import connect, install
+
+    conn = connect(pg_dsn, autocommit=True)
+    assert install(conn, target="0.1.0").current == "0.1.0"
+    xt = clustered(800, D, seed=40)
+    save_codec(conn, "lc_pq", make_codec("pq", D, "l2", m=4, niter=8).train(xt))
+    yield conn
+    conn.close()
+
+
+def test_lists_orphaned_by_the_0_1_0_sql_function_are_found_and_dropped(old_catalog) -> None:
+    """Catalog 0.1.0's SQL function drops the code column only: the list column and its
     trigger stay. Their codec cannot be dropped from under the trigger (every INSERT
-    would fail), add_ivf_lists names the fix, and drop_orphaned_ivf_lists removes them."""
-    x = _table(mconn, "lc_sql", seed=46)
-    before = _checksum(mconn, "lc_sql")
-    cols0, trig0 = _columns(mconn, "lc_sql"), _triggers(mconn, "lc_sql")
-    add_compressed_column(mconn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
-    lists = add_ivf_lists(mconn, "lc_sql", "embedding", 8, niter=5)
-    mconn.execute("SELECT vecext.drop_compressed_column('lc_sql', 'emb_pq')")
-    assert lists.list_column in _columns(mconn, "lc_sql")  # the released SQL's behaviour
+    would fail), add_ivf_lists names the fix, and drop_orphaned_ivf_lists removes them.
+    The Python drop_compressed_column drops the lists itself on that catalog."""
+    conn = old_catalog
+    x = _table(conn, "lc_sql", seed=46)
+    before = _checksum(conn, "lc_sql")
+    cols0, trig0 = _columns(conn, "lc_sql"), _triggers(conn, "lc_sql")
+    add_compressed_column(conn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(conn, "lc_sql", "embedding", 8, niter=5)
+    conn.execute("SELECT vecext.drop_compressed_column('lc_sql', 'emb_pq')")
+    assert lists.list_column in _columns(conn, "lc_sql")  # catalog 0.1.0's behaviour
 
-    (orphan,) = orphaned_ivf_lists(mconn, "lc_sql")
+    (orphan,) = orphaned_ivf_lists(conn, "lc_sql")
     assert (orphan.list_column, orphan.codec_name) == (lists.list_column, lists.codec_name)
-    assert orphaned_ivf_lists(mconn) == [orphan]
+    assert orphaned_ivf_lists(conn) == [orphan]
     with pytest.raises(CatalogError, match="trigger of IVF list column.*drop_orphaned_ivf_lists"):
-        drop_codec(mconn, lists.codec_name)
-    mconn.execute("INSERT INTO lc_sql VALUES (99999, %s, 'a')", [vector_text(x[0])])
-    mconn.execute("DELETE FROM lc_sql WHERE id = 99999")
-    add_compressed_column(mconn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
-    with pytest.raises(CatalogError, match="drop_orphaned_ivf_lists"):
-        add_ivf_lists(mconn, "lc_sql", "embedding", 8, niter=5)
+        drop_codec(conn, lists.codec_name)
+    conn.execute("INSERT INTO lc_sql VALUES (99999, %s, 'a')", [vector_text(x[0])])
+    conn.execute("DELETE FROM lc_sql WHERE id = 99999")
+    add_compressed_column(conn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
+    with pytest.raises(CatalogError, match="catalog 0.1.0.*drop_orphaned_ivf_lists"):
+        add_ivf_lists(conn, "lc_sql", "embedding", 8, niter=5)
 
-    assert drop_orphaned_ivf_lists(mconn, "lc_sql") == [f"public.lc_sql.{lists.list_column}"]
-    assert orphaned_ivf_lists(mconn) == []
-    assert drop_orphaned_ivf_lists(mconn) == []
-    assert _codec_rows(mconn, lists.codec_name) == (0, 0, 0)
-    assert _triggers(mconn, "lc_sql") == trig0 | {"vecext_emb_pq"}
-    assert _columns(mconn, "lc_sql") == cols0 | {"emb_pq"}
-    assert _checksum(mconn, "lc_sql") == before
+    assert drop_orphaned_ivf_lists(conn, "lc_sql") == [f"public.lc_sql.{lists.list_column}"]
+    assert orphaned_ivf_lists(conn) == []
+    assert drop_orphaned_ivf_lists(conn) == []
+    assert _codec_rows(conn, lists.codec_name) == (0, 0, 0)
+    assert _triggers(conn, "lc_sql") == trig0 | {"vecext_emb_pq"}
+    assert _columns(conn, "lc_sql") == cols0 | {"emb_pq"}
+    assert _checksum(conn, "lc_sql") == before
     # the compressed column added meanwhile is untouched, and gets lists again
-    assert compressed_column(mconn, "lc_sql", "emb_pq").status == "ready"
-    add_ivf_lists(mconn, "lc_sql", "embedding", 8, niter=5)
-    assert orphaned_ivf_lists(mconn) == []
-    r = search(mconn, "lc_sql", "embedding", x[9] + 0.01, 3, metric="l2", strategy="ivf")
+    assert compressed_column(conn, "lc_sql", "emb_pq").status == "ready"
+    add_ivf_lists(conn, "lc_sql", "embedding", 8, niter=5)
+    assert orphaned_ivf_lists(conn) == []
+    r = search(conn, "lc_sql", "embedding", x[9] + 0.01, 3, metric="l2", strategy="ivf")
     assert r.ids[0] == 9
-    drop_compressed_column(mconn, "lc_sql", "emb_pq")
-    assert _columns(mconn, "lc_sql") == cols0 and _triggers(mconn, "lc_sql") == trig0
-    assert _checksum(mconn, "lc_sql") == before
+    # from Python, the lists go with the column on this catalog too
+    drop_compressed_column(conn, "lc_sql", "emb_pq")
+    assert _columns(conn, "lc_sql") == cols0 and _triggers(conn, "lc_sql") == trig0
+    assert _codec_rows(conn, lists.codec_name) == (0, 0, 0)
+    assert orphaned_ivf_lists(conn) == []
+    assert _checksum(conn, "lc_sql") == before
+
+
+def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
+    """Lists added under catalog 0.1.0 go with their column once the catalog is at
+    0.2.0; lists 0.1.0 orphaned stay orphaned through the upgrade, and are still found
+    and dropped."""
+    from vecext.postgres import install
+
+    conn = old_catalog
+    x = _table(conn, "lc_up", seed=48)
+    before = _checksum(conn, "lc_up")
+    snap = (_columns(conn, "lc_up"), _triggers(conn, "lc_up"), _indexes(conn, "lc_up"))
+    add_compressed_column(conn, "lc_up", "embedding", "lc_pq", "emb_pq", progress=False)
+    lists = add_ivf_lists(conn, "lc_up", "embedding", 8, niter=5, index_columns=["cat"])
+    y = _table(conn, "lc_orph", seed=49)
+    add_compressed_column(conn, "lc_orph", "embedding", "lc_pq", "emb_pq", progress=False)
+    orphaned = add_ivf_lists(conn, "lc_orph", "embedding", 8, niter=5)
+    conn.execute("SELECT vecext.drop_compressed_column('lc_orph', 'emb_pq')")
+
+    up = install(conn)
+    assert (up.previous, up.current) == ("0.1.0", "0.2.0")
+    assert [o.table.name for o in orphaned_ivf_lists(conn)] == ["lc_orph"]
+
+    conn.execute("SELECT vecext.drop_compressed_column('lc_up', 'emb_pq')")
+    _leaves_nothing(conn, "lc_up", *snap, lists.codec_name, before, x)
+
+    # the recovery functions still clean up what 0.1.0 left
+    conn.execute("INSERT INTO lc_orph VALUES (99999, %s, 'a')", [vector_text(y[0])])
+    assert drop_orphaned_ivf_lists(conn) == [f"public.lc_orph.{orphaned.list_column}"]
+    assert _codec_rows(conn, orphaned.codec_name) == (0, 0, 0)
+    assert orphaned.list_column not in _columns(conn, "lc_orph")
+    conn.execute("INSERT INTO lc_orph VALUES (99998, %s, 'a')", [vector_text(y[1])])

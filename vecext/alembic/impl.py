@@ -269,14 +269,11 @@ def drop_compressed_column(operations: Operations, op: ops.DropCompressedColumnO
             "compressed column; refusing to drop it (vector columns are never dropped by "
             "vecext operations)"
         )
-    # IVF lists rank rows by these codes: they go first (the released SQL function
-    # drops the code column only, see vecext.postgres.drop_compressed_column)
-    from vecext.postgres.columns import resolve_table
+    # the SQL function drops the column's IVF lists too, except catalog 0.1.0's
     from vecext.postgres.filters import quote_table
-    from vecext.postgres.ivf import drop_lists_of
+    from vecext.postgres.ivf import drop_lists_for_old_catalog
 
-    t = resolve_table(pconn, quote_table(_qualified(op.table, op.schema)))
-    drop_lists_of(pconn, t, op.code_column)
+    drop_lists_for_old_catalog(pconn, quote_table(_qualified(op.table, op.schema)), op.code_column)
     pconn.execute(
         "SELECT vecext.drop_compressed_column(%s::oid::regclass, %s)", [oid, op.code_column]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -108,6 +109,88 @@ def apply_script(conn: psycopg.Connection, script_name: str) -> bool:
         where=f"database {conn.info.dbname!r}",
     )
     conn.execute(script.text())
+    return True
+
+
+_ROUTINE = re.compile(
+    r"^CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE)\s+vecext\.(\w+)\s*\(", re.M | re.I
+)
+_BODY = re.compile(r"\bAS\s+(\$\w*\$)", re.I)
+_RECORD = re.compile(
+    r"^(UPDATE\s+vecext\.installed_version\s+SET|INSERT\s+INTO\s+vecext\.install_history)\b",
+    re.I,
+)
+
+
+def _routines(text: str) -> tuple[dict[str, tuple[str, str]], str]:
+    """The functions and procedures a script defines, ``name -> (kind, statement)`` (the
+    last definition of a name wins), and the script's text without them."""
+    found: dict[str, tuple[str, str]] = {}
+    rest, pos = [], 0
+    for m in _ROUTINE.finditer(text):
+        if m.start() < pos:  # inside the previous routine's body
+            continue
+        body = _BODY.search(text, m.end())
+        if body is None:
+            raise CatalogError(f"cannot parse the definition of vecext.{m.group(2)}")
+        tag = body.group(1)
+        end = text.index(";", text.index(tag, body.end()) + len(tag)) + 1
+        found[m.group(2)] = (m.group(1).upper(), text[m.start() : end])
+        rest.append(text[pos : m.start()])
+        pos = end
+    rest.append(text[pos:])
+    return found, "".join(rest)
+
+
+def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
+    """Undo one upgrade script inside the caller's transaction, if it is the last one applied.
+
+    What the Alembic revisions' ``downgrade()`` runs. Only scripts that (re)define
+    functions and procedures can be undone: the routines the script replaced get
+    their definitions of the version it started from back, the ones it created are
+    dropped, and the catalog records that version again. Returns whether anything
+    was undone (``False``: the script was not applied).
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [_INSTALL_LOCK])
+    chain = _scripts.plan("postgres", None)
+    names = [s.name for s in chain]
+    if script_name not in names:
+        raise CatalogError(f"no vecext script named {script_name!r}")
+    script = chain[names.index(script_name)]
+    if script.from_version is None:
+        raise CatalogError(f"{script_name} installs the catalog: uninstall it instead")
+    current = installed_version(conn)
+    if current is None or _scripts.vtuple(current) < _scripts.vtuple(script.to_version):
+        return False
+    if current != script.to_version:
+        raise CatalogError(
+            f"the catalog is at {current}: undo the scripts after {script_name} first"
+        )
+    mine, rest = _routines(script.text())
+    # what is left besides the routines: comment lines and the version record
+    code = "\n".join(ln for ln in rest.splitlines() if not ln.lstrip().startswith("--"))
+    statements = [t.strip() for t in code.split(";") if t.strip()]
+    if any(not _RECORD.match(s) for s in statements):
+        raise CatalogError(
+            f"{script_name} changes more than functions and procedures: it cannot be undone"
+        )
+    earlier: dict[str, tuple[str, str]] = {}
+    for s in chain[: names.index(script_name)]:
+        earlier.update(_routines(s.text())[0])
+    for name, (kind, _) in mine.items():
+        if name in earlier:
+            conn.execute(
+                re.sub(r"^CREATE\s+(?:OR\s+REPLACE\s+)?", "CREATE OR REPLACE ", earlier[name][1])
+            )
+            continue
+        for (signature,) in conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p "
+            "WHERE p.pronamespace = 'vecext'::regnamespace AND p.proname = %s",
+            [name],
+        ).fetchall():
+            conn.execute(f"DROP {kind} {signature}")
+    conn.execute("UPDATE vecext.installed_version SET version = %s", [script.from_version])
+    conn.execute("DELETE FROM vecext.install_history WHERE script = %s", [script_name])
     return True
 
 

@@ -278,8 +278,8 @@ def drop_codec(conn: psycopg.Connection, name: str, *, missing_ok: bool = False)
 
 def _refuse_if_list_trigger(conn: psycopg.Connection, name: str) -> None:
     """An IVF codec whose list trigger is still installed (orphaned by the SQL function
-    vecext.drop_compressed_column) must stay: the trigger reads its centroids on
-    every INSERT, and would fail without them."""
+    vecext.drop_compressed_column of catalog 0.1.0) must stay: the trigger reads its
+    centroids on every INSERT, and would fail without them."""
     from vecext.postgres.ivf import list_triggers
 
     users = [

@@ -312,15 +312,16 @@ def drop_compressed_column(conn: psycopg.Connection, table: str, code_column: st
 
     IVF lists added to the column (:func:`vecext.postgres.add_ivf_lists`) rank rows
     by its codes and belong to it: they go too (list column and its indexes, list
-    trigger, centroids), in the same transaction. (The SQL function
-    ``vecext.drop_compressed_column`` leaves them: see
-    :func:`vecext.postgres.drop_orphaned_ivf_lists`.)
+    trigger, centroids), in the same transaction. The SQL function
+    ``vecext.drop_compressed_column`` does all of it; on a catalog still at 0.1.0,
+    whose function leaves the lists, they are dropped here first (lists it orphaned
+    before: :func:`vecext.postgres.drop_orphaned_ivf_lists`).
     """
     from vecext.postgres import ivf
 
     cc = compressed_column(conn, table, code_column)
     with conn.transaction():
-        ivf.drop_lists_of(conn, cc.table, code_column)
+        ivf.drop_lists_for_old_catalog(conn, cc.table.qualified, code_column)
         conn.execute(
             "SELECT vecext.drop_compressed_column(%s::oid::regclass, %s)",
             [cc.table.oid, code_column],

@@ -12,11 +12,11 @@ records the lists on the compressed column's catalog row (``list_column``,
 ``ivf_codec_name``): the two-stage IVF search probes lists, ranks rows inside
 them by those codes, and reranks exactly.
 
-The lists belong to that compressed column: ``drop_compressed_column`` drops them
-with it. The SQL function ``vecext.drop_compressed_column`` (released before IVF
-lists) drops the code column only; :func:`drop_orphaned_ivf_lists` removes lists
-left that way (found by their trigger), and ``drop_codec`` refuses to drop the
-centroids a list trigger still reads.
+The lists belong to that compressed column: the SQL function
+``vecext.drop_compressed_column`` (and so ``drop_compressed_column``) drops them with
+it, since catalog 0.2.0. The function of catalog 0.1.0 dropped the code column only;
+:func:`drop_orphaned_ivf_lists` removes lists left that way (found by their trigger),
+and ``drop_codec`` refuses to drop the centroids a list trigger still reads.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from vecext import _scripts
 from vecext.catalog_rows import check_name, codec_record
 from vecext.codecs import Codec, CodecError
 from vecext.codecs.ivf import IVFCodec, default_nlist
@@ -40,6 +41,8 @@ from vecext.postgres.codecs import load_codec
 from vecext.postgres.columns import TableRef, VectorColumn, read_vectors, resolve_column
 
 BUFFER = "vecext_ivf_buffer"
+#: The first catalog whose SQL function vecext.drop_compressed_column drops IVF lists.
+SQL_DROPS_LISTS = "0.2.0"
 _CACHE: OrderedDict[tuple[str, str, str], Codec] = OrderedDict()
 _CACHE_SIZE = 32
 
@@ -190,7 +193,8 @@ def add_ivf_lists(
             f"table {t} already has a column {lcol!r}"
             + (
                 ": IVF lists no compressed column records (left by the SQL function "
-                "vecext.drop_compressed_column, or an interrupted add_ivf_lists); drop them "
+                "vecext.drop_compressed_column of catalog 0.1.0, or an interrupted "
+                "add_ivf_lists); drop them "
                 "with vecext.postgres.drop_orphaned_ivf_lists()"
                 if orphan
                 else ""
@@ -374,7 +378,7 @@ def drop_ivf_lists(conn: psycopg.Connection, table: str, code_column: str) -> No
     """Drop the IVF lists of a compressed column: list column (and its indexes),
     trigger, catalog entry and centroids. The codes and vectors stay.
 
-    :func:`vecext.postgres.drop_compressed_column` calls this itself.
+    :func:`vecext.postgres.drop_compressed_column` drops them itself.
     """
     require_catalog(conn)
     lists = ivf_lists(conn, table, code_column)
@@ -393,14 +397,26 @@ def drop_lists_of(conn: psycopg.Connection, t: TableRef, code_column: str) -> IV
     return lists
 
 
+def drop_lists_for_old_catalog(conn: psycopg.Connection, table: str, code_column: str) -> None:
+    """What to run before the SQL function ``vecext.drop_compressed_column`` on a catalog
+    older than 0.2.0, in the same transaction: that function drops the code column only,
+    so the column's IVF lists are dropped here (they would be orphaned). A no-op on a
+    current catalog, whose function drops them itself."""
+    if _scripts.vtuple(require_catalog(conn)) >= _scripts.vtuple(SQL_DROPS_LISTS):
+        return
+    from vecext.postgres.columns import resolve_table
+
+    drop_lists_of(conn, resolve_table(conn, table), code_column)
+
+
 @dataclass(frozen=True)
 class ListTrigger:
     """The trigger keeping an IVF list column current, as ``add_ivf_lists`` made it.
 
     It is *orphaned* when no compressed column records its list column: the
     compressed column was dropped by the SQL function ``vecext.drop_compressed_column``
-    (which predates IVF lists and drops the code column only), or ``add_ivf_lists``
-    was interrupted while filling the list column."""
+    of catalog 0.1.0 (which drops the code column only; 0.2.0's drops the lists too),
+    or ``add_ivf_lists`` was interrupted while filling the list column."""
 
     table: TableRef
     source_column: str
@@ -457,9 +473,11 @@ def drop_orphaned_ivf_lists(conn: psycopg.Connection, table: str | None = None) 
     its ``integer`` list column (with its indexes) and its centroids, unless a
     compressed column still uses that codec. Vectors and codes are never touched.
 
-    The SQL function ``vecext.drop_compressed_column`` (released SQL, unchanged)
-    drops the code column only; :func:`vecext.postgres.drop_compressed_column` drops
-    the lists too. Returns the ``schema.table.list_column`` names dropped.
+    The SQL function ``vecext.drop_compressed_column`` of catalog 0.1.0 dropped the
+    code column only and left its lists so; from catalog 0.2.0 it drops them too (and
+    :func:`vecext.postgres.drop_compressed_column` does on either catalog). Upgrading
+    the catalog leaves lists already orphaned in place: this drops them. Returns the
+    ``schema.table.list_column`` names dropped.
     """
     done = []
     with conn.transaction():
