@@ -246,6 +246,20 @@ FUNCTIONS += [
         "(single precision).",
     ),
     SqlFunction(
+        "vecext.relevance_map",
+        "(adapter text, q vector, features jsonb DEFAULT NULL, OUT method text, OUT threshold "
+        "double precision, OUT a double precision, OUT b double precision) -> record",
+        (PG,),
+        "The per-query monotone map of an adapter: score = sigmoid(a * s + b) for 'platt' "
+        "and 'cosine-adapter', with a and b computed from q; a and b are NULL for 'fixed'. "
+        "relevance_score and relevance_min_similarity are built on it, so they share one "
+        "implementation of the numerics.",
+        f"SELECT (vecext.relevance_map('doc_rel', {Q16}, "
+        """'{"mean10": 0.9}')).a > 0""",
+        "Useful to compute a query's parameters once and apply them to many candidates. "
+        "threshold is the adapter's trained threshold. Since catalog 0.2.0.",
+    ),
+    SqlFunction(
         "vecext.relevance_min_similarity",
         "(adapter text, q vector, threshold double precision DEFAULT NULL, features jsonb "
         "DEFAULT NULL) -> double precision",

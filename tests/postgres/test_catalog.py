@@ -152,6 +152,7 @@ def test_upgrade_from_0_1_0_gives_the_fresh_catalog(pg_conn):
     assert pg_conn.execute("SELECT to_regproc('vecext.relevance_map')").fetchone() == (None,)
     up = catalog.install(pg_conn)
     assert (up.previous, up.current, up.applied) == ("0.1.0", "0.2.0", ["vecext--0.1.0--0.2.0.sql"])
+    assert pg_conn.execute("SELECT to_regproc('vecext.relevance_map')").fetchone()[0]
     upgraded = snapshot(pg_conn)
     assert upgraded["history"] == [  # applied in two transactions, in this order
         ("vecext--0.1.0.sql", "0.1.0"),

@@ -146,3 +146,33 @@ def test_sql_bad_input(sql, rel_data):
         sql.min_similarity("rel_feat", q, 0.5, None)
     with pytest.raises(DB_ERRORS, match="got none"):
         sql.features("rel_feat", np.array([], dtype=np.float64))
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_pg_relevance_map_is_the_python_map(rel_pg, rel_data, name):
+    """vecext.relevance_map (PostgreSQL, catalog 0.2.0): the per-query a and b that
+    relevance_score and relevance_min_similarity both use, equal to Python's."""
+    sql = Sql(rel_pg)
+    m = rel_data.adapters[name]
+    for i, q in enumerate(rel_data.xq[:3]):
+        S = rel_data.S[i].astype(np.float64)[None, :]
+        feats = sql.features(name, S[0])
+        qsql, qp = sql._q(q)
+        ((method, threshold, a, b),) = sql._run(
+            f"SELECT * FROM vecext.relevance_map(%s, {qsql}, %s)", [name, qp, json.dumps(feats)]
+        )
+        assert method == m.name and threshold == pytest.approx(m.threshold, abs=1e-12)
+        if not m.calibrated:
+            assert (a, b) == (None, None)
+            continue
+        want = m.query_params(q[None, :], S)
+        assert a == pytest.approx(float(want["a"][0]), rel=1e-5, abs=1e-5)
+        assert b == pytest.approx(float(want["b"][0]), rel=1e-5, abs=1e-5)
+        # score = sigmoid(a s + b), as relevance_score computes it
+        s = float(S[0, 0])
+        assert sql.scores(name, q, np.array([s]), feats)[0] == pytest.approx(
+            1 / (1 + np.exp(-(a * s + b))), abs=1e-12
+        )
+    assert sql._run("SELECT * FROM vecext.relevance_map(%s, NULL)", [name]) == [
+        (None, None, None, None)
+    ]

@@ -4,7 +4,7 @@ An adapter is stored as the rows of :mod:`vecext.relevance.catalog` (the same ro
 bytes and fingerprint as in PostgreSQL). The macros ``vecext.relevance_score``,
 ``vecext.relevance_min_similarity`` and ``vecext.relevance_features`` read those rows
 and compute what the PostgreSQL functions of the same names compute (see
-``sql/postgres/vecext--0.1.0.sql``): the per-query slope and intercept from
+``vecext.relevance_map`` in ``sql/postgres/``): the per-query slope and intercept from
 ``list_inner_product`` with the stored ``w_a`` / ``w_b`` vectors (in double
 precision), then the calibrated score or the cosine bound of a threshold.
 """

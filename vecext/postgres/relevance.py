@@ -3,9 +3,10 @@
 A saved adapter is its ``vecext.relevance_adapters`` / ``vecext.relevance_arrays``
 rows (:mod:`vecext.relevance.catalog`, the same rows DuckDB stores). The SQL
 functions ``vecext.relevance_score``, ``vecext.relevance_min_similarity`` and
-``vecext.relevance_features`` (``sql/postgres/vecext--0.1.0.sql``) read those rows, so
-SQL computes the same calibrated scores as Python (pgvector inner products with the
-stored ``w_a`` / ``w_b`` vectors).
+``vecext.relevance_features`` (``sql/postgres/``; the first two share
+``vecext.relevance_map`` since catalog 0.2.0) read those rows, so SQL computes the
+same calibrated scores as Python (pgvector inner products with the stored ``w_a`` /
+``w_b`` vectors).
 """
 
 from __future__ import annotations
