@@ -102,6 +102,8 @@ def test_growth_fit():
     assert adv.fit_growth([1000, 2000, 4000], [30, 30, 30]) == pytest.approx(0.0)
     assert adv.fit_growth([1000, 2000, 4000], [40, 20, 10]) == 0.0  # clamped
     assert adv.fit_growth([1000, 4000], [10, 20]) == pytest.approx(0.5)
+    # accelerating growth: the last pair decides
+    assert adv.fit_growth([1000, 2000, 4000], [10, 11, 22]) == pytest.approx(1.0)
     assert adv.fit_growth([5000], [10]) == 0.0
     assert adv.prefix_sizes(20_000, 10) == [2500, 5000, 10_000, 20_000]
     assert adv.prefix_sizes(1500, 10) == [750, 1500]
