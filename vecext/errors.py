@@ -12,6 +12,10 @@ class VecextError(Exception):
     """Base class of the errors raised by vecext's adapters."""
 
 
+class VecextWarning(UserWarning):
+    """Something works but costs more than it should (the message says how to avoid it)."""
+
+
 class ConnectionFailed(VecextError):
     """The database could not be reached (names the host and the cause)."""
 

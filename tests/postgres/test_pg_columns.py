@@ -4,6 +4,7 @@ failed batch with the source untouched, drop, storage sizes, and every bad input
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import psycopg
@@ -12,7 +13,7 @@ from psycopg import sql
 
 from tests.postgres.conftest import clustered, fetch_codes, load_table, vector_text
 from vecext.codecs import CodecError, CodecVersionError, make_codec
-from vecext.errors import CatalogError
+from vecext.errors import CatalogError, VecextWarning
 from vecext.postgres import (
     BackfillError,
     add_compressed_column,
@@ -416,3 +417,21 @@ def test_non_autocommit_connections(mconn, module_dsn, codecs):
         ]
     finally:
         conn.close()
+
+
+def test_backfill_under_an_ann_index_warns_and_still_encodes(mconn, codecs):
+    """Every backfilled row is a non-HOT update that goes into each ANN index too."""
+    x = clustered(400, D, seed=27)
+    load_table(mconn, "indexed", x)
+    mconn.execute("CREATE INDEX indexed_hnsw ON indexed USING hnsw (embedding vector_l2_ops)")
+    before = checksum(mconn, "indexed")
+    with pytest.warns(VecextWarning, match=r"ANN index\(es\) indexed_hnsw: the backfill"):
+        add_compressed_column(mconn, "indexed", "embedding", "col_bin", "codes", progress=False)
+    assert checksum(mconn, "indexed") == before
+    n = mconn.execute("SELECT count(codes) FROM indexed").fetchone()[0]
+    assert n == 400
+    # no ANN index: no warning
+    load_table(mconn, "unindexed", x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VecextWarning)
+        add_compressed_column(mconn, "unindexed", "embedding", "col_bin", "codes", progress=False)

@@ -11,6 +11,7 @@ interrupted backfill resumes after the last committed batch.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from vecext.codecs import CodecError, CodecVersionError
-from vecext.errors import CatalogError, VecextError
+from vecext.errors import CatalogError, VecextError, VecextWarning
 from vecext.postgres import copybin, pgvector
 from vecext.postgres.catalog import require_catalog
 from vecext.postgres.codecs import _FEATURE, codec_errors, codec_info, load_codec
@@ -275,6 +276,15 @@ def add_compressed_column(
     -------
     str
         The code column's name.
+
+    Notes
+    -----
+    The backfill updates every row. On a table with pgvector HNSW or IVFFlat indexes
+    those updates cannot stay on their page (HOT), so PostgreSQL inserts each new row
+    version into every index: measured here, 10,000 rows of 384 dimensions took 0.4 s
+    without an index and 6.7 s with one HNSW index, which then keeps the dead entries
+    until VACUUM. A :class:`~vecext.errors.VecextWarning` says so; add compressed
+    columns before building ANN indexes where you can.
     """
     _check_batch_size(batch_size)
     if backfill:
@@ -284,6 +294,8 @@ def add_compressed_column(
         info = codec_info(conn, codec)
         pgvector.require(conn, _FEATURE.get(info.kind, "vector"))
         col = resolve_column(conn, table, source_column, dim=info.dim)
+        if backfill:
+            _warn_ann_indexes(conn, col.table)
         pk = conn.execute(
             """SELECT count(*) FROM pg_index
                WHERE indrelid = %s AND indisprimary AND indnkeyatts = 1""",
@@ -305,6 +317,27 @@ def add_compressed_column(
     if backfill:
         _backfill(conn, col.table.qualified, row[0], batch_size=batch_size, progress=progress)
     return str(row[0])
+
+
+def _warn_ann_indexes(conn: psycopg.Connection, t: TableRef) -> None:
+    names = [
+        r[0]
+        for r in conn.execute(
+            """SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+               JOIN pg_am am ON am.oid = i.relam
+               WHERE x.indrelid = %s AND am.amname IN ('hnsw', 'ivfflat') ORDER BY 1""",
+            [t.oid],
+        ).fetchall()
+    ]
+    if names:
+        warnings.warn(
+            f"table {t} has ANN index(es) {', '.join(names)}: the backfill updates every "
+            "row and PostgreSQL inserts each new row version into every index (about 17x "
+            "slower with one HNSW index, and the index keeps dead entries until VACUUM); "
+            "add compressed columns before building ANN indexes where you can",
+            VecextWarning,
+            stacklevel=3,
+        )
 
 
 def drop_compressed_column(conn: psycopg.Connection, table: str, code_column: str) -> None:
