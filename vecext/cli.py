@@ -341,12 +341,13 @@ def advise(
     best = advice.best()
     if best is not None:
         args = "".join(f", {key}={value!r}" for key, value in best.params.items())
+        suffix = "".join(str(v) for k, v in best.params.items() if k in ("m", "bits"))
+        name = f"{column}_{best.kind}{suffix}"
         mod, conn_name = ("vecext.duckdb", "con") if duckdb_path else ("vecext.postgres", "conn")
         out.print(
-            f"apply it: {mod}.train_codec({conn_name}, {column + '_' + best.kind!r}, {table!r}, "
-            f"{column!r}, {best.kind!r}, metric={advice.metric!r}{args}), then "
-            f"add_compressed_column({conn_name}, {table!r}, {column!r}, "
-            f"{column + '_' + best.kind!r})"
+            f"apply it: {mod}.train_codec({conn_name}, {name!r}, {table!r}, {column!r}, "
+            f"{best.kind!r}, metric={advice.metric!r}{args}), then "
+            f"add_compressed_column({conn_name}, {table!r}, {column!r}, {name!r})"
         )
     if json_out:
         out.print(f"wrote {json_out}")
