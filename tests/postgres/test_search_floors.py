@@ -9,6 +9,7 @@ import pytest
 
 from tests.postgres.search_data import recall
 from vecext.postgres import search, strategies
+from vecext.search import planner
 from vecext.search.planner import probe_count
 
 
@@ -108,7 +109,7 @@ def test_rerank_depth_floor_is_priced_against_the_scan(sconn, search_env) -> Non
 def test_ivf_probes_cover_a_tenth_of_the_allowed_loss(sconn, search_env) -> None:
     cal = search_env.extra["cal_pq"]
     nlist = search_env.extra["ivf"].nlist
-    want = probe_count(cal["nprobe"], 1 - 0.05 * strategies.IVF_LOSS_SHARE, nlist)
+    want = probe_count(cal["nprobe"], 1 - 0.05 * planner.IVF_LOSS_SHARE, nlist)
     r = search(sconn, "items", "embedding", search_env.xq[2], 10, strategy="ivf")
     assert r.plan.params["nprobe"] >= want
     rec, _ = _recall(sconn, search_env, _hard_queries(search_env, 20), strategy="ivf")

@@ -43,7 +43,7 @@ from vecext.duckdb._arrow import bytes_to_words
 from vecext.duckdb.filters import ident
 from vecext.duckdb.indexes import DISTANCE_FUNCTIONS
 from vecext.search.api import Request, SearchError, TableInfo
-from vecext.search.planner import Plan, probe_count
+from vecext.search.planner import Plan, floor_nprobe
 
 #: the most candidates asked of the VSS index (the planner's own cap on ef_search)
 MAX_EF_SEARCH = 1000
@@ -60,11 +60,6 @@ RERANK_MAX = 20_000
 #: queries is far too small for real ones (wordnet-minilm: rows reach recall 0.995 at
 #: ef = 40; held-out dev queries 0.90 at 40, 0.96 at 100, 0.985 at 160).
 HNSW_EF_FLOOR = 128
-#: IVF lists must hold this share of the allowed recall loss at most: coverage >=
-#: 1 - (1 - target) * IVF_LOSS_SHARE on the calibration curve. Real queries sit farther
-#: from the centroids than the table's rows (wordnet-minilm: 128 lists held 98% of the
-#: true neighbours of sample rows but 90% of those of dev queries; 384 lists: 99.5%, 97%).
-IVF_LOSS_SHARE = 0.1
 _CODECS: OrderedDict[tuple[str, str], Codec] = OrderedDict()
 _CACHE_SIZE = 32
 
@@ -256,24 +251,14 @@ def _probe(ctx: Context, code: Any, order: np.ndarray) -> int:
     """How many of the lists in ``order`` (nearest first) to probe.
 
     Unfiltered: the calibrated count for a coverage of ``1 - (1 - target) *
-    IVF_LOSS_SHARE`` (or the planner's, if larger). Under a filter, the lists that
+    planner.IVF_LOSS_SHARE`` (or the planner's, if larger). Under a filter, the lists that
     hold as many matching rows as an unfiltered probe reads (counted per list, one
     cheap aggregate): matching rows cluster in some lists, so probing by centroid
     distance alone would miss the neighbours of a filter that follows the data's
     structure; when the filter keeps no more rows than that, every list.
     """
     nlist = int(code.nlist)
-    nprobe = int(min(max(1, int(ctx.plan.params.get("nprobe", 1))), nlist))
-    coverage = (code.calibration or {}).get("nprobe")
-    if coverage:
-        target = 1.0 - (1.0 - ctx.req.recall_target) * IVF_LOSS_SHARE
-        calibrated = probe_count(coverage, target, nlist)
-        if calibrated > nprobe:
-            ctx.plan.steps.append(
-                f"nprobe {nprobe} raised to {calibrated}: the calibrated lists hold "
-                f"{target:.1%} of the true neighbours"
-            )
-            nprobe = calibrated
+    nprobe = floor_nprobe(ctx.plan, code.calibration, ctx.req.recall_target, nlist)
     if ctx.req.pred is None:
         return nprobe
     reads = ctx.info.caps.n_rows * nprobe / nlist

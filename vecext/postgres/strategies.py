@@ -35,7 +35,7 @@ from psycopg.pq import Format
 
 from vecext.postgres.indexes import VectorIndex
 from vecext.search.api import Request, SearchError, TableInfo
-from vecext.search.planner import Plan, probe_count
+from vecext.search.planner import Plan, floor_nprobe
 
 #: pgvector's distance operators (smaller is closer): Euclidean, negative inner
 #: product, cosine distance
@@ -65,10 +65,6 @@ HNSW_LOSS_SHARE = 0.1
 #: bit(d) about 0.1 us), so the floor is also at most rows scanned / (4 * that).
 RERANK_FLOOR_MULT = 32
 RERANK_COST_ROWS = {"pq": 12, "binary": 100}
-#: IVF probes cover at least 1 - (1 - target) * IVF_LOSS_SHARE of the true neighbours
-#: on the column's calibration curve (wordnet-minilm, as in DuckDB: 128 lists held 98%
-#: of the neighbours of sample rows but 90% of those of real queries).
-IVF_LOSS_SHARE = 0.1
 _FLOAT4_OID, _FLOAT4_ARRAY_OID = 700, 1021
 
 
@@ -367,17 +363,7 @@ def ivf(ctx: Context, code: Any) -> tuple[np.ndarray, np.ndarray, int]:
         raise SearchError(f"compressed column {code.name} has no IVF lists")
     coarse = cached_codec(ctx.conn, code.ivf_codec, code.ivf_fingerprint)
     nlist = int(code.nlist)
-    nprobe = int(min(max(1, ctx.plan.params.get("nprobe", 1)), nlist))
-    coverage = (code.calibration or {}).get("nprobe")
-    if coverage:
-        target = 1.0 - (1.0 - ctx.req.recall_target) * IVF_LOSS_SHARE
-        calibrated = probe_count(coverage, target, nlist)
-        if calibrated > nprobe:
-            ctx.plan.steps.append(
-                f"nprobe {nprobe} raised to {calibrated}: the calibrated lists hold "
-                f"{target:.1%} of the true neighbours"
-            )
-            nprobe = calibrated
+    nprobe = floor_nprobe(ctx.plan, code.calibration, ctx.req.recall_target, nlist)
     # rows read by the probe: the lists' share of the rows passing the filter
     depth = _raise_depth(ctx, code.kind, _scanned(ctx) * nprobe / max(nlist, 1))
     frac = float(ctx.plan.params.get("deepen", 0) or 0)
