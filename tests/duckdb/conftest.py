@@ -29,6 +29,36 @@ def _faiss_single_thread() -> Iterator[None]:
     faiss.omp_set_num_threads(before)
 
 
+def load_clustered_table(
+    con: duckdb.DuckDBPyConnection,
+    n: int,
+    d: int,
+    *,
+    seed: int,
+    centers: int,
+    groups: tuple[str, str],
+    every: int,
+) -> np.ndarray:
+    """``t (id BIGINT PRIMARY KEY, v FLOAT[d], grp VARCHAR)`` of ``n`` clustered rows,
+    shifted off the origin; ``grp`` is ``groups[0]`` on every ``every``-th row, else
+    ``groups[1]``. Returns the vectors."""
+    rng = np.random.default_rng(seed)
+    c = 3.0 * rng.standard_normal((centers, d))
+    x = (c[rng.integers(0, centers, n)] + rng.standard_normal((n, d)) + 1).astype(np.float32)
+    src = pa.table(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "v": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), d),
+            "grp": np.where(np.arange(n) % every == 0, groups[0], groups[1]),
+        }
+    )
+    con.execute(f"CREATE TABLE t (id BIGINT PRIMARY KEY, v FLOAT[{d}], grp VARCHAR)")
+    con.register("_src", src)
+    con.execute("INSERT INTO t SELECT * FROM _src")
+    con.unregister("_src")
+    return x
+
+
 @pytest.fixture(params=["memory", "file"])
 def vdb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """Like ``duck`` (in memory and on disk) without loading VSS, which these tests do

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 import vecext.duckdb as vd
+from tests.duckdb.conftest import load_clustered_table
 from vecext.duckdb.ivf import add_ivf_lists, ivf_lists, refresh_lists
 from vecext.duckdb.search import search
 from vecext.errors import CatalogError
@@ -21,20 +22,7 @@ N, D = 2_000, 16
 def table(vdb):
     """``t (id BIGINT PRIMARY KEY, v FLOAT[16], grp VARCHAR)``, clustered, in memory and on
     disk, with PQ codes ``v_pq`` (l2)."""
-    rng = np.random.default_rng(8)
-    centers = 3.0 * rng.standard_normal((10, D))
-    x = (centers[rng.integers(0, 10, N)] + rng.standard_normal((N, D)) + 1).astype(np.float32)
-    src = pa.table(
-        {
-            "id": np.arange(N, dtype=np.int64),
-            "v": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), D),
-            "grp": np.where(np.arange(N) % 2 == 0, "a", "b"),
-        }
-    )
-    vdb.execute(f"CREATE TABLE t (id BIGINT PRIMARY KEY, v FLOAT[{D}], grp VARCHAR)")
-    vdb.register("_src", src)
-    vdb.execute("INSERT INTO t SELECT * FROM _src")
-    vdb.unregister("_src")
+    x = load_clustered_table(vdb, N, D, seed=8, centers=10, groups=("a", "b"), every=2)
     vd.train_codec(vdb, "t_pq", "t", "v", "pq", metric="l2", m=4, niter=5)
     vd.add_compressed_column(vdb, "t", "v", "t_pq", "v_pq", progress=False)
     return vdb, x

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 import vecext.duckdb as vd
-from tests.duckdb.conftest import search_recall
+from tests.duckdb.conftest import load_clustered_table, search_recall
 from vecext.duckdb import strategies
 from vecext.duckdb.indexes import (
     HnswIndexError,
@@ -28,20 +28,7 @@ N, D = 3_000, 16
 @pytest.fixture
 def table(duck):
     """3,000 x 16 clustered rows in memory and on disk."""
-    rng = np.random.default_rng(5)
-    centers = 3.0 * rng.standard_normal((12, D))
-    x = (centers[rng.integers(0, 12, N)] + rng.standard_normal((N, D)) + 1).astype(np.float32)
-    src = pa.table(
-        {
-            "id": np.arange(N, dtype=np.int64),
-            "v": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), D),
-            "grp": np.where(np.arange(N) % 4 == 0, "q", "r"),
-        }
-    )
-    duck.execute(f"CREATE TABLE t (id BIGINT PRIMARY KEY, v FLOAT[{D}], grp VARCHAR)")
-    duck.register("_src", src)
-    duck.execute("INSERT INTO t SELECT * FROM _src")
-    duck.unregister("_src")
+    x = load_clustered_table(duck, N, D, seed=5, centers=12, groups=("q", "r"), every=4)
     return duck, x
 
 
