@@ -23,9 +23,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from vecext import advise as adv
-from vecext.bench.truth import exact_topk
 from vecext.codecs import make_codec
+from vecext.tools import advise as adv
+from vecext.tools.bench.truth import exact_topk
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordnet-minilm"
 CODECS = [("pq", {"m": 8}), ("pq", {"m": 16}), ("pq", {"m": 32}), ("binary", {})]

@@ -42,14 +42,14 @@ from rich.console import Console
 
 import vecext.duckdb as vd
 from vecext import evaluation
-from vecext.bench import where
-from vecext.bench.duck_methods import load_table
-from vecext.bench.duck_vecext import ensure_codes, ensure_hnsw, ensure_lists
-from vecext.bench.runner import limit_queries
-from vecext.bench.truth import exact_topk
 from vecext.datasets import load_dataset
-from vecext.duckdb.search import search
+from vecext.search import search
 from vecext.search.filters import describe, parse_cli_filters
+from vecext.tools.bench import where
+from vecext.tools.bench.duck_methods import load_table
+from vecext.tools.bench.duck_vecext import ensure_codes, ensure_hnsw, ensure_lists
+from vecext.tools.bench.runner import limit_queries
+from vecext.tools.bench.truth import exact_topk
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordnet-minilm"
 FILTERS = ["", "pos=r", "lexname=noun.animal", "pos=v", "lexname=verb.weather"]

@@ -1,6 +1,6 @@
 """Filtered search on PostgreSQL: vecext's strategies against pgvector HNSW and exact.
 
-Runs the ``vecext bench`` harness (:mod:`vecext.bench`) once per filter setting on
+Runs the ``vecext bench`` harness (:mod:`vecext.tools.bench`) once per filter setting on
 wordnet-minilm (117,659 x 384, cosine) with the dev queries, and prints one table:
 recall@10 against the exact filtered top-10, the fewest rows any query got, the
 share of complete answers, p50 latency and QPS (one client), per method and filter.
@@ -10,7 +10,7 @@ indexes allowed; the harness's ``exact`` refuses those), ``pgvector-hnsw`` (m 16
 ef_search 40, no iterative scan: pgvector's defaults), and vecext's ``vecext-pq``,
 ``vecext-binary``, ``vecext-ivfpq`` and ``vecext-auto`` at vecext's defaults
 (recall target 0.95, depths and probes from each column's calibration; see
-:mod:`vecext.bench.pg_vecext`). Set-up (table, codes, lists, indexes) is built on
+:mod:`vecext.tools.bench.pg_vecext`). Set-up (table, codes, lists, indexes) is built on
 the first run and reused by later ones.
 
     python bench/search_postgres.py [--dataset DIR] [--limit-queries 200] [--dsn DSN]
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-import vecext.bench.pg_vecext  # noqa: F401  (registers the vecext-* methods)
-from vecext.bench import BenchConfig, run_bench
-from vecext.bench.report import write_json
+import vecext.tools.bench.pg_vecext  # noqa: F401  (registers the vecext-* methods)
+from vecext.tools.bench import BenchConfig, run_bench
+from vecext.tools.bench.report import write_json
 
 FILTERS: list[list[str]] = [
     [],
@@ -79,10 +79,10 @@ def markdown_table(results: list[dict], k: int, dataset: str) -> str:
 def calibrate_on_queries(args: argparse.Namespace, n: int, console: Console) -> None:
     """Recalibrate the codes and the HNSW index of a built benchmark table on ``n``
     dev queries that are not among the measured ones (as with a query log)."""
-    from vecext.bench import pg_store
-    from vecext.bench.runner import LIMIT_SEED
     from vecext.datasets import load_dataset
     from vecext.postgres import calibrate, calibrate_index, connect
+    from vecext.tools.bench import pg_store
+    from vecext.tools.bench.runner import LIMIT_SEED
 
     ds = load_dataset(args.dataset, args.queries)
     nq = ds.xq.shape[0]

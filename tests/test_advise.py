@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.postgres.conftest import clustered, load_table
-from vecext import advise as adv
-from vecext.cli import app
 from vecext.codecs import make_codec
 from vecext.evaluation import recall_at_k, synthetic_embeddings
+from vecext.tools import advise as adv
+from vecext.tools.cli import app
 
 runner = CliRunner()
 ROWS = 1_000_000

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from vecext.cli import app
+from vecext.tools.cli import app
 
 runner = CliRunner()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from typer.testing import CliRunner
 
-from vecext.cli import app
-from vecext.demo import run_demo
+from vecext.tools.cli import app
+from vecext.tools.demo import run_demo
 
 
 def test_demo_runs_on_both_backends(pg_dsn):

@@ -1,20 +1,26 @@
 """vecext: compressed vector columns, filtered ANN search that returns the rows it
 promises, and calibrated relevance thresholds for PostgreSQL (pgvector) and DuckDB.
 
-This module only re-exports; import the adapters you use (``vecext.postgres``,
-``vecext.duckdb``) explicitly, so that the numerical core stays free of drivers.
+``vecext.search(conn, table, column, q, k)`` searches through whichever backend
+``conn`` belongs to. Import the adapters you use (``vecext.postgres``,
+``vecext.duckdb``) for everything else; this module imports no database driver.
+Every error vecext raises is a :class:`VecextError`.
 """
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 
+from vecext.codecs import CodecError, CodecVersionError
 from vecext.errors import (
     CatalogError,
     ConnectionFailed,
     EmbeddedServerError,
     PgvectorError,
     VecextError,
+    VecextWarning,
 )
+from vecext.relevance import RelevanceError
+from vecext.search import FilterError, SearchError, SearchResult, explain, search
 
 try:
     __version__ = _dist_version("vecext")
@@ -23,9 +29,18 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "CatalogError",
+    "CodecError",
+    "CodecVersionError",
     "ConnectionFailed",
     "EmbeddedServerError",
+    "FilterError",
     "PgvectorError",
+    "RelevanceError",
+    "SearchError",
+    "SearchResult",
     "VecextError",
+    "VecextWarning",
     "__version__",
+    "explain",
+    "search",
 ]

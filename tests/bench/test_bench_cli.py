@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vecext.cli import app
+from vecext.tools.cli import app
 
 runner = CliRunner()
 

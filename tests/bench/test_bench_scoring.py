@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from vecext.bench import BaseMethod, BenchConfig, registry, run_bench
-from vecext.bench.runner import limit_queries
-from vecext.bench.truth import exact_topk
 from vecext.datasets import load_dataset
+from vecext.tools.bench import BaseMethod, BenchConfig, registry, run_bench
+from vecext.tools.bench.runner import limit_queries
+from vecext.tools.bench.truth import exact_topk
 
 
 def independent_scores(data, query_rows, returned, k, column=None, value=None):

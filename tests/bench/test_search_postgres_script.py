@@ -1,6 +1,6 @@
 """``bench/search_postgres.py`` (vecext's methods on PostgreSQL) end to end on a small set.
 
-Run as a subprocess: importing ``vecext.bench.pg_vecext`` registers the
+Run as a subprocess: importing ``vecext.tools.bench.pg_vecext`` registers the
 ``vecext-*`` postgres methods for the whole process.
 """
 

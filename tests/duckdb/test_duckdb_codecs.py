@@ -10,7 +10,7 @@ import pytest
 
 import vecext.duckdb as vd
 from tests.duckdb.conftest import D, clustered, load_table, qparam
-from vecext.catalog_rows import codec_record
+from vecext.catalog.rows import codec_record
 from vecext.codecs import CodecError, CodecVersionError, make_codec
 from vecext.errors import CatalogError
 

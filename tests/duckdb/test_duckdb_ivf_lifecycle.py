@@ -12,8 +12,8 @@ import pytest
 import vecext.duckdb as vd
 from tests.duckdb.conftest import load_clustered_table
 from vecext.duckdb.ivf import add_ivf_lists, ivf_lists, refresh_lists
-from vecext.duckdb.search import search
 from vecext.errors import CatalogError
+from vecext.search import search
 
 N, D = 2_000, 16
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vecext.bench.registry import available_methods
-from vecext.bench.runner import BenchConfig, run_bench
+from vecext.tools.bench.registry import available_methods
+from vecext.tools.bench.runner import BenchConfig, run_bench
 
 OURS = ["vecext-pq", "vecext-ivfpq", "vecext-binary", "vecext-auto"]
 

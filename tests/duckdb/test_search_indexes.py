@@ -19,7 +19,7 @@ from vecext.duckdb.indexes import (
     is_file_database,
 )
 from vecext.duckdb.ivf import add_ivf_lists, drop_ivf_lists, ivf_lists, refresh_lists
-from vecext.duckdb.search import search
+from vecext.search import search
 from vecext.search.api import SearchError
 
 N, D = 3_000, 16

@@ -8,8 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 import vecext.duckdb as vd
-from vecext.duckdb.search import search
-from vecext.search.api import MAX_K, SearchError
+from vecext.search import MAX_K, SearchError, search
 from vecext.search.filters import FilterError
 
 EVIL_VALUES = [

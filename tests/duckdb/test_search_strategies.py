@@ -9,7 +9,8 @@ import pytest
 
 from tests.duckdb.conftest import CAT_SIZES, SEARCH_N, SELECTIVITY, search_recall
 from vecext.duckdb import strategies
-from vecext.duckdb.search import DuckDBBackend, explain, search
+from vecext.duckdb.backend import DuckDBBackend
+from vecext.search import explain, search
 from vecext.search.api import Request
 from vecext.search.filters import Eq
 from vecext.search.planner import Plan, PlannerSettings
@@ -193,7 +194,7 @@ def test_large_tables_get_a_sampled_estimate(search_env, monkeypatch) -> None:
     import sys
 
     con, data = search_env
-    mod = sys.modules["vecext.duckdb.search"]
+    mod = sys.modules["vecext.duckdb.backend"]
     backend = DuckDBBackend(con)
     info = backend.table_info("items", "embedding", "cosine")
     assert backend.estimate_matching(info, Eq("cat", "a")) == 10_000  # a count

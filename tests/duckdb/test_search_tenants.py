@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.duckdb.conftest import search_recall
-from vecext.duckdb.search import search
 from vecext.duckdb.tenants import declare_tenant_column, tenant_column, undeclare_tenant_column
 from vecext.errors import CatalogError
+from vecext.search import search
 from vecext.search.api import SearchError
 from vecext.search.planner import PlannerSettings
 

@@ -100,7 +100,7 @@ def test_alembic_one_revision_per_script(pg_dsn):
 def test_dockerfile_ships_the_install_scripts():
     text = (REPO / "docker" / "Dockerfile").read_text()
     assert re.search(r"^FROM pgvector/pgvector:pg18\b", text, re.M)
-    assert "COPY sql/postgres/ /opt/vecext/sql/postgres/" in text
+    assert "COPY vecext/sql/postgres/ /opt/vecext/sql/postgres/" in text
     assert "COPY docker/initdb/10-vecext.sh /docker-entrypoint-initdb.d/" in text
     compose = (REPO / "docker" / "compose.yaml").read_text()
     assert "dockerfile: docker/Dockerfile" in compose

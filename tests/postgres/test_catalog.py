@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 import vecext
-from vecext import _scripts
+from vecext.catalog import scripts as _scripts
 from vecext.errors import CatalogError
 from vecext.postgres import catalog
 
@@ -81,7 +81,7 @@ def test_refuses_newer_installed_version(pg_conn):
 def sql_tree(tmp_path, monkeypatch):
     """A copy of sql/ that tests may add upgrade scripts to."""
     root = tmp_path / "sql"
-    shutil.copytree(REPO / "sql", root)
+    shutil.copytree(REPO / "vecext" / "sql", root)
     monkeypatch.setattr(_scripts, "SQL_ROOT", root)
     return root / "postgres"
 

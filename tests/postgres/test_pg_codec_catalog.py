@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.postgres.conftest import clustered, fetch_codes, load_table, vector_text
-from vecext.catalog_rows import codec_record
+from vecext.catalog.rows import codec_record
 from vecext.codecs import CodecError, CodecVersionError, make_codec
 from vecext.errors import CatalogError
 from vecext.postgres import (

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from vecext.postgres import connect, search
-from vecext.search.api import MAX_K, SearchError
+from vecext.search import MAX_K, SearchError
 from vecext.search.filters import FilterError
 
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from vecext.cli import EVAL_RESULT_KEYS, app, split_method_specs
 from vecext.evaluation import synthetic_embeddings, synthetic_queries
+from vecext.tools.cli import EVAL_RESULT_KEYS, app, split_method_specs
 
 runner = CliRunner()
 KEYS = ["method", "threshold", "precision", "recall", "f1", "pr_auc", "avg_results_per_query"]

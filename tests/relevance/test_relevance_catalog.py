@@ -171,7 +171,7 @@ def test_relevance_core_imports_no_database_driver():
     import sys
 
     code = (
-        "import sys, vecext.relevance, vecext.relevance.catalog, vecext.search.threshold\n"
+        "import sys, vecext.relevance, vecext.catalog.adapters, vecext.search.threshold\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'psycopg', 'psycopg2', 'duckdb', 'sqlalchemy', 'alembic', 'pgvector'})\n"
         "print(','.join(bad))\n"

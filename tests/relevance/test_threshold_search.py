@@ -157,7 +157,7 @@ def test_adapter_of_another_dimension(rel_db, rel_data):
 
 def test_the_pushed_down_bound_is_a_cosine_distance_filter(rel_db, rel_data):
     """The predicate an exact threshold search adds to its WHERE clause, used on its own."""
-    from vecext.search.api import backend_for
+    from vecext.search.registry import backend_for
     from vecext.search.threshold import bound_predicate
 
     backend = backend_for(rel_db)
@@ -167,6 +167,6 @@ def test_the_pushed_down_bound_is_a_cosine_distance_filter(rel_db, rel_data):
         q = rel_data.xq[i]
         d = 1 - xb @ q / (np.linalg.norm(xb, axis=1) * np.linalg.norm(q))
         bound = float(np.sort(d)[10 * (i + 1)] + 1e-4)  # between two rows' distances
-        pred = bound_predicate(backend.name, info, q, bound)
+        pred = bound_predicate(info, q, bound)
         r = search(rel_db, "docs", "embedding", q, 200, filter=pred, strategy="exact")
         assert sorted(r.ids.tolist()) == np.flatnonzero(d <= bound).tolist()

@@ -19,8 +19,10 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
 
+from vecext.errors import VecextError
 
-class MigrationError(ValueError):
+
+class MigrationError(VecextError, ValueError):
     """A vecext migration step that cannot run: names what is wrong and how to fix it."""
 
 
@@ -59,7 +61,7 @@ class CreateCodecOp(MigrateOperation):
         seed: int = 0,
         params: dict[str, Any] | None = None,
     ) -> None:
-        from vecext.catalog_rows import check_name
+        from vecext.catalog.rows import check_name
 
         self.name = check_name(name)
         self.table = table

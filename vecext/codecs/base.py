@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from vecext.errors import VecextError
+
 if TYPE_CHECKING:
     from vecext.codecs.transforms import Transform
 
@@ -48,7 +50,7 @@ METRICS = ("l2", "ip", "cosine")
 STATE_FORMAT = 1
 
 
-class CodecError(ValueError):
+class CodecError(VecextError, ValueError):
     """Bad input to a codec: shape, dtype, values, parameters or training state."""
 
 

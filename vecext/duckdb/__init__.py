@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 
+from vecext.duckdb.backend import DuckDBBackend
 from vecext.duckdb.calibration import calibrate
 from vecext.duckdb.catalog import install, installed_version, require_catalog
 from vecext.duckdb.codecs import (
@@ -48,9 +49,9 @@ from vecext.duckdb.relevance import (
     load_adapter,
     save_adapter,
 )
-from vecext.duckdb.search import DuckDBBackend, explain, search
 from vecext.duckdb.tenants import declare_tenant_column, tenant_column, undeclare_tenant_column
 from vecext.duckdb.vss import VssStatus, load_vss, vss_extension_path
+from vecext.search import explain, search
 
 
 def connect(

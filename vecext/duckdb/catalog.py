@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from vecext import _scripts
+from vecext.catalog import scripts as _scripts
+from vecext.catalog.scripts import InstallResult
 from vecext.errors import CatalogError
-from vecext.postgres.catalog import InstallResult
 
 
 def _check_database_name(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,6 +1,6 @@
 """Trained codecs in a DuckDB database: save, load, drop, list and train.
 
-A codec is stored as the rows of :mod:`vecext.catalog_rows` (the same rows, bytes and
+A codec is stored as the rows of :mod:`vecext.catalog.rows` (the same rows, bytes and
 fingerprint as in PostgreSQL) and gets its per-codec macros ``vecext.<name>_encode``,
 ``_decode``, ``_distance`` (and ``_lut`` for PQ) in the same transaction. DuckDB has
 no ``ON DELETE CASCADE``: dependent rows are deleted here, in one transaction.
@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from vecext.catalog_rows import CodecRecord, check_name, codec_from_rows, codec_record
+from vecext.catalog.rows import CodecRecord, check_name, codec_from_rows, codec_record
 from vecext.codecs import Codec, CodecError, check_fingerprint, make_codec
 from vecext.duckdb import _arrow as ar
 from vecext.duckdb._sql import (

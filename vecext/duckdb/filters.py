@@ -6,7 +6,14 @@ from typing import Any
 
 import duckdb
 
-from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, SqlExpr
+from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, SqlExpr, Within
+
+#: DuckDB's array distance function of each metric
+_DISTANCES = {
+    "l2": "array_distance",
+    "ip": "array_negative_inner_product",
+    "cosine": "array_cosine_distance",
+}
 
 
 def ident(name: str) -> str:
@@ -52,6 +59,13 @@ def compile_filter(pred: Predicate | None, alias: str | None = None) -> tuple[st
             parts.append(f"{col(pred.column)} {'<=' if pred.inclusive else '<'} ?")
             params.append(pred.hi)
         return " AND ".join(parts), params
+    if isinstance(pred, Within):
+        typ = f"{'DOUBLE' if pred.column_type == 'DOUBLE' else 'FLOAT'}[{int(pred.dim)}]"
+        fn = _DISTANCES[pred.metric]
+        return f"{fn}({col(pred.column)}, ?::{typ}) <= ?", [
+            [float(x) for x in pred.q],
+            float(pred.bound),
+        ]
     if isinstance(pred, SqlExpr):
         return _compile_sqlalchemy(pred.expr)
     raise FilterError(f"cannot compile filter {pred!r}")

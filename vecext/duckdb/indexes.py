@@ -212,7 +212,7 @@ def create_hnsw_index(
     For a file database this sets ``hnsw_enable_experimental_persistence`` (see
     the module docstring for what that means after a crash).
     """
-    from vecext.duckdb.search import vector_column
+    from vecext.duckdb.backend import vector_column
 
     if metric not in VSS_METRICS:
         raise HnswIndexError(f"unknown metric {metric!r}; use one of {', '.join(VSS_METRICS)}")
@@ -286,9 +286,9 @@ def calibrate_hnsw(
     from vecext.codecs.base import as_float32_rows
     from vecext.duckdb import strategies
     from vecext.duckdb._sql import quote_literal
-    from vecext.duckdb.search import DuckDBBackend
-    from vecext.search.api import Request
+    from vecext.duckdb.backend import DuckDBBackend
     from vecext.search.calibrate import _merge
+    from vecext.search.contracts import Request
     from vecext.search.planner import Plan
 
     found = [ix for ix in hnsw_indexes(con, table) if ix.name == index]
@@ -297,7 +297,7 @@ def calibrate_hnsw(
     ix = found[0]
     backend = DuckDBBackend(con)
     info = backend.table_info(f"{ix.schema}.{ix.table}", ix.column, ix.metric)
-    t, v = info.extra["ref"].sql, ident(info.column)
+    t, v = info.ref.sql, ident(info.column)
     if queries is not None:
         xq, qids = as_float32_rows(queries, ix.dim, "queries"), np.full(len(queries), -1)
     else:

@@ -1,6 +1,6 @@
 """Relevance adapters in a DuckDB database: save, load, list, drop, and the SQL macros.
 
-An adapter is stored as the rows of :mod:`vecext.relevance.catalog` (the same rows,
+An adapter is stored as the rows of :mod:`vecext.catalog.adapters` (the same rows,
 bytes and fingerprint as in PostgreSQL). The macros ``vecext.relevance_score``,
 ``vecext.relevance_min_similarity`` and ``vecext.relevance_features`` read those rows
 and compute what the PostgreSQL functions of the same names compute (see
@@ -11,17 +11,9 @@ precision), then the calibrated score or the cosine bound of a threshold.
 
 from __future__ import annotations
 
-from typing import Any
-
 import duckdb
-import numpy as np
 
-from vecext.duckdb._sql import is_read_only, transaction
-from vecext.duckdb.catalog import installed_version, require_catalog
-from vecext.duckdb.functions import registrar
-from vecext.errors import CatalogError
-from vecext.relevance.base import RelevanceError, RelevanceMethod
-from vecext.relevance.catalog import (
+from vecext.catalog.adapters import (
     AdapterInfo,
     AdapterRecord,
     adapter_from_rows,
@@ -30,10 +22,14 @@ from vecext.relevance.catalog import (
     check_adapter_name,
     check_query_dim,
 )
+from vecext.duckdb._sql import is_read_only, transaction
+from vecext.duckdb.catalog import installed_version, require_catalog
+from vecext.duckdb.functions import registrar
+from vecext.errors import CatalogError
+from vecext.relevance.base import RelevanceError, RelevanceMethod
 
 __all__ = [
     "AdapterInfo",
-    "distance_bound_predicate",
     "drop_adapter",
     "get_adapter_info",
     "list_adapters",
@@ -148,25 +144,6 @@ def drop_adapter(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool 
             get_adapter_info(con, name)  # raises, naming the known adapters
         _delete(con, name)
     return True
-
-
-def distance_bound_predicate(column: str, base_type: str, dim: int, q: Any, bound: float) -> Any:
-    """A filter predicate ``array_cosine_distance(column, q) <= bound`` for the search's
-    exact strategy, with the query vector and the bound as bound parameters."""
-    import sqlalchemy as sa
-    from sqlalchemy.types import UserDefinedType
-
-    from vecext.search.filters import SqlExpr
-
-    class _Array(UserDefinedType):  # type: ignore[type-arg]
-        cache_ok = True
-
-        def get_col_spec(self, **kw: Any) -> str:
-            return f"{'DOUBLE' if base_type == 'DOUBLE' else 'FLOAT'}[{int(dim)}]"
-
-    qv = sa.cast(sa.bindparam("vx_q", [float(x) for x in np.asarray(q, np.float32)]), _Array())
-    dist = sa.func.array_cosine_distance(sa.column(column), qv)
-    return SqlExpr(dist <= sa.bindparam("vx_bound", float(bound), type_=sa.Float()))
 
 
 # ---------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from vecext.codecs import Codec
 from vecext.duckdb._arrow import bytes_to_words
 from vecext.duckdb.filters import ident
 from vecext.duckdb.indexes import DISTANCE_FUNCTIONS
-from vecext.search.api import Request, SearchError, TableInfo
+from vecext.search.contracts import Request, SearchError, TableInfo
 from vecext.search.planner import Plan, floor_nprobe
 
 #: the most candidates asked of the VSS index (the planner's own cap on ef_search)
@@ -75,7 +75,7 @@ class Context:
 
     @property
     def t(self) -> str:
-        return str(self.info.extra["ref"].sql)
+        return str(self.info.ref.sql)
 
     @property
     def id(self) -> str:
@@ -87,7 +87,7 @@ class Context:
 
     @property
     def qcast(self) -> str:
-        return f"?::{self.info.extra['base_type']}[{self.info.dim}]"
+        return f"?::{self.info.column_type}[{self.info.dim}]"
 
     @property
     def q(self) -> list[float]:

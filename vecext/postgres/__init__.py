@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 # search: the entry points, native indexes, IVF lists, tenants, calibration
+from vecext.postgres.backend import PostgresBackend  # noqa: E402
 from vecext.postgres.calibration import calibrate, calibrate_index  # noqa: E402
 from vecext.postgres.indexes import (  # noqa: E402
     VectorIndex,
@@ -69,12 +70,12 @@ from vecext.postgres.ivf import (  # noqa: E402
     ivf_lists,
     orphaned_ivf_lists,
 )
-from vecext.postgres.search import PostgresBackend, explain, search  # noqa: E402
 from vecext.postgres.tenants import (  # noqa: E402
     create_tenant_indexes,
     declare_tenant_column,
     tenant_indexes,
 )
+from vecext.search import explain, search  # noqa: E402
 
 __all__ += [
     "PostgresBackend",

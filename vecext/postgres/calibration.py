@@ -291,8 +291,8 @@ def calibrate_index(
     (:func:`perturbed_queries`). Exact neighbours come from streamed passes over the
     table in numpy.
     """
-    from vecext.postgres.search import PostgresBackend
-    from vecext.search.api import Request
+    from vecext.postgres.backend import PostgresBackend
+    from vecext.search.contracts import Request
     from vecext.search.planner import Plan
 
     t = resolve_table(conn, table)

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import psycopg
 
-from vecext import _scripts
+from vecext.catalog import scripts as _scripts
+from vecext.catalog.scripts import InstallResult
 from vecext.errors import CatalogError
 from vecext.postgres import pgvector
 
 #: Serialises concurrent installs on one server (pg_advisory_xact_lock key).
 _INSTALL_LOCK = 0x76656378  # "vecx"
-
-
-@dataclass
-class InstallResult:
-    previous: str | None
-    current: str
-    applied: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.applied)
 
 
 def installed_version(conn: psycopg.Connection) -> str | None:

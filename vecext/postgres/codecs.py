@@ -1,7 +1,7 @@
 """Codecs in the PostgreSQL catalog: save (with their SQL functions), load, list, drop, train.
 
 A saved codec is its ``vecext.codecs`` / ``codec_arrays`` / ``codebook_vectors`` rows
-(written by :mod:`vecext.catalog_rows`, the same rows DuckDB stores) plus the
+(written by :mod:`vecext.catalog.rows`, the same rows DuckDB stores) plus the
 generated functions ``vecext.<name>_encode`` ... (:mod:`vecext.postgres.sqlgen`).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from vecext.catalog_rows import check_name, codec_from_rows, codec_record
+from vecext.catalog.rows import check_name, codec_from_rows, codec_record
 from vecext.codecs import Codec, CodecError, CodecVersionError, check_fingerprint, make_codec
 from vecext.errors import CatalogError
 from vecext.postgres import pgvector, sqlgen

@@ -8,7 +8,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, SqlExpr
+from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, SqlExpr, Within
+
+#: pgvector's distance operator of each metric
+_OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
 
 
 def compile_filter(
@@ -46,6 +49,15 @@ def compile_filter(
             parts.append(sql.SQL("{} {} %s").format(col(pred.column), op))
             params.append(pred.hi)
         return sql.SQL(" AND ").join(parts), params
+    if isinstance(pred, Within):
+        typ = sql.SQL("{}({})").format(
+            sql.SQL("halfvec" if pred.column_type == "halfvec" else "vector"),
+            sql.Literal(int(pred.dim)),
+        )
+        text = "[" + ",".join(repr(float(x)) for x in pred.q) + "]"
+        return sql.SQL("{} {} %s::{} <= %s").format(
+            col(pred.column), sql.SQL(_OPS[pred.metric]), typ
+        ), [text, float(pred.bound)]
     if isinstance(pred, SqlExpr):
         return _compile_sqlalchemy(pred.expr)
     raise FilterError(f"cannot compile filter {pred!r}")

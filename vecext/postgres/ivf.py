@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from vecext import _scripts
-from vecext.catalog_rows import check_name, codec_record
+from vecext.catalog import scripts as _scripts
+from vecext.catalog.rows import check_name, codec_record
 from vecext.codecs import Codec, CodecError
 from vecext.codecs.ivf import IVFCodec, default_nlist
 from vecext.errors import CatalogError

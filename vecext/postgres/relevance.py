@@ -1,7 +1,7 @@
 """Relevance adapters in the PostgreSQL catalog: save, load, list, drop.
 
 A saved adapter is its ``vecext.relevance_adapters`` / ``vecext.relevance_arrays``
-rows (:mod:`vecext.relevance.catalog`, the same rows DuckDB stores). The SQL
+rows (:mod:`vecext.catalog.adapters`, the same rows DuckDB stores). The SQL
 functions ``vecext.relevance_score``, ``vecext.relevance_min_similarity`` and
 ``vecext.relevance_features`` (``sql/postgres/``; the first two share
 ``vecext.relevance_map`` since catalog 0.2.0) read those rows, so SQL computes the
@@ -11,15 +11,10 @@ same calibrated scores as Python (pgvector inner products with the stored ``w_a`
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import psycopg
 
-from vecext.errors import CatalogError
-from vecext.postgres.catalog import require_catalog
-from vecext.relevance.base import RelevanceError, RelevanceMethod
-from vecext.relevance.catalog import (
+from vecext.catalog.adapters import (
     AdapterInfo,
     AdapterRecord,
     adapter_from_rows,
@@ -28,10 +23,12 @@ from vecext.relevance.catalog import (
     check_adapter_name,
     check_query_dim,
 )
+from vecext.errors import CatalogError
+from vecext.postgres.catalog import require_catalog
+from vecext.relevance.base import RelevanceError, RelevanceMethod
 
 __all__ = [
     "AdapterInfo",
-    "distance_bound_predicate",
     "drop_adapter",
     "get_adapter_info",
     "list_adapters",
@@ -166,17 +163,3 @@ def drop_adapter(conn: psycopg.Connection, name: str, *, missing_ok: bool = Fals
             return False
         get_adapter_info(conn, name)  # raises, naming the known adapters
     return True
-
-
-def distance_bound_predicate(column: str, column_type: str, dim: int, q: Any, bound: float) -> Any:
-    """A filter predicate ``column <=> q <= bound`` (cosine distance) for the search's
-    exact strategy, with the query vector and the bound as bound parameters."""
-    import sqlalchemy as sa
-    from pgvector.sqlalchemy import HALFVEC, VECTOR
-
-    from vecext.search.filters import SqlExpr
-
-    vtype = HALFVEC(dim) if column_type == "halfvec" else VECTOR(dim)
-    qv = sa.cast(sa.bindparam("vx_q", _vector_text(np.asarray(q)), type_=sa.String()), vtype)
-    dist = sa.column(column).op("<=>", return_type=sa.Float(), precedence=6)(qv)
-    return SqlExpr(dist <= sa.bindparam("vx_bound", float(bound), type_=sa.Float()))

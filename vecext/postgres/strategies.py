@@ -34,7 +34,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from vecext.postgres.indexes import VectorIndex
-from vecext.search.api import Request, SearchError, TableInfo
+from vecext.search.contracts import Request, SearchError, TableInfo
 from vecext.search.planner import Plan, floor_nprobe
 
 #: pgvector's distance operators (smaller is closer): Euclidean, negative inner
@@ -79,7 +79,7 @@ class Context:
 
     @property
     def t(self) -> sql.Composable:
-        return self.info.extra["ref"].ident  # type: ignore[no-any-return]
+        return self.info.ref.ident  # type: ignore[no-any-return]
 
     @property
     def id(self) -> sql.Identifier:
@@ -96,7 +96,7 @@ class Context:
     @property
     def qcast(self) -> sql.Composable:
         # the column's own type (vector or halfvec), a type name read from pg_catalog
-        return sql.SQL("%s::{}").format(sql.SQL(self.info.extra["column_type"]))
+        return sql.SQL("%s::{}").format(sql.SQL(self.info.column_type))
 
     @property
     def qtext(self) -> str:
@@ -463,7 +463,7 @@ def hnsw(ctx: Context, ix: VectorIndex) -> tuple[np.ndarray, np.ndarray, int]:
     # the index is the point of this strategy: keep PostgreSQL from sorting a scan
     # instead (which would be exact, and slow on a big table)
     settings["enable_sort"] = "off"
-    base = ctx.info.extra["column_type"]
+    base = ctx.info.column_type
     if ix.storage == base:
         query = sql.SQL(
             "SELECT {id}, {col} {op} {q} AS d FROM {t} WHERE {where} ORDER BY d LIMIT {k}"

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vecext.errors import VecextError
 from vecext.evaluation import PRF
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 
-class RelevanceError(ValueError):
+class RelevanceError(VecextError, ValueError):
     """Bad input to a relevance method (wrong shape or dimension, NaN, one-class
     training data, threshold out of range, unknown method or state)."""
 

@@ -1,18 +1,36 @@
-"""Search for both backends: one entry point, a planner, filters and the result object."""
+"""Search for every backend: one entry point, a planner, filters and the result object.
 
-from vecext.search.api import MAX_K, SearchError, explain, search
-from vecext.search.filters import And, Eq, FilterError, In, Range
+Backends are found through :mod:`vecext.search.registry`; nothing here imports a
+database driver.
+"""
+
+from vecext.search.api import explain, search
+from vecext.search.contracts import Backend, CodeColumn, Hits, Request, SearchError, TableInfo
+from vecext.search.filters import And, Eq, FilterError, In, Range, Within
+from vecext.search.planner import Plan, PlannerSettings
+from vecext.search.registry import backend_for, register
 from vecext.search.result import SearchResult
+from vecext.search.validate import MAX_K
 
 __all__ = [
     "MAX_K",
     "And",
+    "Backend",
+    "CodeColumn",
     "Eq",
     "FilterError",
+    "Hits",
     "In",
+    "Plan",
+    "PlannerSettings",
     "Range",
+    "Request",
     "SearchError",
     "SearchResult",
+    "TableInfo",
+    "Within",
+    "backend_for",
     "explain",
+    "register",
     "search",
 ]

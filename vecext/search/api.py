@@ -12,116 +12,25 @@ threshold search instead: no k, every row whose calibrated relevance reaches
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from vecext.search import threshold
+from vecext.search.contracts import METRICS, Request, SearchError, TableInfo
 from vecext.search.filters import (
     Eq,
-    Predicate,
     check_columns,
     combine,
     describe,
     parse_filter,
 )
-from vecext.search.planner import Capabilities, Plan, PlannerSettings, plan
+from vecext.search.planner import Plan, PlannerSettings, plan
+from vecext.search.registry import backend_for
 from vecext.search.result import SearchResult
+from vecext.search.validate import MAX_K, check_k, check_query
 
-#: Largest k accepted: beyond this, a "search" is an export and should be a query.
-MAX_K = 10_000
-METRICS = ("l2", "ip", "cosine")
-
-
-class SearchError(ValueError):
-    """A search request that cannot run: bad k, query, metric, table or column."""
-
-
-@dataclass
-class TableInfo:
-    """What a backend knows about a table's vector column."""
-
-    table: str
-    column: str
-    dim: int
-    id_column: str
-    columns: dict[str, str]
-    caps: Capabilities
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: a declared tenant column: every search must then name one tenant
-    tenant_column: str | None = None
-    #: other choices for ``search(using=...)``: code column or index name -> capabilities
-    alternatives: dict[str, Capabilities] = field(default_factory=dict)
-
-
-@dataclass
-class Request:
-    table: str
-    column: str
-    q: np.ndarray  # float32 (d,)
-    k: int
-    metric: str
-    pred: Predicate | None
-    max_scan_rows: int | None = None
-    tenant: Any = None
-    #: the caller's recall target (backends that tune beyond the plan read it)
-    recall_target: float = 0.95
-
-
-class Backend(Protocol):
-    name: str
-
-    def table_info(self, table: str, column: str, metric: str) -> TableInfo: ...
-
-    def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float: ...
-
-    def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int) -> int: ...
-
-    def run(self, info: TableInfo, req: Request, plan: Plan) -> tuple[np.ndarray, np.ndarray, int]:
-        """Execute ``plan``: (ids, float32 distances, rows scanned)."""
-        ...
-
-
-def backend_for(conn: Any) -> Backend:
-    """The backend adapter for a psycopg or DuckDB connection."""
-    mod = type(conn).__module__
-    if mod.startswith("psycopg"):
-        from vecext.postgres.search import PostgresBackend
-
-        return PostgresBackend(conn)
-    if mod.startswith("duckdb") or mod.startswith("_duckdb"):
-        from vecext.duckdb.search import DuckDBBackend
-
-        return DuckDBBackend(conn)
-    raise SearchError(
-        f"unsupported connection {type(conn).__name__}: pass a psycopg or DuckDB connection"
-    )
-
-
-def check_query(q: Any, dim: int, column: str) -> np.ndarray:
-    arr = np.asarray(q, dtype=np.float32)
-    if arr.ndim == 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim != 1:
-        raise SearchError(f"the query must be one vector, got an array of shape {np.shape(q)}")
-    if arr.shape[0] != dim:
-        raise SearchError(
-            f"the query has dimension {arr.shape[0]}, column {column} has dimension {dim}"
-        )
-    if not np.isfinite(arr).all():
-        raise SearchError("the query vector holds NaN or infinite values")
-    return arr
-
-
-def check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise SearchError(f"k must be an integer, got {k!r}")
-    if k <= 0:
-        raise SearchError(f"k must be positive, got {k}")
-    if k > MAX_K:
-        raise SearchError(f"k = {k} is beyond the limit of {MAX_K}; page through a query instead")
-    return int(k)
-
+__all__ = ["MAX_K", "METRICS", "Request", "SearchError", "TableInfo", "explain", "search"]
 
 def search(
     conn: Any,
@@ -192,8 +101,6 @@ def search(
         raise SearchError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
     cap = None
     if min_relevance is not None or relevance is not None or max_results is not None:
-        from vecext.search import threshold
-
         cap = threshold.check_request(
             k, min_relevance, relevance, max_results, metric, max_scan_rows
         )
@@ -218,9 +125,7 @@ def search(
             )
         # the tenant condition goes first and into every strategy, fallback included
         pred = combine(Eq(info.tenant_column, tenant), pred)
-        hook = getattr(backend, "for_tenant", None)
-        if hook is not None:
-            info = hook(info, tenant)
+        info = backend.for_tenant(info, tenant)
     elif tenant is not None:
         raise SearchError(f"table {table} has no declared tenant column; tenant= is not allowed")
     if using is not None:
@@ -235,7 +140,7 @@ def search(
     if cap is not None:
         t_min = float(min_relevance)  # type: ignore[arg-type]
         where = f"{table}.{column}"
-        method, name = threshold.resolve(conn, backend.name, relevance, t_min, info.dim, where)
+        method, name = threshold.resolve(backend, relevance, t_min, info.dim, where)
         th = threshold.Threshold(method, t_min, cap, name)
         return threshold.threshold_search(
             backend, info, qv, pred, est, strategy, s, th, tenant, explain_only
@@ -243,13 +148,13 @@ def search(
     try:
         p = plan(info.caps, est, k, strategy=strategy, settings=s, filtered=pred is not None)
     except ValueError as exc:
-        notes = info.extra.get("unusable") or []
+        notes = info.unusable
         raise SearchError(
             f"{table}.{column}: {exc}" + "".join(f"; {n}" for n in notes)
         ) from None
     if pred is not None:
         p.steps.insert(0, f"filter: {describe(pred)}")
-    p.steps += list(info.extra.get("notes", []))  # what the backend wants explained
+    p.steps += list(info.notes)  # what the backend wants explained
     req = Request(table, column, qv, k, metric, pred, max_scan_rows, tenant, s.recall_target)
     if explain_only:
         return SearchResult(

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from vecext.errors import VecextError
 
-class FilterError(ValueError):
+
+class FilterError(VecextError, ValueError):
     """A filter names a column that does not exist, or has an unusable value."""
 
 
@@ -55,20 +57,35 @@ class And:
 
 
 @dataclass(frozen=True)
+class Within:
+    """``distance(column, q) <= bound`` by ``metric``: a relevance threshold pushed into a
+    scan. ``column_type`` is the column's type family (``vector``/``halfvec`` in
+    PostgreSQL, ``FLOAT``/``DOUBLE`` in DuckDB) and ``dim`` its dimension, so that the
+    bound query vector is cast to the column's own type."""
+
+    column: str
+    q: tuple[float, ...]
+    bound: float
+    column_type: str
+    dim: int
+    metric: str = "cosine"
+
+
+@dataclass(frozen=True)
 class SqlExpr:
     """A SQLAlchemy boolean expression (compiled by the backend with bound parameters)."""
 
     expr: Any
 
 
-Predicate = Union[Eq, In, Range, And, SqlExpr]
+Predicate = Union[Eq, In, Range, And, Within, SqlExpr]
 
 
 def parse_filter(spec: Any) -> Predicate | None:
     """Normalise any accepted filter form to a :data:`Predicate` (``None``: no filter)."""
     if spec is None:
         return None
-    if isinstance(spec, (Eq, In, Range, And, SqlExpr)):
+    if isinstance(spec, (Eq, In, Range, And, Within, SqlExpr)):
         return spec
     if isinstance(spec, Mapping):
         return _and([_from_item(str(k), v) for k, v in spec.items()])
@@ -199,7 +216,7 @@ def matches(pred: Predicate | None, row: Mapping[str, Any]) -> bool:
         if pred.hi is not None:
             return bool(v <= pred.hi) if pred.inclusive else bool(v < pred.hi)
         return True
-    raise FilterError("SQLAlchemy filters cannot be evaluated in Python")
+    raise FilterError(f"{describe(pred)} cannot be evaluated in Python")
 
 
 def mask(pred: Predicate | None, columns: Mapping[str, Any]) -> Any:
@@ -214,8 +231,8 @@ def mask(pred: Predicate | None, columns: Mapping[str, Any]) -> Any:
         for p in pred.parts[1:]:
             out &= mask(p, columns)
         return out
-    if isinstance(pred, SqlExpr):
-        raise FilterError("SQLAlchemy filters cannot be evaluated in Python")
+    if isinstance(pred, (SqlExpr, Within)):
+        raise FilterError(f"{describe(pred)} cannot be evaluated from attribute columns")
     col = np.asarray(columns[pred.column])
     if isinstance(pred, Eq):
         return col == pred.value
@@ -245,4 +262,6 @@ def describe(pred: Predicate | None) -> str:
         lo = "" if pred.lo is None else f"{pred.lo!r} <= "
         hi = "" if pred.hi is None else (" <= " if pred.inclusive else " < ") + repr(pred.hi)
         return f"{lo}{pred.column}{hi}"
+    if isinstance(pred, Within):
+        return f"{pred.metric} distance({pred.column}, q) <= {pred.bound:.6g}"
     return str(pred.expr)

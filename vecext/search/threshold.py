@@ -37,9 +37,11 @@ import numpy as np
 from scipy.special import expit
 
 from vecext.relevance.base import RelevanceError, RelevanceMethod
-from vecext.search.filters import Predicate, combine, describe
+from vecext.search.contracts import Backend, Request, SearchError, TableInfo
+from vecext.search.filters import Predicate, Within, combine, describe
 from vecext.search.planner import Plan, PlannerSettings, plan
 from vecext.search.result import SearchResult
+from vecext.search.validate import MAX_K, check_k
 
 #: Rows a threshold search returns at most when neither ``max_results`` nor ``k`` is given.
 DEFAULT_MAX_RESULTS = 1000
@@ -66,8 +68,6 @@ def check_request(
     k: Any, min_relevance: Any, relevance: Any, max_results: Any, metric: str, max_scan_rows: Any
 ) -> int:
     """Validate the threshold arguments of ``search``; returns the row cap."""
-    from vecext.search.api import MAX_K, SearchError, check_k
-
     if min_relevance is None:
         what = "relevance=" if relevance is not None else "max_results="
         raise SearchError(
@@ -104,18 +104,12 @@ def check_request(
 
 
 def resolve(
-    conn: Any, backend: str, relevance: Any, min_relevance: float, dim: int, where: str
+    backend: Backend, relevance: Any, min_relevance: float, dim: int, where: str
 ) -> tuple[RelevanceMethod, str]:
     """The method to apply (loaded from the catalog when ``relevance`` is a name),
     as a private copy whose threshold is ``min_relevance``, and its name."""
-    from vecext.search.api import SearchError
-
     if isinstance(relevance, str):
-        if backend == "postgres":
-            from vecext.postgres.relevance import load_adapter
-        else:
-            from vecext.duckdb.relevance import load_adapter  # type: ignore[assignment]
-        method = load_adapter(conn, relevance)
+        method = backend.load_adapter(relevance)
         name = relevance
     elif isinstance(relevance, RelevanceMethod):
         method = relevance
@@ -138,23 +132,23 @@ def resolve(
     return method, name
 
 
-def bound_predicate(backend: str, info: Any, q: np.ndarray, bound: float) -> Predicate:
-    """``cosine distance(column, q) <= bound`` as a filter predicate of the backend."""
-    if backend == "postgres":
-        from vecext.postgres.relevance import distance_bound_predicate
-    else:
-        from vecext.duckdb.relevance import distance_bound_predicate  # type: ignore[assignment]
-    ctype = info.extra.get("column_type") or info.extra.get("base_type") or "vector"
-    return distance_bound_predicate(info.column, ctype, info.dim, q, bound)  # type: ignore[no-any-return]
+def bound_predicate(info: TableInfo, q: np.ndarray, bound: float) -> Predicate:
+    """``cosine distance(column, q) <= bound`` as a filter predicate."""
+    return Within(
+        info.column,
+        tuple(float(x) for x in np.asarray(q, np.float32)),
+        float(bound),
+        info.column_type,
+        info.dim,
+        "cosine",
+    )
 
 
 def _plan(info: Any, est: float, k: int, strategy: str, s: PlannerSettings, filtered: bool) -> Plan:
-    from vecext.search.api import SearchError
-
     try:
         return plan(info.caps, est, k, strategy=strategy, settings=s, filtered=filtered)
     except ValueError as exc:
-        notes = info.extra.get("unusable") or []
+        notes = info.unusable
         raise SearchError(
             f"{info.table}.{info.column}: {exc}" + "".join(f"; {n}" for n in notes)
         ) from None
@@ -173,8 +167,6 @@ def threshold_search(
     explain_only: bool,
 ) -> SearchResult:
     """Run a threshold search (see the module docstring)."""
-    from vecext.search.api import Request
-
     m, T, cap = th.method, th.min_relevance, th.max_results
     features = tuple(getattr(m, "features", ()) or ())
     first = min(cap + 1, max(FIRST_ROUND, FEATURE_DEPTH if features else 0))
@@ -183,7 +175,7 @@ def threshold_search(
         p.k = cap  # one bounded scan returns up to the cap
     if pred is not None:
         p.steps.insert(0, f"filter: {describe(pred)}")
-    p.steps += list(info.extra.get("notes", []))
+    p.steps += list(info.notes)
     p.steps.append(
         f"threshold: relevance {th.name!r} ({m.name}) >= {T:g} as the cosine-distance bound "
         f"1 - s_min(q)"
@@ -236,7 +228,7 @@ def threshold_search(
     limit = min(bound + BOUND_SLACK, 2.0 + BOUND_SLACK)  # cosine distance is at most 2
     used = p.strategy
     if p.strategy == "exact":
-        where = combine(pred, bound_predicate(backend.name, info, q, limit))
+        where = combine(pred, bound_predicate(info, q, limit))
         ids, dist, n = backend.run(info, req(cap + 1, where), p)
         scanned += n
         exhaustive = True
@@ -260,7 +252,7 @@ def threshold_search(
                 "filter: fell back to an exact scan with the bound"
             )
             exact = Plan("exact", "fallback", n_rows=p.n_rows, est_matching=p.est_matching, k=cap)
-            where = combine(pred, bound_predicate(backend.name, info, q, limit))
+            where = combine(pred, bound_predicate(info, q, limit))
             ids, dist, more = backend.run(info, req(cap + 1, where), exact)
             scanned += more
             used, exhaustive = f"{p.strategy}+exact", True

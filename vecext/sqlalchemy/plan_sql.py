@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sqlalchemy as sa
 
+from vecext.errors import VecextError
 from vecext.search.planner import Plan
 from vecext.sqlalchemy.types import CodeTypeError, code_type, query_vector
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 DISTANCE_OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
 
 
-class VectorQueryError(ValueError):
+class VectorQueryError(VecextError, ValueError):
     """A vector query that cannot be planned or rendered (names what is missing)."""
 
 
@@ -55,7 +56,7 @@ def code_distance(vq: VectorQuery, info: Any) -> tuple[Any, sa.ColumnElement[Any
     for Hamming, else ``vecext.<codec>_distance(codes, q)``."""
     from vecext.postgres.ivf import cached_codec
 
-    code = info.extra["codes"][info.caps.code_column]
+    code = info.codes[info.caps.code_column]
     codec = cached_codec(vq._pg(), code.codec, code.fingerprint)
     ctype = code_type(
         code.kind, codec.d_inner, codec.code_size, code.codec, bits=getattr(codec, "bits", 2)
@@ -98,8 +99,8 @@ def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
             .order_by(dist, vq._pk)
         )
     elif p.strategy == "hnsw":
-        ix = info.extra["indexes"][info.caps.hnsw_index]
-        if ix.storage == info.extra["column_type"]:
+        ix = info.indexes[info.caps.hnsw_index]
+        if ix.storage == info.column_type:
             # ORDER BY the indexed distance alone, so pgvector's index orders the scan
             stmt = sa.select(base, dist.label("distance")).where(*where).order_by(dist)
         else:

@@ -90,7 +90,7 @@ class VectorQuery:
         return new
 
     def limit(self, k: int) -> VectorQuery:
-        from vecext.search.api import check_k
+        from vecext.search.validate import check_k
 
         return self._with(k=check_k(k))
 
@@ -173,9 +173,11 @@ class VectorQuery:
 
     def _plan(self) -> tuple[Any, Plan]:
         """The plan ``vecext.search.search`` would run for the same request."""
-        from vecext.search.api import SearchError, backend_for, check_query
+        from vecext.search.contracts import SearchError
         from vecext.search.filters import SqlExpr, check_columns, describe
         from vecext.search.planner import PlannerSettings, plan
+        from vecext.search.registry import backend_for
+        from vecext.search.validate import check_query
 
         backend = backend_for(self._pg())
         table = self._table_name()
@@ -228,7 +230,7 @@ class VectorQuery:
         if p.strategy == "hnsw":  # the floor search() applies (vecext.postgres.strategies)
             from vecext.postgres.strategies import apply_ef_floor
 
-            ix = info.extra["indexes"][info.caps.hnsw_index]
+            ix = info.indexes[info.caps.hnsw_index]
             apply_ef_floor(p, ix, self._k, self._recall_target)
         if pred is not None:
             p.steps.insert(0, f"filter: {describe(pred)}")

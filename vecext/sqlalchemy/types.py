@@ -34,12 +34,13 @@ from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
+from vecext.errors import VecextError
 from vecext.sqlalchemy import values as V
 
 PUBLIC_MODULE = "vecext.sqlalchemy"
 
 
-class CodeTypeError(ValueError):
+class CodeTypeError(VecextError, ValueError):
     """A code-column expression that cannot be built (no codec, bad parameter)."""
 
 
@@ -52,7 +53,7 @@ def _positive(name: str, value: Any) -> int:
 def _check_codec(codec: str | None) -> str | None:
     if codec is None:
         return None
-    from vecext.catalog_rows import check_name
+    from vecext.catalog.rows import check_name
 
     return check_name(codec)
 

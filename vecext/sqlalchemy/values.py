@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from vecext.errors import VecextError
 
-class CodeValueError(ValueError):
+
+class CodeValueError(VecextError, ValueError):
     """A value bound to a code column has the wrong type or width."""
 
 

@@ -1,11 +1,11 @@
 """Which benchmark methods exist, on which backend, and how to plug new ones in.
 
 A *method* is one way of answering "the k nearest rows to this query vector that
-match this filter" on one backend. The harness (:mod:`vecext.bench.runner`) owns
+match this filter" on one backend. The harness (:mod:`vecext.tools.bench.runner`) owns
 the data, the ground truth, the timing and the metrics; a method only builds what
 it needs and answers queries. Methods are registered under ``(name, backend)``::
 
-    from vecext.bench import BenchContext, BaseMethod, register_method
+    from vecext.tools.bench import BenchContext, BaseMethod, register_method
 
     class MyPQ(BaseMethod):
         def __init__(self, ctx: BenchContext) -> None:
@@ -27,7 +27,7 @@ vecext's own method names are reserved here (:data:`OUR_METHODS`); asking for on
 that nobody has registered yet is a clear error, not a crash. Modules listed in
 :data:`PLUGIN_MODULES` are imported before a method is looked up, so a plug-in
 registers itself by adding its module path there (or by calling
-:func:`register_method` before :func:`vecext.bench.run_bench`).
+:func:`register_method` before :func:`vecext.tools.bench.run_bench`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from vecext.bench.context import BenchContext
+    from vecext.tools.bench.context import BenchContext
 
 __all__ = [
     "BACKENDS",
@@ -75,11 +75,11 @@ BASELINE_METHODS: dict[str, tuple[str, ...]] = {
 
 #: Modules imported (once) before methods are looked up; each registers its methods.
 PLUGIN_MODULES: list[str] = [
-    "vecext.bench.pg_methods",
-    "vecext.bench.duck_methods",
-    "vecext.bench.faiss_methods",
-    "vecext.bench.duck_vecext",  # vecext-* on duckdb
-    "vecext.bench.pg_vecext",  # vecext-* on postgres
+    "vecext.tools.bench.pg_methods",
+    "vecext.tools.bench.duck_methods",
+    "vecext.tools.bench.faiss_methods",
+    "vecext.tools.bench.duck_vecext",  # vecext-* on duckdb
+    "vecext.tools.bench.pg_vecext",  # vecext-* on postgres
 ]
 
 
@@ -193,7 +193,7 @@ def get_factory(name: str, backend: str) -> MethodFactory:
     if name in OUR_METHODS:
         raise MethodNotAvailable(
             f"method {name!r} is not available yet on backend {backend!r}: vecext's own methods "
-            "plug into the harness with vecext.bench.register_method(name, backend, factory)"
+            "plug into the harness with vecext.tools.bench.register_method(name, backend, factory)"
         )
     elsewhere = sorted(b for (n, b) in _REGISTRY if n == name)
     if elsewhere:

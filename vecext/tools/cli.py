@@ -43,7 +43,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Versions of vecext, PostgreSQL, pgvector, DuckDB, VSS and FAISS, and where things live."""
-    from vecext.info import collect
+    from vecext.tools.info import collect
 
     report = collect(dsn, duckdb_path)
     if as_json:
@@ -116,7 +116,7 @@ def demo(
     seed: int = 0,
 ) -> None:
     """The main job: compressed columns, filtered and thresholded search on both backends."""
-    from vecext.demo import run_demo
+    from vecext.tools.demo import run_demo
 
     chosen = tuple(backend or ("postgres", "duckdb"))
     bad = [b for b in chosen if b not in ("postgres", "duckdb")]
@@ -183,9 +183,9 @@ def bench(
     ] = False,
 ) -> None:
     """Compare search methods on one backend: recall, rows returned, latency, size, build time."""
-    from vecext.bench import BenchConfig, BenchError, run_bench
-    from vecext.bench.report import plot, results_table, write_json
     from vecext.search.filters import FilterError
+    from vecext.tools.bench import BenchConfig, BenchError, run_bench
+    from vecext.tools.bench.report import plot, results_table, write_json
 
     config = BenchConfig(
         dataset=dataset,
@@ -272,7 +272,7 @@ def advise(
 
     import numpy as np
 
-    from vecext import advise as adv
+    from vecext.tools import advise as adv
 
     try:
         chosen = [adv.parse_candidate(c) for c in candidates] if candidates else None

@@ -21,8 +21,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from vecext.bench.context import BenchContext
-from vecext.bench.registry import BaseMethod, BenchError, register_method
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
 IVF_NPROBE = 10
 PQ_NBITS = 8

@@ -165,11 +165,11 @@ def run_demo(
     expected = {label: min(k, int(mask(pred, cols).sum())) for label, pred in filters}
 
     if "postgres" in backends:
-        from vecext.demo_backends import postgres_demo
+        from vecext.tools.demo_backends import postgres_demo
 
         postgres_demo(demo, data, pq, bits, filters, truths, expected, k, dsn)
     if "duckdb" in backends:
-        from vecext.demo_backends import duckdb_demo
+        from vecext.tools.demo_backends import duckdb_demo
 
         duckdb_demo(demo, data, pq, bits, filters, truths, expected, k)
     show(demo)

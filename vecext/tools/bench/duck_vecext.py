@@ -8,7 +8,7 @@
 * ``vecext-auto``: the planner's choice among exact, codes, lists and a VSS HNSW
   index (VSS defaults) that it builds.
 
-Every method goes through :func:`vecext.duckdb.search.search` with the run's
+Every method goes through :func:`vecext.search.search` with the run's
 filter, so it returns ``min(k, rows matching)`` rows. The harness loads a fresh
 in-memory DuckDB per run, so trained codecs and calibrations are cached on disk
 (``$VECEXT_BENCH_CACHE``, default the user cache directory) and only the encoding
@@ -27,9 +27,9 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from vecext.bench.context import BenchContext
-from vecext.bench.registry import BaseMethod, register_method
 from vecext.duckdb.filters import ident
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.registry import BaseMethod, register_method
 
 PQ_SUB_DIMS = 8  # dimensions per PQ sub-quantizer: M = d / 8
 Task = Callable[..., Any]
@@ -218,7 +218,7 @@ class _Vecext(BaseMethod):
         return seconds
 
     def search(self, q: np.ndarray) -> np.ndarray:
-        from vecext.duckdb.search import search
+        from vecext.search import search
 
         r = search(
             self.con, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,

@@ -11,10 +11,9 @@ live in :mod:`vecext.postgres.strategies`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg import sql
 
@@ -22,12 +21,12 @@ from vecext.postgres import pgvector
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter, table_identifier
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
-from vecext.search.api import Request, SearchError, TableInfo
-from vecext.search.api import explain as explain
-from vecext.search.api import search as search
+from vecext.relevance.base import RelevanceMethod
 from vecext.search.calibrate import planner_calibration
+from vecext.search.contracts import CodeColumn, Hits, Request, SearchError, TableInfo
 from vecext.search.filters import FilterError, Predicate
 from vecext.search.planner import Capabilities, Plan
+from vecext.search.registry import register
 
 #: Filters estimated to keep at most this many rows are counted exactly (bounded).
 COUNT_BOUND = 50_000
@@ -37,30 +36,23 @@ _KIND_ORDER = {"pq": 0, "rbq": 1, "int8": 2, "binary": 3, "half": 4}
 _STORAGE_ORDER = {"vector": 0, "halfvec": 1, "bit": 2}
 
 
-@dataclass(frozen=True)
-class CodeColumn:
-    """A compressed column a search can rank candidates by."""
-
-    name: str
-    codec: str
-    kind: str
-    fingerprint: str
-    metric: str
-    code_type: str
-    list_column: str | None = None
-    ivf_codec: str | None = None
-    ivf_fingerprint: str | None = None
-    nlist: int = 0
-    calibration: dict[str, Any] | None = None
-
-
+@register
 class PostgresBackend:
-    """Search adapter for a psycopg connection (see :class:`vecext.search.api.Backend`)."""
+    """Search adapter for a psycopg connection (see :class:`vecext.search.contracts.Backend`)."""
 
     name = "postgres"
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+
+    @classmethod
+    def accepts(cls, conn: Any) -> bool:
+        return isinstance(conn, psycopg.Connection)
+
+    def load_adapter(self, name: str) -> RelevanceMethod:
+        from vecext.postgres.relevance import load_adapter
+
+        return load_adapter(self.conn, name)
 
     # -- what the table has ----------------------------------------------------
 
@@ -138,15 +130,13 @@ class PostgresBackend:
             id_column=pk,
             columns=columns,
             caps=caps,
-            extra={
-                "ref": t,
-                "column_type": base,
-                "codes": {c.name: c for c in codes},
-                "indexes": {ix.name: ix for ix in usable},
-                "all_indexes": all_indexes,
-                "unusable": unusable,
-                "metric": metric,
-            },
+            ref=t,
+            metric=metric,
+            column_type=base,
+            codes={c.name: c for c in codes},
+            indexes={ix.name: ix for ix in usable},
+            all_indexes=all_indexes,
+            unusable=unusable,
             tenant_column=tenant,
             alternatives=alternatives,
         )
@@ -156,12 +146,12 @@ class PostgresBackend:
         the shared one; without one the planner scans exactly or uses codes and lists."""
         from vecext.postgres.tenants import tenant_key
 
-        t: TableRef = info.extra["ref"]
-        metric = info.extra["metric"]
+        t: TableRef = info.ref
+        metric = info.metric
         key = tenant_key(tenant)
         mine = [
             ix
-            for ix in info.extra["all_indexes"]
+            for ix in info.all_indexes
             if ix.comment.get("vecext") == "tenant"
             and ix.comment.get("column") == info.tenant_column
             and ix.comment.get("tenant") == key
@@ -169,8 +159,8 @@ class PostgresBackend:
             and ix.usable_for(metric)
         ]
         mine.sort(key=lambda ix: (_STORAGE_ORDER.get(ix.storage, 9), ix.name))
-        indexes = dict(info.extra["indexes"])
-        codes: dict[str, CodeColumn] = info.extra["codes"]
+        indexes = dict(info.indexes)
+        codes = info.codes
         code = info.caps.code_column
         iterative = info.caps.iterative_scan
         if mine:
@@ -190,8 +180,9 @@ class PostgresBackend:
         }
         for ix in mine:
             alternatives[ix.name] = replace(caps, hnsw_index=ix.name)
-        extra = dict(info.extra, indexes=indexes, notes=[*info.extra.get("notes", []), note])
-        return replace(info, caps=caps, extra=extra, alternatives=alternatives)
+        return replace(
+            info, caps=caps, indexes=indexes, notes=[*info.notes, note], alternatives=alternatives
+        )
 
     # -- how many rows match ------------------------------------------------------
 
@@ -211,7 +202,7 @@ class PostgresBackend:
 
     def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
         """The PostgreSQL planner's estimate; a bounded exact count when it is small."""
-        t: TableRef = info.extra["ref"]
+        t: TableRef = info.ref
         where, params = self._where(info, pred)
         est = self._estimate(t, where, params)
         if est <= COUNT_BOUND:
@@ -219,7 +210,7 @@ class PostgresBackend:
         return est
 
     def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int) -> int:
-        t: TableRef = info.extra["ref"]
+        t: TableRef = info.ref
         where, params = self._where(info, pred)
         (n,) = self.conn.execute(
             sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT {}) s").format(
@@ -232,20 +223,22 @@ class PostgresBackend:
 
     # -- running a plan ------------------------------------------------------------
 
-    def run(self, info: TableInfo, req: Request, plan: Plan) -> tuple[np.ndarray, np.ndarray, int]:
+    def run(self, info: TableInfo, req: Request, plan: Plan) -> Hits:
         from vecext.postgres import strategies
 
         where, params = self._where(info, req.pred)
         ctx = strategies.Context(self.conn, info, req, plan, where, params)
         if plan.strategy == "exact":
-            return strategies.exact(ctx)
-        if plan.strategy == "compressed":
-            return strategies.compressed(ctx, info.extra["codes"][info.caps.code_column])
-        if plan.strategy == "ivf":
-            return strategies.ivf(ctx, info.extra["codes"][info.caps.code_column])
+            return Hits(*strategies.exact(ctx))
+        if plan.strategy in ("compressed", "ivf"):
+            code = info.code
+            if code is None:
+                raise SearchError(f"{info.table}.{info.column} has no usable compressed column")
+            run = strategies.compressed if plan.strategy == "compressed" else strategies.ivf
+            return Hits(*run(ctx, code))
         if plan.strategy == "hnsw":
-            ix: VectorIndex = info.extra["indexes"][info.caps.hnsw_index]
-            return strategies.hnsw(ctx, ix)
+            ix: VectorIndex = info.indexes[str(info.caps.hnsw_index)]
+            return Hits(*strategies.hnsw(ctx, ix))
         raise SearchError(f"unknown strategy {plan.strategy!r}")
 
 
@@ -270,9 +263,10 @@ def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
         out.append(
             CodeColumn(
                 name, codec, kind, fp, cmetric, ctype,
-                lcol if ivf_fp else None, ivf if ivf_fp else None, ivf_fp,
-                int((ivf_params or {}).get("nlist", 0)) if ivf_fp else 0,
-                calib if isinstance(calib, dict) else None,
+                list_column=lcol if ivf_fp else None, ivf_codec=ivf if ivf_fp else None,
+                ivf_fingerprint=ivf_fp,
+                nlist=int((ivf_params or {}).get("nlist", 0)) if ivf_fp else 0,
+                calibration=calib if isinstance(calib, dict) else None,
             )
         )  # fmt: skip
     out.sort(key=lambda c: (c.list_column is None, _KIND_ORDER.get(c.kind, 9)))

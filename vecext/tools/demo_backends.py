@@ -8,9 +8,18 @@ from typing import Any
 import numpy as np
 
 from vecext.codecs import Codec
-from vecext.demo import TABLE, Demo, DemoData, Row, _fmt_bytes, _progress, _time_searches, recall
 from vecext.search.api import search
 from vecext.search.filters import Predicate
+from vecext.tools.demo import (
+    TABLE,
+    Demo,
+    DemoData,
+    Row,
+    _fmt_bytes,
+    _progress,
+    _time_searches,
+    recall,
+)
 
 PQ, BITS = "demo_pq", "demo_bits"
 

@@ -10,14 +10,27 @@ init script, so the three can never disagree.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vecext.errors import CatalogError
 
-SQL_ROOT = Path(__file__).resolve().parent / "sql"
+SQL_ROOT = Path(__file__).resolve().parents[1] / "sql"
 _BASE = re.compile(r"^vecext--(\d+\.\d+\.\d+)\.sql$")
 _STEP = re.compile(r"^vecext--(\d+\.\d+\.\d+)--(\d+\.\d+\.\d+)\.sql$")
+
+
+@dataclass
+class InstallResult:
+    """What an install or upgrade did: the version before and after, and the scripts run."""
+
+    previous: str | None
+    current: str
+    applied: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
 
 
 def vtuple(version: str) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vecext.catalog_rows import ArrayRow, array_to_row, check_name, row_to_array
+from vecext.catalog.rows import ArrayRow, array_to_row, check_name, row_to_array
 from vecext.errors import CatalogError
 from vecext.relevance.base import RelevanceMethod, RelevanceState, relevance_from_state
 

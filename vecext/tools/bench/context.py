@@ -12,9 +12,9 @@ import numpy as np
 from psycopg import sql
 from rich.progress import Progress
 
-from vecext.bench import where
 from vecext.datasets import Dataset
 from vecext.search.filters import Predicate
+from vecext.tools.bench import where
 
 
 @dataclass

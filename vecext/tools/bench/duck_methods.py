@@ -20,9 +20,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from vecext.bench.context import BenchContext
-from vecext.bench.registry import BaseMethod, BenchError, register_method
-from vecext.bench.where import duck_ident
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
+from vecext.tools.bench.where import duck_ident
 
 VSS_DEFAULTS = {"ef_construction": 128, "ef_search": 64, "M": 16, "M0": 32}
 _ATTR_TYPES = ("int", "uint", "float", "double", "bool", "string", "large_string")

@@ -1,12 +1,12 @@
 """``vecext bench``: vecext's methods against the baselines users would otherwise pick.
 
-See :mod:`vecext.bench.runner` for what is measured and :mod:`vecext.bench.registry`
+See :mod:`vecext.tools.bench.runner` for what is measured and :mod:`vecext.tools.bench.registry`
 for how a method plugs in (``register_method(name, backend, factory)``, where
 ``factory(ctx: BenchContext) -> BenchMethod``).
 """
 
-from vecext.bench.context import BenchContext
-from vecext.bench.registry import (
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.registry import (
     BACKENDS,
     BASELINE_METHODS,
     OUR_METHODS,
@@ -18,8 +18,8 @@ from vecext.bench.registry import (
     available_methods,
     register_method,
 )
-from vecext.bench.report import DOC_KEYS, RESULT_KEYS
-from vecext.bench.runner import BenchConfig, BenchRun, run_bench
+from vecext.tools.bench.report import DOC_KEYS, RESULT_KEYS
+from vecext.tools.bench.runner import BenchConfig, BenchRun, run_bench
 
 __all__ = [
     "BACKENDS",

@@ -22,21 +22,19 @@ estimates instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import numpy as np
 
 from vecext.duckdb._sql import TableRef
 from vecext.duckdb.filters import compile_filter, ident
 from vecext.duckdb.indexes import vss_indexes
-from vecext.search.api import Request, SearchError, TableInfo
-from vecext.search.api import explain as explain
-from vecext.search.api import search as search
+from vecext.relevance.base import RelevanceMethod
 from vecext.search.calibrate import planner_calibration
+from vecext.search.contracts import CodeColumn, Hits, Request, SearchError, TableInfo
 from vecext.search.filters import Predicate
 from vecext.search.planner import Capabilities, Plan
+from vecext.search.registry import register
 
 #: Tables with more rows than this get a sampled estimate instead of a count.
 SAMPLE_ABOVE = 5_000_000
@@ -45,22 +43,6 @@ SAMPLE_PERCENT = 1.0
 #: Preference among compressed columns for the default choice (lower is better).
 _KIND_ORDER = {"pq": 0, "rbq": 1, "int8": 2, "binary": 3, "half": 4}
 _VECTOR_TYPES = ("FLOAT", "DOUBLE")
-
-
-@dataclass(frozen=True)
-class CodeColumn:
-    """A compressed column a search can rank candidates by."""
-
-    name: str
-    codec: str
-    kind: str
-    fingerprint: str
-    code_size: int
-    list_column: str | None = None
-    ivf_codec: str | None = None
-    ivf_fingerprint: str | None = None
-    nlist: int = 0
-    calibration: dict[str, Any] | None = None
 
 
 def vector_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tuple[str, str, int]:
@@ -147,13 +129,28 @@ def _json(text: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+@register
 class DuckDBBackend:
-    """Search adapter for a DuckDB connection (see :class:`vecext.search.api.Backend`)."""
+    """Search adapter for a DuckDB connection (see :class:`vecext.search.contracts.Backend`)."""
 
     name = "duckdb"
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+
+    @classmethod
+    def accepts(cls, conn: Any) -> bool:
+        return isinstance(conn, duckdb.DuckDBPyConnection)
+
+    def load_adapter(self, name: str) -> RelevanceMethod:
+        from vecext.duckdb.relevance import load_adapter
+
+        return load_adapter(self.con, name)
+
+    def for_tenant(self, info: TableInfo, tenant: Any) -> TableInfo:
+        """DuckDB has no partial indexes: a tenant sees the table as it is (the tenant
+        condition is part of every strategy's filter)."""
+        return info
 
     # -- what the table has ----------------------------------------------------
 
@@ -195,13 +192,13 @@ class DuckDBBackend:
             id_column=id_col,
             columns=columns,
             caps=_caps(n_rows, code, hnsw, hnsw_cal),
-            extra={
-                "ref": t,
-                "base_type": base,
-                "metric": metric,
-                "codes": {c.name: c for c in codes},
-                "unusable": unusable,
-            },
+            ref=t,
+            metric=metric,
+            column_type=base,
+            codes={c.name: c for c in codes},
+            indexes={ix.name: ix for ix in indexes if ix.metric == metric},
+            all_indexes=list(indexes),
+            unusable=unusable,
             tenant_column=tenant,
             alternatives=alternatives,
         )
@@ -235,11 +232,11 @@ class DuckDBBackend:
             ivf_ok = bool(lcol and ivf_fp and lcol.lower() in have)
             out.append(
                 CodeColumn(
-                    name, codec, kind, fp, int(size),
-                    lcol if ivf_ok else None, ivf if ivf_ok else None,
-                    ivf_fp if ivf_ok else None,
-                    int((_json(ivf_params) or {}).get("nlist", 0)) if ivf_ok else 0,
-                    _json(calib),
+                    name, codec, kind, fp, cmetric, columns.get(name, ""), int(size),
+                    list_column=lcol if ivf_ok else None, ivf_codec=ivf if ivf_ok else None,
+                    ivf_fingerprint=ivf_fp if ivf_ok else None,
+                    nlist=int((_json(ivf_params) or {}).get("nlist", 0)) if ivf_ok else 0,
+                    calibration=_json(calib),
                 )
             )  # fmt: skip
         out.sort(key=lambda c: (c.list_column is None, _KIND_ORDER.get(c.kind, 9)))
@@ -254,7 +251,7 @@ class DuckDBBackend:
 
     def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
         """An exact count, or a 1% sample's count scaled up on very large tables."""
-        t: TableRef = info.extra["ref"]
+        t: TableRef = info.ref
         where, params = self.where(info, pred)
         if info.caps.n_rows <= SAMPLE_ABOVE:
             return float(self.count_matching(info, pred, None))
@@ -265,7 +262,7 @@ class DuckDBBackend:
         return float(row[0] if row else 0) * 100.0 / SAMPLE_PERCENT
 
     def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int | None) -> int:
-        t: TableRef = info.extra["ref"]
+        t: TableRef = info.ref
         where, params = self.where(info, pred)
         inner = f"SELECT 1 FROM {t.sql} WHERE {where}"
         if limit is not None:
@@ -275,23 +272,23 @@ class DuckDBBackend:
 
     # -- running a plan ------------------------------------------------------------
 
-    def run(self, info: TableInfo, req: Request, plan: Plan) -> tuple[np.ndarray, np.ndarray, int]:
+    def run(self, info: TableInfo, req: Request, plan: Plan) -> Hits:
         from vecext.duckdb import strategies
 
         where, params = self.where(info, req.pred)
         ctx = strategies.Context(self.con, info, req, plan, where, params)
         if plan.strategy == "exact":
-            return strategies.exact(ctx)
+            return Hits(*strategies.exact(ctx))
         if plan.strategy == "hnsw":
-            return strategies.hnsw(ctx, str(info.caps.hnsw_index))
-        code = info.extra["codes"].get(info.caps.code_column)
+            return Hits(*strategies.hnsw(ctx, str(info.caps.hnsw_index)))
+        code = info.code
         if code is None:
             raise SearchError(f"{info.table}.{info.column} has no usable compressed column")
         try:
             if plan.strategy == "compressed":
-                return strategies.compressed(ctx, code)
+                return Hits(*strategies.compressed(ctx, code))
             if plan.strategy == "ivf":
-                return strategies.ivf(ctx, code)
+                return Hits(*strategies.ivf(ctx, code))
         except duckdb.CatalogException as exc:  # e.g. the codec's macros are missing
             raise SearchError(
                 f"{exc}: searching {info.table}.{code.name} needs vecext's functions in this "

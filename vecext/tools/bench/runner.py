@@ -4,7 +4,7 @@ Per method: ``build()`` (timed; plus the data load, see ``build_s``), one warm-u
 pass over all queries (not timed), then a timed pass, one query at a time from
 Python (``p50_ms``/``p95_ms`` per query end to end, ``qps`` = queries / wall time
 of the pass, a single client). Scores against the exact filtered top-k from
-:func:`vecext.bench.truth.exact_topk`:
+:func:`vecext.tools.bench.truth.exact_topk`:
 
 * ``recall_at_k``: ``|returned ∩ exact top-k| / min(k, rows matching)``, averaged.
 * ``ndcg_at_10``: against the dataset's relevance labels restricted to the rows
@@ -37,14 +37,14 @@ from rich.progress import (
 )
 
 from vecext import evaluation
-from vecext.bench import where
-from vecext.bench.context import BenchContext, progress_task
-from vecext.bench.machine import cores, machine_info
-from vecext.bench.registry import BACKENDS, BenchError, BenchMethod, get_factory
-from vecext.bench.report import RESULT_KEYS
-from vecext.bench.truth import exact_topk
 from vecext.datasets import Dataset, load_dataset
 from vecext.search.filters import describe, parse_cli_filters
+from vecext.tools.bench import where
+from vecext.tools.bench.context import BenchContext, progress_task
+from vecext.tools.bench.machine import cores, machine_info
+from vecext.tools.bench.registry import BACKENDS, BenchError, BenchMethod, get_factory
+from vecext.tools.bench.report import RESULT_KEYS
+from vecext.tools.bench.truth import exact_topk
 
 LIMIT_SEED = 0
 
@@ -179,8 +179,8 @@ def _setup_backend(
     """Connect, load the data table; fill ``ctx``; return the closers."""
     ds = ctx.dataset
     if ctx.backend == "postgres":
-        from vecext.bench import pg_store
         from vecext.postgres import connect, pgvector, resolve_dsn
+        from vecext.tools.bench import pg_store
 
         dsn = resolve_dsn(config.dsn)
         conn = connect(dsn, autocommit=True)
@@ -206,8 +206,8 @@ def _setup_backend(
     if ctx.backend == "duckdb":
         import duckdb
 
-        from vecext.bench.duck_methods import load_table
         from vecext.duckdb import load_vss
+        from vecext.tools.bench.duck_methods import load_table
 
         con = duckdb.connect(":memory:")
         try:

@@ -29,7 +29,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from vecext.bench.registry import BenchError
+from vecext.tools.bench.registry import BenchError
 
 #: Bump when the table layout changes, so that old tables are reloaded.
 LAYOUT_VERSION = 1

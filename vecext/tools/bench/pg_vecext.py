@@ -28,8 +28,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from vecext.bench.context import BenchContext
-from vecext.bench.registry import BaseMethod, register_method
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.registry import BaseMethod, register_method
 
 PQ_SUB_BYTES = 8  # dimensions per PQ sub-quantizer: M = d / 8
 
@@ -56,7 +56,7 @@ def _set_comment(conn: psycopg.Connection, table: str, column: str, meta: dict[s
 
 def ensure_attribute_indexes(ctx: BenchContext) -> None:
     """A btree on every attribute column of the benchmark table."""
-    from vecext.bench.pg_store import attribute_columns
+    from vecext.tools.bench.pg_store import attribute_columns
 
     conn, table = ctx.conn, ctx.table
     assert table is not None
@@ -124,8 +124,8 @@ def compact(ctx: BenchContext) -> None:
 
 def ensure_lists(ctx: BenchContext, column: str) -> float:
     """IVF lists on ``column`` (and a recalibration that includes nprobe); build seconds."""
-    from vecext.bench.pg_store import attribute_columns
     from vecext.postgres import add_ivf_lists, calibrate, ivf_lists
+    from vecext.tools.bench.pg_store import attribute_columns
 
     conn, table = ctx.conn, ctx.table
     assert table is not None
@@ -256,7 +256,7 @@ class VecextAuto(_Vecext):
     strategy = "auto"
 
     def build(self) -> float | None:
-        from vecext.bench.pg_methods import PgHnsw
+        from vecext.tools.bench.pg_methods import PgHnsw
 
         ensure_attribute_indexes(self.ctx)
         column, s = ensure_codes(self.ctx, "pq")

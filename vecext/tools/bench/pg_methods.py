@@ -26,10 +26,10 @@ import numpy as np
 from pgvector import Vector
 from psycopg import sql
 
-from vecext.bench import pg_store
-from vecext.bench.context import BenchContext
-from vecext.bench.registry import BaseMethod, BenchError, register_method
 from vecext.postgres import pgvector
+from vecext.tools.bench import pg_store
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
 #: pgvector's documented HNSW defaults.
 HNSW_M = 16

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 from psycopg import sql
 
-from vecext.bench.registry import BenchError
 from vecext.search.filters import And, Eq, In, Predicate, Range, SqlExpr, check_columns, mask
+from vecext.tools.bench.registry import BenchError
 
 
 def _caster(typ: pa.DataType, column: str) -> Any:

@@ -1,0 +1,1 @@
+vecext/sql
