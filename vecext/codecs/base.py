@@ -1,4 +1,4 @@
-"""Codec protocol, state container, errors and the input checks shared by all codecs.
+"""The codec protocol: the base class every codec kind implements.
 
 A codec compresses float vectors into fixed-width byte codes and estimates distances
 between float queries and codes.
@@ -24,124 +24,44 @@ Pipeline of every codec::
 ``decode`` maps back through the pretransform's inverse (PCA: ``y @ P + mean``;
 Matryoshka: zero padding of the truncated, renormalised prefix).
 
-Input rules: float16/float32/float64 (and integer) arrays are converted to
-C-contiguous float32; a 1-D array of length ``d`` is accepted as one row; any other
-shape, NaN or infinite values, or the wrong dimension raise :class:`CodecError`.
+Inputs are checked by :mod:`vecext.codecs.checks`; a trained codec is saved as a
+:class:`~vecext.codecs.state.CodecState`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from vecext.errors import VecextError
+from vecext.codecs.checks import (
+    METRICS,
+    CodecError,
+    CodecVersionError,
+    as_codes,
+    as_float32_rows,
+    normalize_rows,
+    positive_int,
+)
+from vecext.codecs.state import STATE_FORMAT, CodecState
+from vecext.codecs.transforms import Transform, parse_pretransform
 
-if TYPE_CHECKING:
-    from vecext.codecs.transforms import Transform
-
-METRICS = ("l2", "ip", "cosine")
-
-#: Version of the state layout written by :meth:`Codec.to_state`.
-STATE_FORMAT = 1
-
-
-class CodecError(VecextError, ValueError):
-    """Bad input to a codec: shape, dtype, values, parameters or training state."""
-
-
-class CodecVersionError(CodecError):
-    """Codes were produced by a different trained codec (fingerprint mismatch)."""
-
-
-@dataclass
-class CodecState:
-    """Everything needed to rebuild a trained codec.
-
-    Attributes
-    ----------
-    kind : str
-        Codec kind, a key of ``vecext.codecs.KNOWN_CODECS``.
-    params : dict
-        JSON-serialisable parameters (``d``, ``metric``, ``pretransform``, ...).
-    arrays : dict of str to numpy.ndarray
-        Trained arrays (centroids, means, ranges, ...), explicit dtypes.
-    """
-
-    kind: str
-    params: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def fingerprint(self) -> str:
-        """16 hex chars of sha256 over the canonical JSON of kind + params and, for each
-        array sorted by name, its name, dtype, shape and little-endian bytes."""
-        h = hashlib.sha256()
-        h.update(_canonical_json({"kind": self.kind, "params": self.params}).encode())
-        for name in sorted(self.arrays):
-            a = np.asarray(self.arrays[name])
-            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-            h.update(b"\x00" + name.encode() + b"\x00")
-            h.update(a.dtype.str.encode() + json.dumps(list(a.shape)).encode())
-            h.update(a.tobytes())
-        return h.hexdigest()[:16]
-
-
-def _canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-# ---------------------------------------------------------------------------
-# boundary checks
-
-
-def as_float32_rows(x: Any, d: int, name: str = "x") -> np.ndarray:
-    """Check and convert ``x`` to a C-contiguous ``(n, d)`` float32 array.
-
-    A 1-D array of length ``d`` is one row. Raises :class:`CodecError` on the wrong
-    shape or dimension, a non-numeric dtype, or NaN / infinite values.
-    """
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
-        raise CodecError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.ndim == 1:
-        x = x.reshape(1, -1)
-    if x.ndim != 2:
-        raise CodecError(f"{name} must be 2-D (n, {d}), got shape {x.shape}")
-    if x.shape[1] != d:
-        raise CodecError(f"{name} has dimension {x.shape[1]}, expected {d}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():
-        bad = int((~finite).sum())
-        raise CodecError(
-            f"{name} has {bad} row(s) with NaN or infinite values "
-            f"(after conversion to float32; first bad row {int(np.argmin(finite))})"
-        )
-    return x
-
-
-def as_codes(codes: Any, code_size: int, what: str = "codes") -> np.ndarray:
-    """Check ``codes`` is a ``(n, code_size)`` uint8 array (1-D = one code)."""
-    codes = np.asarray(codes)
-    if codes.dtype != np.uint8:
-        raise CodecError(f"{what} must have dtype uint8, got {codes.dtype}")
-    if codes.ndim == 1:
-        codes = codes.reshape(1, -1)
-    if codes.ndim != 2:
-        raise CodecError(f"{what} must be 2-D (n, {code_size}), got shape {codes.shape}")
-    if codes.shape[1] != code_size:
-        raise CodecError(f"{what} have width {codes.shape[1]} bytes, expected {code_size}")
-    return np.ascontiguousarray(codes)
-
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """L2-normalise rows (float32); zero rows stay zero instead of becoming NaN."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1)).astype(np.float32, copy=False)
+# the checks and the state live in their own modules (the pre-transforms need the
+# checks too); they stay importable from here, where they have always been
+__all__ = [
+    "METRICS",
+    "STATE_FORMAT",
+    "Codec",
+    "CodecError",
+    "CodecState",
+    "CodecVersionError",
+    "as_codes",
+    "as_float32_rows",
+    "check_fingerprint",
+    "knn_from_distances",
+    "normalize_rows",
+]
 
 
 def knn_from_distances(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,8 +97,11 @@ class Codec(ABC):
     """Base class of all codecs (see the module docstring for the conventions).
 
     Subclasses implement the quantiser on already normalised / transformed float32
-    data of dimension ``d_inner`` through ``_train``, ``_encode``, ``_decode``,
-    ``_distances``, ``_params`` and ``_arrays``/``_load_arrays``.
+    data of dimension ``d_inner`` through ``_train``, ``_encode``, ``_decode`` and
+    ``_distances``, and say what their state holds: ``_param_names`` (constructor
+    keyword arguments kept as attributes of the same name) and ``_array_shapes``
+    (trained float32 arrays, also attributes); a codec whose state needs more
+    overrides ``_params``, ``_arrays`` and ``_load_arrays``.
     """
 
     kind: ClassVar[str]
@@ -187,17 +110,16 @@ class Codec(ABC):
 
     #: minimum number of training vectors of the quantiser itself
     _min_train: ClassVar[int] = 1
+    #: constructor keyword arguments saved in the state (attributes of the same name)
+    _param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, d: int, metric: str = "l2", pretransform: Transform | str | None = None
     ) -> None:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0:
-            raise CodecError(f"d must be a positive integer, got {d!r}")
+        d = positive_int(d, "d")
         if metric not in METRICS:
             raise CodecError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
-        from vecext.codecs.transforms import parse_pretransform
-
-        self.d = int(d)
+        self.d = d
         self.metric = metric
         self.pretransform: Transform | None = parse_pretransform(pretransform, self.d, metric)
         self._trained = False
@@ -223,7 +145,7 @@ class Codec(ABC):
     @property
     def min_train(self) -> int:
         """Minimum number of training vectors."""
-        m = self._min_train
+        m = self._quantiser_min_train()
         if self.pretransform is not None:
             m = max(m, self.pretransform.min_train)
         return m
@@ -310,15 +232,14 @@ class Codec(ABC):
         numbers into ``codes``; ties go to the lower row; padded with inf / -1 if
         ``k > n``.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise CodecError(f"k must be a positive integer, got {k!r}")
+        k = positive_int(k, "k")
         codes = as_codes(codes, self.code_size)
         xq = as_float32_rows(xq, self.d, "xq")
         Ds, Is = [], []
         # bound the (nq, n) distance matrix to ~64 MB per block
         bs = max(1, (1 << 24) // max(1, codes.shape[0]))
         for i0 in range(0, xq.shape[0], bs):
-            Dk, Ik = knn_from_distances(self.distances(xq[i0 : i0 + bs], codes), int(k))
+            Dk, Ik = knn_from_distances(self.distances(xq[i0 : i0 + bs], codes), k)
             Ds.append(Dk)
             Is.append(Ik)
         if not Ds:
@@ -394,15 +315,28 @@ class Codec(ABC):
     def _distances(self, q: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Estimates for the inner metric (l2 or negative ip), without the offset."""
 
+    def _quantiser_min_train(self) -> int:
+        """Training vectors the quantiser itself needs (``_min_train`` unless it
+        depends on the parameters)."""
+        return self._min_train
+
+    def _array_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Trained float32 arrays of the state (attributes of the same name) and the
+        shape each must have."""
+        return {}
+
     def _params(self) -> dict[str, Any]:
         """Codec-specific JSON parameters (constructor keyword arguments)."""
-        return {}
+        return {name: getattr(self, name) for name in self._param_names}
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {}
+        out = {name: getattr(self, name) for name in self._array_shapes()}
+        assert all(a is not None for a in out.values())
+        return out
 
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027
-        pass
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, shape in self._array_shapes().items():
+            setattr(self, name, self._get_array(arrays, name, np.float32, shape))
 
 
 def check_fingerprint(codec: Codec, fingerprint: str) -> None:

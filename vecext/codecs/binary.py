@@ -30,11 +30,10 @@ Popcounts give inner products of sign vectors: ``<b_i, b_j> = d - 2 hamming(b_i,
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from vecext.codecs.base import Codec, CodecError, as_codes
+from vecext.codecs.base import Codec
+from vecext.codecs.checks import CodecError, as_codes
 from vecext.codecs.transforms import Transform
 
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -112,13 +111,8 @@ class BinaryCodec(Codec):
     """
 
     kind = "binary"
-
-    def __init__(
-        self, d: int, metric: str = "l2", pretransform: Transform | str | None = None
-    ) -> None:
-        super().__init__(d, metric, pretransform)
-        self.mean: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
     @property
     def code_size(self) -> int:
@@ -142,13 +136,8 @@ class BinaryCodec(Codec):
     def _distances(self, q: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return hamming(self._encode(q), codes).astype(np.float32)
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        assert self.mean is not None and self.scale is not None
-        return {"mean": self.mean, "scale": self.scale}
-
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.mean = self._get_array(arrays, "mean", np.float32, (self.d_inner,))
-        self.scale = self._get_array(arrays, "scale", np.float32, (self.d_inner,))
+    def _array_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean": (self.d_inner,), "scale": (self.d_inner,)}
 
 
 class RBQCodec(Codec):
@@ -166,6 +155,7 @@ class RBQCodec(Codec):
     """
 
     kind = "rbq"
+    _param_names = ("bits",)
 
     def __init__(
         self,
@@ -288,12 +278,5 @@ class RBQCodec(Codec):
         D = -(mm + bias(qlev, c)[:, None] + bias(levels, a)[None] + G)
         return (D + np.float32(self.distance_offset)).astype(np.float32)
 
-    def _params(self) -> dict[str, Any]:
-        return {"bits": self.bits}
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        assert self.mean is not None
-        return {"mean": self.mean}
-
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.mean = self._get_array(arrays, "mean", np.float32, (self.d_inner,))
+    def _array_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean": (self.d_inner,)}

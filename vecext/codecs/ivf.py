@@ -22,12 +22,12 @@ ranks lists for probing.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import faiss
 import numpy as np
 
-from vecext.codecs.base import Codec, CodecError, as_codes
+from vecext.codecs.base import Codec
+from vecext.codecs.checks import CodecError, as_codes, positive_int
 from vecext.codecs.transforms import Transform
 
 
@@ -58,6 +58,7 @@ class IVFCodec(Codec):
     """
 
     kind = "ivf"
+    _param_names = ("nlist", "niter", "seed", "max_points_per_centroid")
 
     def __init__(
         self,
@@ -70,32 +71,22 @@ class IVFCodec(Codec):
         pretransform: Transform | str | None = None,
     ) -> None:
         super().__init__(d, metric, pretransform)
-        for name, v in (
-            ("nlist", nlist),
-            ("niter", niter),
-            ("max_points_per_centroid", max_points_per_centroid),
-        ):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise CodecError(f"ivf: {name} must be a positive integer, got {v!r}")
-        if nlist > 2**31 - 1:
+        self.nlist = positive_int(nlist, "nlist", "ivf: ")
+        self.niter = positive_int(niter, "niter", "ivf: ")
+        self.max_points_per_centroid = positive_int(
+            max_points_per_centroid, "max_points_per_centroid", "ivf: "
+        )
+        if self.nlist > 2**31 - 1:
             raise CodecError(f"ivf: nlist={nlist} does not fit an int32 list id")
-        self.nlist = int(nlist)
-        self.niter = int(niter)
         self.seed = int(seed)
-        self.max_points_per_centroid = int(max_points_per_centroid)
         self.centroids: np.ndarray | None = None
 
     @property
     def code_size(self) -> int:
         return 4
 
-    @property
-    def min_train(self) -> int:
-        # k-means needs at least one point per centroid
-        m = self.nlist
-        if self.pretransform is not None:
-            m = max(m, self.pretransform.min_train)
-        return m
+    def _quantiser_min_train(self) -> int:
+        return self.nlist  # k-means needs at least one point per centroid
 
     @property
     def spherical(self) -> bool:
@@ -142,10 +133,8 @@ class IVFCodec(Codec):
 
     def probe(self, xq: np.ndarray, nprobe: int) -> np.ndarray:
         """The ``nprobe`` nearest lists of each query, nearest first: (nq, nprobe) int64."""
-        if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or nprobe <= 0:
-            raise CodecError(f"ivf: nprobe must be a positive integer, got {nprobe!r}")
+        nprobe = min(positive_int(nprobe, "nprobe", "ivf: "), self.nlist)
         y = self._forward(xq, "xq")
-        nprobe = min(int(nprobe), self.nlist)
         D = self._centroid_distances(y)
         # stable argsort: ties to the lower list id, as in assign()
         return np.argsort(D, axis=1, kind="stable")[:, :nprobe].astype(np.int64)
@@ -182,19 +171,5 @@ class IVFCodec(Codec):
 
     # -- state ----------------------------------------------------------------
 
-    def _params(self) -> dict[str, Any]:
-        return {
-            "nlist": self.nlist,
-            "niter": self.niter,
-            "seed": self.seed,
-            "max_points_per_centroid": self.max_points_per_centroid,
-        }
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        assert self.centroids is not None
-        return {"centroids": self.centroids}
-
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.centroids = self._get_array(
-            arrays, "centroids", np.float32, (self.nlist, self.d_inner)
-        )
+    def _array_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"centroids": (self.nlist, self.d_inner)}

@@ -29,14 +29,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from vecext.codecs.base import Codec, CodecError
+from vecext.codecs.base import Codec
+from vecext.codecs.checks import CodecError, positive_int
 from vecext.codecs.transforms import Transform
-
-
-def _positive_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise CodecError(f"pq: {name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 class PQCodec(Codec):
@@ -68,6 +63,7 @@ class PQCodec(Codec):
 
     kind = "pq"
     _min_train = 256  # k-means with 256 centroids per subspace
+    _param_names = ("m", "nbits", "opq", "niter", "opq_niter", "seed")
 
     def __init__(
         self,
@@ -82,7 +78,7 @@ class PQCodec(Codec):
         pretransform: Transform | str | None = None,
     ) -> None:
         super().__init__(d, metric, pretransform)
-        self.m = _positive_int("m", m)
+        self.m = positive_int(m, "m", "pq: ")
         if nbits != 8:
             raise CodecError(f"pq: only nbits=8 is supported, got nbits={nbits!r}")
         self.nbits = 8
@@ -96,8 +92,8 @@ class PQCodec(Codec):
             raise CodecError(f"pq: {where} is not divisible by m={self.m}")
         self.dsub = self.d_inner // self.m
         self.opq = bool(opq)
-        self.niter = _positive_int("niter", niter)
-        self.opq_niter = _positive_int("opq_niter", opq_niter)
+        self.niter = positive_int(niter, "niter", "pq: ")
+        self.opq_niter = positive_int(opq_niter, "opq_niter", "pq: ")
         self.seed = int(seed)
         self.centroids: np.ndarray | None = None
         self.rotation: np.ndarray | None = None
@@ -200,16 +196,6 @@ class PQCodec(Codec):
         return D
 
     # -- state ----------------------------------------------------------------
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "m": self.m,
-            "nbits": self.nbits,
-            "opq": self.opq,
-            "niter": self.niter,
-            "opq_niter": self.opq_niter,
-            "seed": self.seed,
-        }
 
     def _arrays(self) -> dict[str, np.ndarray]:
         assert self.centroids is not None

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from vecext.codecs.base import Codec, CodecError
+from vecext.codecs.base import Codec
+from vecext.codecs.checks import CodecError
 from vecext.codecs.transforms import Matryoshka, Transform
 
 _F16_MAX = float(np.finfo(np.float16).max)
@@ -67,6 +68,7 @@ class Int8Codec(Codec):
     """
 
     kind = "int8"
+    _param_names = ("clip",)
 
     def __init__(
         self,
@@ -117,16 +119,8 @@ class Int8Codec(Codec):
     def _distances(self, q: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return _decoded_distances(q, codes, self._decode, self.inner_metric)
 
-    def _params(self) -> dict[str, Any]:
-        return {"clip": self.clip}
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        assert self.vmin is not None and self.vdiff is not None
-        return {"vmin": self.vmin, "vdiff": self.vdiff}
-
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.vmin = self._get_array(arrays, "vmin", np.float32, (self.d_inner,))
-        self.vdiff = self._get_array(arrays, "vdiff", np.float32, (self.d_inner,))
+    def _array_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"vmin": (self.d_inner,), "vdiff": (self.d_inner,)}
 
 
 class HalfCodec(Codec):

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vecext.codecs.base import CodecError, as_float32_rows, normalize_rows
+from vecext.codecs.checks import CodecError, as_float32_rows, normalize_rows, positive_int
 
 
 class Transform(ABC):
@@ -31,9 +31,7 @@ class Transform(ABC):
     kind: ClassVar[str]
 
     def __init__(self, d_out: int, d_in: int | None = None) -> None:
-        if isinstance(d_out, bool) or not isinstance(d_out, (int, np.integer)) or d_out <= 0:
-            raise CodecError(f"{self.kind}: d_out must be a positive integer, got {d_out!r}")
-        self.d_out = int(d_out)
+        self.d_out = positive_int(d_out, "d_out", f"{self.kind}: ")
         self.d_in: int | None = None
         if d_in is not None:
             self._set_d_in(int(d_in))
