@@ -66,7 +66,6 @@ KNOWN_BIG = {
     "vecext/postgres/ivf.py",
     "vecext/postgres/strategies.py",
     "vecext/postgres/columns.py",
-    "vecext/relevance/base.py",
     "vecext/tools/cli.py",
     "vecext/tools/advise.py",
     "vecext/duckdb/udfs.py",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from vecext.relevance.base import RelevanceError
+from vecext.relevance.checks import RelevanceError
 
 __all__ = [
     "class_weights",

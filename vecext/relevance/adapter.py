@@ -59,15 +59,11 @@ from vecext.relevance._logistic import (
     logits,
     softplus,
 )
-from vecext.relevance.base import (
-    RelevanceError,
-    RelevanceMethod,
-    _check_scores,
-    best_f1_threshold,
-    register,
-)
+from vecext.relevance.base import RelevanceMethod, best_f1_threshold
+from vecext.relevance.checks import RelevanceError, check_scores
 from vecext.relevance.features import FEATURES, distribution_features
 from vecext.relevance.methods import _s_min
+from vecext.relevance.registry import register
 
 __all__ = ["CosineAdapter", "DEFAULT_LAM_GRID"]
 
@@ -316,7 +312,7 @@ class CosineAdapter(RelevanceMethod):
         return a, b
 
     def score(self, xq: np.ndarray | None, S: np.ndarray) -> np.ndarray:
-        S64 = _check_scores(S)
+        S64 = check_scores(S)
         a, b = self._ab(xq, S64, S64.shape[0])
         return expit(a[:, None] * S64 + b[:, None])
 
@@ -325,7 +321,7 @@ class CosineAdapter(RelevanceMethod):
     ) -> dict[str, np.ndarray]:
         """``a``, ``b`` (score = sigmoid(a*s + b)), ``z_a``, ``z_b`` (before the
         nonlinearity), ``s_min`` (cosine bound of the threshold), and the features."""
-        S64 = None if S is None else _check_scores(S)
+        S64 = None if S is None else check_scores(S)
         if xq is None:
             raise RelevanceError("the cosine adapter needs the query vectors xq")
         nq = np.atleast_2d(np.asarray(xq)).shape[0]

@@ -9,18 +9,30 @@ threshold can be pushed down to the search as a per-query similarity bound.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from vecext.errors import VecextError
 from vecext.evaluation import PRF
+from vecext.relevance.checks import (
+    RelevanceError,
+    check_labels,
+    check_n_relevant,
+    check_queries,
+    check_scores,
+)
+from vecext.relevance.registry import (
+    make_relevance,
+    parse_method_spec,
+    register,
+    relevance_from_state,
+)
+from vecext.relevance.state import RelevanceState, json_params
 
+# the checks, the state and the registry have modules of their own; their public
+# names stay importable from here, where they have always been
 __all__ = [
     "RelevanceError",
     "RelevanceMethod",
@@ -31,126 +43,6 @@ __all__ = [
     "register",
     "relevance_from_state",
 ]
-
-
-class RelevanceError(VecextError, ValueError):
-    """Bad input to a relevance method (wrong shape or dimension, NaN, one-class
-    training data, threshold out of range, unknown method or state)."""
-
-
-# --------------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True)
-class RelevanceState:
-    """Everything needed to rebuild a trained relevance method.
-
-    ``method`` registry name; ``d`` embedding dimension (``None`` when the method
-    ignores the query); ``version`` format version of that method's state; ``params``
-    a JSON object (as text) of scalars and short lists; ``arrays`` named 1-D/2-D numpy
-    arrays (weight vectors, float32). Maps onto the catalog tables
-    ``vecext.relevance_adapters`` / ``vecext.relevance_arrays``.
-    """
-
-    method: str
-    d: int | None
-    version: int
-    params: str
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def params_dict(self) -> dict[str, Any]:
-        return json.loads(self.params)
-
-    def fingerprint(self) -> str:
-        """16 hex chars of sha256 over the canonical JSON of method, d, version and params
-        and, for each array sorted by name, its name, dtype, shape and little-endian
-        bytes (the same recipe as ``CodecState.fingerprint``)."""
-        h = hashlib.sha256()
-        head = {
-            "method": self.method,
-            "d": self.d,
-            "version": self.version,
-            "params": json.loads(self.params),
-        }
-        h.update(json.dumps(head, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
-        for name in sorted(self.arrays):
-            a = np.asarray(self.arrays[name])
-            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-            h.update(b"\x00" + name.encode() + b"\x00")
-            h.update(a.dtype.str.encode() + json.dumps(list(a.shape)).encode())
-            h.update(a.tobytes())
-        return h.hexdigest()[:16]
-
-
-def _json_params(params: dict[str, Any]) -> str:
-    def fix(v: Any) -> Any:
-        if isinstance(v, (np.floating, float)):
-            f = float(v)
-            if not math.isfinite(f):
-                raise RelevanceError(f"non-finite parameter {v!r} cannot be stored")
-            return f
-        if isinstance(v, np.integer):
-            return int(v)
-        if isinstance(v, (list, tuple)):
-            return [fix(x) for x in v]
-        if isinstance(v, dict):
-            return {str(k): fix(x) for k, x in v.items()}
-        return v
-
-    return json.dumps(fix(params), sort_keys=True)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_scores(S: Any, name: str = "S") -> np.ndarray:
-    arr = np.asarray(S)
-    if arr.ndim != 2:
-        raise RelevanceError(
-            f"{name} must be a 2-D (nq, N) array of similarities, got shape {arr.shape}"
-        )
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise RelevanceError(
-            f"{name} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]})"
-        )
-    return arr
-
-
-def _check_labels(Y: Any, shape: tuple[int, ...]) -> np.ndarray:
-    arr = np.asarray(Y)
-    if arr.shape != shape:
-        raise RelevanceError(f"Y must have the shape of S {shape}, got {arr.shape}")
-    if arr.dtype != np.bool_:
-        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-            raise RelevanceError("Y contains NaN")
-        if not np.isin(arr, (0, 1)).all():
-            raise RelevanceError("Y must be boolean (or 0/1)")
-        arr = arr.astype(bool)
-    return arr
-
-
-def _check_n_relevant(n_relevant: Any, Y: np.ndarray) -> np.ndarray:
-    if n_relevant is None:
-        return Y.sum(axis=1).astype(np.int64)
-    arr = np.asarray(n_relevant)
-    if arr.shape != (Y.shape[0],):
-        raise RelevanceError(f"n_relevant must have shape ({Y.shape[0]},), got {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise RelevanceError("n_relevant contains NaN")
-    arr = arr.astype(np.int64)
-    short = arr < Y.sum(axis=1)
-    if short.any():
-        i = int(np.flatnonzero(short)[0])
-        raise RelevanceError(
-            f"n_relevant[{i}]={arr[i]} is below the {int(Y[i].sum())} positives labelled in Y"
-        )
-    return arr
-
 
 # --------------------------------------------------------------------------- thresholds
 
@@ -222,9 +114,9 @@ class RelevanceMethod(ABC):
         """Train on queries ``xq`` (nq, d), their candidates' similarities ``S`` (nq, N)
         and labels ``Y`` (nq, N); ``n_relevant`` (nq,) all relevant docs per query.
         Returns ``self``."""
-        S64 = _check_scores(S)
-        Yb = _check_labels(Y, S64.shape)
-        nrel = _check_n_relevant(n_relevant, Yb)
+        S64 = check_scores(S)
+        Yb = check_labels(Y, S64.shape)
+        nrel = check_n_relevant(n_relevant, Yb)
         n_pos = int(Yb.sum())
         if n_pos == 0:
             raise RelevanceError("training data has no positive (relevant) candidate: cannot fit")
@@ -281,7 +173,7 @@ class RelevanceMethod(ABC):
             method=self.name,
             d=self.d,
             version=self.version,
-            params=_json_params(params),
+            params=json_params(params),
             arrays={k: np.ascontiguousarray(v) for k, v in self._arrays().items()},
         )
 
@@ -331,91 +223,8 @@ class RelevanceMethod(ABC):
             return None
         if xq is None:
             raise RelevanceError(f"method {self.name!r} needs the query vectors xq")
-        arr = np.asarray(xq)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2:
-            raise RelevanceError(f"xq must be a 2-D (nq, d) array, got shape {arr.shape}")
-        arr = arr.astype(np.float64, copy=False)
-        if arr.shape[0] != nq:
-            raise RelevanceError(f"xq has {arr.shape[0]} queries but S has {nq} rows")
-        if not fitting and self.d is not None and arr.shape[1] != self.d:
-            raise RelevanceError(
-                f"query dimension {arr.shape[1]} does not match the adapter's dimension {self.d}"
-            )
-        if not np.isfinite(arr).all():
-            raise RelevanceError("xq contains NaN or infinite values")
-        return arr
+        return check_queries(xq, nq, None if fitting else self.d)
 
     def __repr__(self) -> str:
         state = f"threshold={self.threshold:.6g}" if self._fitted else "unfitted"
         return f"{type(self).__name__}(d={self.d}, {state})"
-
-
-# --------------------------------------------------------------------------- registry
-
-_REGISTRY: dict[str, type[RelevanceMethod]] = {}
-
-
-def register(cls: type[RelevanceMethod]) -> type[RelevanceMethod]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    if not cls.name:
-        raise RelevanceError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def make_relevance(name: str, **params: Any) -> RelevanceMethod:
-    """A new, unfitted method by registry name (``fixed``, ``platt``, ``cosine-adapter``).
-
-    ``name`` may carry options as a spec, e.g. ``"cosine-adapter:features=top1+gap12"``
-    (see :func:`parse_method_spec`); keyword ``params`` override them.
-    """
-    base, spec_params = parse_method_spec(name)
-    if base not in _REGISTRY:
-        raise RelevanceError(f"unknown relevance method {base!r}; known: {sorted(_REGISTRY)}")
-    spec_params.update(params)
-    return _REGISTRY[base](**spec_params)
-
-
-def relevance_from_state(state: RelevanceState) -> RelevanceMethod:
-    """Rebuild a trained method from its :class:`RelevanceState`."""
-    if state.method not in _REGISTRY:
-        raise RelevanceError(f"unknown relevance method {state.method!r} in state")
-    return _REGISTRY[state.method].from_state(state)
-
-
-def _parse_value(v: str) -> Any:
-    if "+" in v or v == "":
-        return tuple(x for x in v.split("+") if x)
-    low = v.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(v)
-        except ValueError:
-            pass
-    return v
-
-
-def parse_method_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"cosine-adapter:features=top1+gap12,lam=0.01"`` -> ``("cosine-adapter", {...})``.
-
-    Options are ``key=value`` separated by ``,``; ``+`` joins list items (a value with
-    a ``+`` is a tuple; ``features=`` alone is the empty tuple); ``true``/``false``/
-    ``none`` and numbers are converted.
-    """
-    base, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise RelevanceError(f"bad option {item!r} in method spec {spec!r} (want key=value)")
-        val = _parse_value(v.strip())
-        if k.strip() == "features" and isinstance(val, str):
-            val = (val,)
-        params[k.strip()] = val
-    return base.strip(), params

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vecext.relevance.base import RelevanceError
+from vecext.relevance.checks import RelevanceError
 
 __all__ = ["FEATURES", "FEATURE_DOCS", "distribution_features", "sorted_desc"]
 

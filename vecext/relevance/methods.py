@@ -15,7 +15,9 @@ import numpy as np
 from scipy.special import expit
 
 from vecext.relevance._logistic import class_weights, fit_monotone_logistic, softplus
-from vecext.relevance.base import RelevanceError, RelevanceMethod, _check_scores, register
+from vecext.relevance.base import RelevanceMethod
+from vecext.relevance.checks import RelevanceError, check_scores
+from vecext.relevance.registry import register
 
 __all__ = ["FixedThreshold", "PlattScaling"]
 
@@ -38,7 +40,7 @@ class FixedThreshold(RelevanceMethod):
         return None
 
     def score(self, xq: np.ndarray | None, S: np.ndarray) -> np.ndarray:
-        return _check_scores(S).copy()
+        return check_scores(S).copy()
 
     def query_params(
         self, xq: np.ndarray | None, S: np.ndarray | None = None
@@ -88,7 +90,7 @@ class PlattScaling(RelevanceMethod):
 
     def score(self, xq: np.ndarray | None, S: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        return expit(self.A * _check_scores(S) + self.B)
+        return expit(self.A * check_scores(S) + self.B)
 
     def query_params(
         self, xq: np.ndarray | None, S: np.ndarray | None = None
