@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from tests.postgres.conftest import clustered, load_table
 from vecext.codecs import make_codec
-from vecext.evaluation import recall_at_k, synthetic_embeddings
+from vecext.datasets import synthetic_embeddings
+from vecext.evaluation import recall_at_k
 from vecext.tools import advise as adv
 from vecext.tools.cli import app
 

@@ -9,7 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vecext.datasets import load_dataset, load_datasets, parse_synthetic_spec, qrels_to_lists
+from vecext.datasets import (
+    load_dataset,
+    load_datasets,
+    parse_synthetic_spec,
+    qrels_to_lists,
+    synthetic_embeddings,
+    synthetic_queries,
+)
 from vecext.evaluation import (
     labels_from_qrels,
     ndcg_at_k,
@@ -18,8 +25,6 @@ from vecext.evaluation import (
     precision_recall_f1,
     recall_at_k,
     relevance_recall_at_k,
-    synthetic_embeddings,
-    synthetic_queries,
 )
 
 # --------------------------------------------------------------------------- metrics
@@ -238,3 +243,15 @@ def test_parse_synthetic_spec():
         parse_synthetic_spec("synthetic:n=ten")
     with pytest.raises(ValueError, match="synthetic:"):
         parse_synthetic_spec("n=10")
+
+
+def test_synthetic_data_moved_with_a_deprecated_alias():
+    import vecext.evaluation as ev
+    from vecext.datasets import SyntheticEmbeddings
+
+    with pytest.warns(DeprecationWarning, match="vecext.datasets"):
+        assert ev.synthetic_embeddings is synthetic_embeddings
+    with pytest.warns(DeprecationWarning):
+        assert ev.SyntheticEmbeddings is SyntheticEmbeddings
+    with pytest.raises(AttributeError):
+        ev.no_such_name  # noqa: B018

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vecext.evaluation import labels_from_qrels, synthetic_embeddings, synthetic_queries
+from vecext.datasets import synthetic_embeddings, synthetic_queries
+from vecext.evaluation import labels_from_qrels
 from vecext.relevance import RelevanceMethod, make_relevance
 from vecext.relevance.evaluate import exact_top_n
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vecext.evaluation import labels_from_qrels, synthetic_embeddings, synthetic_queries
+from vecext.datasets import synthetic_embeddings, synthetic_queries
+from vecext.evaluation import labels_from_qrels
 from vecext.relevance import CosineAdapter, make_relevance
 from vecext.relevance.evaluate import exact_top_n
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from vecext.evaluation import synthetic_embeddings, synthetic_queries
+from vecext.datasets import synthetic_embeddings, synthetic_queries
 from vecext.tools.cli import EVAL_RESULT_KEYS, app, split_method_specs
 
 runner = CliRunner()

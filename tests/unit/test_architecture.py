@@ -41,6 +41,7 @@ LAYERS = {
 #: imports within one layer between different packages that are part of the design
 SAME_LAYER = {
     ("datasets", "evaluation"),
+    ("evaluation", "datasets"),  # the deprecated aliases of the synthetic data
     ("alembic", "sqlalchemy"),
     ("alembic_plugin", "alembic"),
 }
@@ -62,7 +63,6 @@ KNOWN_CYCLES = {
     ("vecext.tools.demo", "vecext.tools.demo_backends"),
 }
 KNOWN_BIG = {
-    "vecext/evaluation.py",
     "vecext/postgres/ivf.py",
     "vecext/postgres/strategies.py",
     "vecext/postgres/columns.py",

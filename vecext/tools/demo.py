@@ -70,7 +70,7 @@ def make_data(n: int, d: int, nq: int, seed: int, dataset: str | None) -> DemoDa
         return DemoData(
             ds.xb[rows], cat.astype(str), ds.xq[qsel], qrels, f"{dataset} ({take} rows)"
         )
-    from vecext.evaluation import synthetic_embeddings, synthetic_queries
+    from vecext.datasets import synthetic_embeddings, synthetic_queries
 
     data = synthetic_embeddings(n, d, seed=seed)
     queries = synthetic_queries(data, nq, seed=seed + 1)
