@@ -65,8 +65,6 @@ KNOWN_BIG = {
     "vecext/postgres/ivf.py",
     "vecext/postgres/strategies.py",
     "vecext/postgres/columns.py",
-    "vecext/tools/cli.py",
-    "vecext/tools/advise.py",
     "vecext/duckdb/udfs.py",
     "vecext/duckdb/columns.py",
 }
