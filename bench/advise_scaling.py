@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from vecext.codecs import make_codec
+from vecext.datasets import parse_synthetic_spec
 from vecext.tools import advise as adv
 from vecext.tools.bench.truth import exact_topk
 
@@ -33,8 +34,6 @@ CODECS = [("pq", {"m": 8}), ("pq", {"m": 16}), ("pq", {"m": 32}), ("binary", {})
 
 def load(spec: str, rows: int | None) -> np.ndarray:
     if spec.startswith("synthetic:"):
-        from vecext.datasets import parse_synthetic_spec
-
         x = parse_synthetic_spec(spec + ",nq=10").xb
     else:
         x = np.load(Path(spec) / "docs.f16.npy").astype(np.float32)

@@ -45,7 +45,7 @@ from vecext.postgres import (
     save_codec,
 )
 from vecext.postgres.bulk import Backfill
-from vecext.postgres.connection import resolve_dsn
+from vecext.postgres.connection import register_pgvector, resolve_dsn
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordnet-minilm" / "docs.f16.npy"
 console = Console()
@@ -306,8 +306,6 @@ def main() -> None:
     try:
         with connect(conninfo.make_conninfo(server, dbname=db), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            from vecext.postgres.connection import register_pgvector
-
             register_pgvector(conn)
             install(conn)
             rng = np.random.default_rng(0)

@@ -34,8 +34,11 @@ import numpy as np
 from rich.console import Console
 
 import vecext.tools.bench.pg_vecext  # noqa: F401  (registers the vecext-* methods)
-from vecext.tools.bench import BenchConfig, run_bench
+from vecext.datasets import load_dataset
+from vecext.postgres import calibrate, calibrate_index, connect
+from vecext.tools.bench import BenchConfig, pg_store, run_bench
 from vecext.tools.bench.report import write_json
+from vecext.tools.bench.runner import LIMIT_SEED
 
 FILTERS: list[list[str]] = [
     [],
@@ -79,11 +82,6 @@ def markdown_table(results: list[dict], k: int, dataset: str) -> str:
 def calibrate_on_queries(args: argparse.Namespace, n: int, console: Console) -> None:
     """Recalibrate the codes and the HNSW index of a built benchmark table on ``n``
     dev queries that are not among the measured ones (as with a query log)."""
-    from vecext.datasets import load_dataset
-    from vecext.postgres import calibrate, calibrate_index, connect
-    from vecext.tools.bench import pg_store
-    from vecext.tools.bench.runner import LIMIT_SEED
-
     ds = load_dataset(args.dataset, args.queries)
     nq = ds.xq.shape[0]
     measured = np.random.default_rng(LIMIT_SEED).choice(nq, size=args.limit_queries, replace=False)

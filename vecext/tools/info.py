@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from typing import Any
+
+import faiss
+import numpy
 
 import vecext
 from vecext.errors import VecextError
@@ -23,11 +27,7 @@ class Report:
 
 
 def collect(dsn: str | None = None, duckdb_path: str | None = None) -> Report:
-    import os
-
-    import faiss
-    import numpy
-
+    """What ``vecext info`` shows: versions, the PostgreSQL target, DuckDB and VSS."""
     report = Report()
     report.add("vecext", vecext.__version__)
     report.add("python", platform.python_version())
@@ -39,6 +39,8 @@ def collect(dsn: str | None = None, duckdb_path: str | None = None) -> Report:
 
 
 def _postgres(report: Report, dsn: str | None) -> None:
+    # the adapters are optional extras (vecext[postgres], vecext[duckdb]): each part
+    # of the report imports its own when it runs
     from vecext.postgres import catalog, connection, pgvector
     from vecext.postgres.embedded import default_datadir, start_embedded
 

@@ -12,6 +12,7 @@ method closes so that the exact scan never runs against it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,8 +68,6 @@ def load_table(
 
 def plan_operators(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> str:
     """Operator names of DuckDB's physical plan, outermost first, e.g. ``... > HNSW_INDEX_SCAN``."""
-    import json
-
     (_, text) = con.execute("EXPLAIN (FORMAT json) " + query, params).fetchone()  # type: ignore[misc]
     names: list[str] = []
 

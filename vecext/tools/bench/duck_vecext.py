@@ -21,23 +21,30 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
+import platformdirs
 
+import vecext.duckdb as vd
+from vecext.codecs import codec_from_state, dump_state, load_state
+from vecext.codecs.ivf import IVFCodec
+from vecext.duckdb.calibration import calibrate
 from vecext.duckdb.filters import ident
-from vecext.tools.bench.context import BenchContext
-from vecext.tools.bench.registry import BaseMethod, register_method
+from vecext.duckdb.indexes import calibrate_hnsw, create_hnsw_index, drop_hnsw_index, hnsw_indexes
+from vecext.duckdb.ivf import add_ivf_lists, ivf_lists
+from vecext.duckdb.strategies import cached_codec
+from vecext.search import SearchResult
+from vecext.tools.bench.registry import register_method
+from vecext.tools.bench.vecext_method import VecextMethod, register_fixed
 
 PQ_SUB_DIMS = 8  # dimensions per PQ sub-quantizer: M = d / 8
 Task = Callable[..., Any]
 
 
 def cache_dir(dataset: str) -> Path:
-    import platformdirs
-
     root = os.environ.get("VECEXT_BENCH_CACHE") or platformdirs.user_cache_dir("vecext")
     path = Path(root) / "bench" / "duckdb" / "".join(c if c.isalnum() else "_" for c in dataset)
     path.mkdir(parents=True, exist_ok=True)
@@ -45,14 +52,10 @@ def cache_dir(dataset: str) -> Path:
 
 
 def _nullcontext_task(description: str, total: float | None = None) -> Any:
-    from contextlib import nullcontext
-
     return nullcontext(lambda *a, **kw: None)
 
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
-    import vecext.duckdb as vd
-
     vd.attach(con)
 
 
@@ -67,9 +70,6 @@ def _cached_codec(
 ) -> float:
     """Save codec ``name`` into ``con`` from the on-disk cache, training it on a miss;
     returns the seconds the training took (recorded on the first build)."""
-    import vecext.duckdb as vd
-    from vecext.codecs import codec_from_state, dump_state, load_state
-
     key = "-".join([kind, *(f"{k}{v}" for k, v in sorted(params.items()))])
     path = cache_dir(dataset) / f"{key}.npz"
     meta = path.with_suffix(".json")
@@ -89,8 +89,6 @@ def _cached_calibration(
     con: duckdb.DuckDBPyConnection, dataset: str, table: str, column: str, task: Task
 ) -> float:
     """Store the calibration of ``table.column`` from the cache, or measure it."""
-    from vecext.duckdb.calibration import calibrate
-
     fps = con.execute(
         "SELECT k.codec_fingerprint, coalesce(v.fingerprint, ''), "
         f"(SELECT count(*) FROM {ident(table)}) FROM vecext.compressed_columns k "
@@ -122,8 +120,6 @@ def ensure_codes(
     con: duckdb.DuckDBPyConnection, dataset: str, table: str, kind: str, task: Task | None = None
 ) -> tuple[str, float]:
     """The compressed column of ``kind`` (``pq``/``binary``), calibrated; build seconds."""
-    import vecext.duckdb as vd
-
     task = task or _nullcontext_task
     _prepare(con)
     column = f"embedding_{kind}"
@@ -147,10 +143,6 @@ def ensure_lists(
     con: duckdb.DuckDBPyConnection, dataset: str, table: str, column: str, task: Task | None = None
 ) -> float:
     """IVF lists on ``column`` (4 sqrt(n) lists) and a calibration with nprobe; seconds."""
-    from vecext.codecs import codec_from_state, dump_state, load_state
-    from vecext.codecs.ivf import IVFCodec
-    from vecext.duckdb.ivf import add_ivf_lists, ivf_lists
-
     task = task or _nullcontext_task
     if ivf_lists(con, table, column) is not None:
         return 0.0
@@ -166,8 +158,6 @@ def ensure_lists(
             seconds = float(json.loads(meta.read_text())["train_s"])
         else:
             lists = add_ivf_lists(con, table, "embedding", code_column=column)
-            from vecext.duckdb.strategies import cached_codec
-
             (fp,) = con.execute(
                 "SELECT fingerprint FROM vecext.codecs WHERE name = ?", [lists.codec_name]
             ).fetchone()  # type: ignore[misc]
@@ -181,8 +171,6 @@ def ensure_lists(
 def ensure_hnsw(con: duckdb.DuckDBPyConnection, table: str, task: Task | None = None) -> float:
     """A VSS HNSW index at VSS's defaults (cosine) on ``table.embedding``, with its
     ef_search calibration; seconds."""
-    from vecext.duckdb.indexes import calibrate_hnsw, create_hnsw_index, hnsw_indexes
-
     task = task or _nullcontext_task
     have = [ix for ix in hnsw_indexes(con, table, "embedding") if ix.metric == "cosine"]
     if have and have[0].calibration:
@@ -196,87 +184,46 @@ def ensure_hnsw(con: duckdb.DuckDBPyConnection, table: str, task: Task | None = 
     return time.perf_counter() - start
 
 
-class _Vecext(BaseMethod):
-    strategy = "auto"
-    kind: str | None = None
+class DuckVecext(VecextMethod):
+    """A vecext method on DuckDB: codecs and calibrations restored from the cache."""
 
-    def __init__(self, ctx: BenchContext) -> None:
-        bpv = ctx.d / 8 if self.kind else 4 * ctx.d
-        super().__init__(ctx, params={"strategy": self.strategy}, bytes_per_vector=bpv)
-        assert ctx.conn is not None and ctx.table is not None
-        self.con: duckdb.DuckDBPyConnection = ctx.conn
-        self.table: str = ctx.table
-        self.using: str | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.strategies: dict[str, int] = {}
 
-    def build(self) -> float | None:
-        if self.kind is None:
-            return 0.0
-        self.using, seconds = ensure_codes(
-            self.con, self.ctx.dataset.name, self.table, self.kind, self.ctx.task
-        )
-        return seconds
+    def ensure_codes(self, kind: str) -> tuple[str, float]:
+        return ensure_codes(self.conn, self.ctx.dataset.name, self.table, kind, self.ctx.task)
 
-    def search(self, q: np.ndarray) -> np.ndarray:
-        from vecext.search import search
+    def ensure_lists(self, column: str) -> float:
+        return ensure_lists(self.conn, self.ctx.dataset.name, self.table, column, self.ctx.task)
 
-        r = search(
-            self.con, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,
-            filter=self.ctx.filter, using=self.using,
-        )  # fmt: skip
+    def note(self, r: SearchResult) -> None:
         self.strategies[r.strategy] = self.strategies.get(r.strategy, 0) + 1
         self.params["strategies_used"] = dict(self.strategies)
         self.params["last_plan"] = dict(r.plan.params)
-        return np.asarray(r.ids, dtype=np.int64)
 
     def storage_bytes(self) -> int:
         # DuckDB reports no per-column sizes for in-memory tables: vectors 4 d bytes per
-        # row, codes their fixed width
+        # row, codes their fixed width, list ids 4 bytes
         total = 4 * self.ctx.d * self.ctx.n
         if self.using:
             total += self.ctx.n * int(self.ctx.d // 8)
+        if self.strategy == "ivf":
+            total += 4 * self.ctx.n
         return total
 
 
-class VecextPQ(_Vecext):
-    strategy, kind = "compressed", "pq"
-
-
-class VecextBinary(_Vecext):
-    strategy, kind = "compressed", "binary"
-
-
-class VecextIVFPQ(_Vecext):
-    strategy, kind = "ivf", "pq"
-
-    def __init__(self, ctx: BenchContext) -> None:
-        super().__init__(ctx)
-        self.bytes_per_vector += 4  # the list id
-
-    def build(self) -> float | None:
-        seconds = super().build() or 0.0
-        assert self.using is not None
-        return seconds + ensure_lists(
-            self.con, self.ctx.dataset.name, self.table, self.using, self.ctx.task
-        )
-
-    def storage_bytes(self) -> int:
-        return super().storage_bytes() + 4 * self.ctx.n
-
-
-class VecextAuto(_Vecext):
+class VecextAuto(DuckVecext):
     """The planner with everything vecext would set up: PQ codes, IVF lists and a VSS
     HNSW index (VSS defaults, cosine)."""
 
-    strategy = "auto"
-
     def build(self) -> float | None:
         name = self.ctx.dataset.name
-        column, seconds = ensure_codes(self.con, name, self.table, "pq", self.ctx.task)
-        seconds += ensure_lists(self.con, name, self.table, column, self.ctx.task)
-        seconds += ensure_hnsw(self.con, self.table, self.ctx.task)
+        column, seconds = ensure_codes(self.conn, name, self.table, "pq", self.ctx.task)
+        seconds += ensure_lists(self.conn, name, self.table, column, self.ctx.task)
+        seconds += ensure_hnsw(self.conn, self.table, self.ctx.task)
         self.hnsw_bytes = int(
-            self.con.execute(
+            self.conn.execute(
                 "SELECT coalesce(sum(approx_memory_usage), 0) FROM pragma_hnsw_index_info() "
                 "WHERE table_name = ?",
                 [self.table],
@@ -290,13 +237,9 @@ class VecextAuto(_Vecext):
     def close(self) -> None:
         # methods run after this one share the table: the exact baseline must not find
         # an HNSW index on it (its plan would turn approximate)
-        from vecext.duckdb.indexes import drop_hnsw_index, hnsw_indexes
-
-        for ix in hnsw_indexes(self.con, self.table, "embedding"):
-            drop_hnsw_index(self.con, self.table, ix.name)
+        for ix in hnsw_indexes(self.conn, self.table, "embedding"):
+            drop_hnsw_index(self.conn, self.table, ix.name)
 
 
-register_method("vecext-pq", "duckdb", VecextPQ)
-register_method("vecext-binary", "duckdb", VecextBinary)
-register_method("vecext-ivfpq", "duckdb", VecextIVFPQ)
+register_fixed("duckdb", DuckVecext)
 register_method("vecext-auto", "duckdb", VecextAuto)

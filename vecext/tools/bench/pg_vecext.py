@@ -22,14 +22,31 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg import sql
 
+from vecext.postgres import (
+    add_compressed_column,
+    add_ivf_lists,
+    calibrate,
+    calibrate_index,
+    drop_compressed_column,
+    drop_ivf_lists,
+    install,
+    ivf_lists,
+    list_vector_indexes,
+    train_codec,
+)
+from vecext.postgres.catalog import installed_version
+from vecext.search import SearchResult
 from vecext.tools.bench.context import BenchContext
-from vecext.tools.bench.registry import BaseMethod, register_method
+from vecext.tools.bench.pg_methods import PgHnsw
+from vecext.tools.bench.pg_store import attribute_columns
+from vecext.tools.bench.registry import register_method
+from vecext.tools.bench.vecext_method import VecextMethod, register_fixed
 
 PQ_SUB_BYTES = 8  # dimensions per PQ sub-quantizer: M = d / 8
 
@@ -56,8 +73,6 @@ def _set_comment(conn: psycopg.Connection, table: str, column: str, meta: dict[s
 
 def ensure_attribute_indexes(ctx: BenchContext) -> None:
     """A btree on every attribute column of the benchmark table."""
-    from vecext.tools.bench.pg_store import attribute_columns
-
     conn, table = ctx.conn, ctx.table
     assert table is not None
     for col, _ in attribute_columns(ctx.dataset.attrs):
@@ -70,9 +85,6 @@ def ensure_attribute_indexes(ctx: BenchContext) -> None:
 
 def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
     """The compressed column of ``kind`` (``pq``/``binary``) and its build seconds."""
-    from vecext.postgres import add_compressed_column, calibrate, install, train_codec
-    from vecext.postgres.catalog import installed_version
-
     conn, table = ctx.conn, ctx.table
     assert table is not None
     if installed_version(conn) is None:
@@ -96,8 +108,6 @@ def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
                 calibrate(conn, table, column)
         return column, float(_comment(conn, table, column).get("build_s", 0.0))
     if row is not None:
-        from vecext.postgres import drop_compressed_column, drop_ivf_lists, ivf_lists
-
         if ivf_lists(conn, table, column) is not None:
             drop_ivf_lists(conn, table, column)
         drop_compressed_column(conn, table, column)
@@ -124,9 +134,6 @@ def compact(ctx: BenchContext) -> None:
 
 def ensure_lists(ctx: BenchContext, column: str) -> float:
     """IVF lists on ``column`` (and a recalibration that includes nprobe); build seconds."""
-    from vecext.postgres import add_ivf_lists, calibrate, ivf_lists
-    from vecext.tools.bench.pg_store import attribute_columns
-
     conn, table = ctx.conn, ctx.table
     assert table is not None
     meta = _comment(conn, table, column)
@@ -146,8 +153,6 @@ def ensure_lists(ctx: BenchContext, column: str) -> float:
 
 def ensure_index_calibration(ctx: BenchContext, index: str) -> float:
     """Measure the HNSW index's recall per ef_search once (kept in its comment)."""
-    from vecext.postgres import calibrate_index, list_vector_indexes
-
     assert ctx.table is not None
     found = [i for i in list_vector_indexes(ctx.conn, ctx.table, "embedding") if i.name == index]
     if not found:
@@ -170,94 +175,38 @@ def _column_bytes(conn: psycopg.Connection, table: str, column: str) -> int:
     return int(n)
 
 
-class _Vecext(BaseMethod):
-    strategy = "auto"
-    kind: str | None = None
+class PgVecext(VecextMethod):
+    """A vecext method on PostgreSQL: the set-up is kept in the benchmark table."""
 
-    def __init__(self, ctx: BenchContext) -> None:
-        bpv = ctx.d / 8 if self.kind else 4 * ctx.d
-        super().__init__(ctx, params={"strategy": self.strategy}, bytes_per_vector=bpv)
-        self.conn, self.table = ctx.conn, ctx.table
-        self.using: str | None = None
-        self.incomplete = 0
-
-    def build(self) -> float | None:
+    def prepare(self) -> float:
         ensure_attribute_indexes(self.ctx)
-        build_s = 0.0
-        if self.kind:
-            self.using, build_s = ensure_codes(self.ctx, self.kind)
-        return build_s
+        return 0.0
 
-    def search(self, q: np.ndarray) -> np.ndarray:
-        from vecext.postgres import search
+    def ensure_codes(self, kind: str) -> tuple[str, float]:
+        return ensure_codes(self.ctx, kind)
 
-        assert self.table is not None
-        r = search(
-            self.conn, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,
-            filter=self.ctx.filter, using=self.using,
-        )  # fmt: skip
+    def ensure_lists(self, column: str) -> float:
+        return ensure_lists(self.ctx, column)
+
+    def note(self, r: SearchResult) -> None:
         self.params["last_plan"] = {"strategy": r.strategy, **r.plan.params}
-        self.incomplete += 0 if r.complete else 1
-        return np.asarray(r.ids, dtype=np.int64)
 
     def storage_bytes(self) -> int:
-        assert self.table is not None
         total = int(self.ctx.extra.get("pg_vector_bytes", 0))
         if self.using:
             total += _column_bytes(self.conn, self.table, self.using)
+        if self.using and self.strategy == "ivf":
+            lists = ivf_lists(self.conn, self.table, self.using)
+            if lists is not None:
+                total += _column_bytes(self.conn, self.table, lists.list_column)
         return total
 
 
-class VecextExact(_Vecext):
-    """vecext's exact strategy: the filter first (bitmap scans of attribute indexes
-    allowed), index scans off, every matching row's exact distance."""
-
-    strategy = "exact"
-
-    def storage_bytes(self) -> int:
-        return int(self.ctx.extra.get("pg_vector_bytes", 0))
-
-
-class VecextPQ(_Vecext):
-    strategy, kind = "compressed", "pq"
-
-
-class VecextBinary(_Vecext):
-    strategy, kind = "compressed", "binary"
-
-
-class VecextIVFPQ(_Vecext):
-    strategy, kind = "ivf", "pq"
-
-    def __init__(self, ctx: BenchContext) -> None:
-        super().__init__(ctx)
-        self.bytes_per_vector += 4  # the list id
-
-    def build(self) -> float | None:
-        s = super().build() or 0.0
-        assert self.using is not None
-        return s + ensure_lists(self.ctx, self.using)
-
-    def storage_bytes(self) -> int:
-        from vecext.postgres import ivf_lists
-
-        total = super().storage_bytes()
-        assert self.table is not None and self.using is not None
-        lists = ivf_lists(self.conn, self.table, self.using)
-        if lists is not None:
-            total += _column_bytes(self.conn, self.table, lists.list_column)
-        return total
-
-
-class VecextAuto(_Vecext):
+class VecextAuto(PgVecext):
     """The planner with everything vecext would set up: PQ codes, IVF lists, and
     the HNSW index of the ``pgvector-hnsw`` baseline (same name and DDL, so reused)."""
 
-    strategy = "auto"
-
     def build(self) -> float | None:
-        from vecext.tools.bench.pg_methods import PgHnsw
-
         ensure_attribute_indexes(self.ctx)
         column, s = ensure_codes(self.ctx, "pq")
         s += ensure_lists(self.ctx, column)
@@ -270,7 +219,6 @@ class VecextAuto(_Vecext):
         return s
 
     def storage_bytes(self) -> int:
-        assert self.table is not None
         return (
             int(self.ctx.extra.get("pg_vector_bytes", 0))
             + _column_bytes(self.conn, self.table, self.code_column)
@@ -278,8 +226,8 @@ class VecextAuto(_Vecext):
         )
 
 
-register_method("vecext-exact", "postgres", VecextExact)
-register_method("vecext-pq", "postgres", VecextPQ)
-register_method("vecext-binary", "postgres", VecextBinary)
-register_method("vecext-ivfpq", "postgres", VecextIVFPQ)
+# vecext's exact strategy: the filter first (bitmap scans of attribute indexes
+# allowed), index scans off, every matching row's exact distance (no code column)
+register_method("vecext-exact", "postgres", partial(PgVecext, strategy="exact"))
+register_fixed("postgres", PgVecext)
 register_method("vecext-auto", "postgres", VecextAuto)

@@ -101,6 +101,7 @@ def results_table(results: Iterable[dict[str, Any]], title: str = "vecext bench"
 
 def plot(docs: Iterable[dict[str, Any]], path: str | Path, title: str | None = None) -> None:
     """Recall@k (x) against queries per second (y, log scale), one point per result."""
+    # matplotlib is the optional extra vecext[bench], and slow to import: loaded here
     import matplotlib
 
     matplotlib.use("Agg")

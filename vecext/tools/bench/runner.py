@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import numpy as np
 from rich.console import Console
 from rich.progress import (
@@ -38,9 +39,12 @@ from rich.progress import (
 
 from vecext import evaluation
 from vecext.datasets import Dataset, load_dataset
+from vecext.duckdb import load_vss
+from vecext.postgres import connect, pgvector, resolve_dsn
 from vecext.search.filters import describe, parse_cli_filters
-from vecext.tools.bench import where
+from vecext.tools.bench import pg_store, where
 from vecext.tools.bench.context import BenchContext, progress_task
+from vecext.tools.bench.duck_methods import load_table
 from vecext.tools.bench.machine import cores, machine_info
 from vecext.tools.bench.registry import BACKENDS, BenchError, BenchMethod, get_factory
 from vecext.tools.bench.report import RESULT_KEYS
@@ -179,9 +183,6 @@ def _setup_backend(
     """Connect, load the data table; fill ``ctx``; return the closers."""
     ds = ctx.dataset
     if ctx.backend == "postgres":
-        from vecext.postgres import connect, pgvector, resolve_dsn
-        from vecext.tools.bench import pg_store
-
         dsn = resolve_dsn(config.dsn)
         conn = connect(dsn, autocommit=True)
         # Plan every query with its own values, like an application that sends plain
@@ -204,11 +205,6 @@ def _setup_backend(
         shared.update(table=table, load_s=ctx.load_s, table_reused=meta["reused"])
         return [conn.close]
     if ctx.backend == "duckdb":
-        import duckdb
-
-        from vecext.duckdb import load_vss
-        from vecext.tools.bench.duck_methods import load_table
-
         con = duckdb.connect(":memory:")
         try:
             vss = load_vss(con)
