@@ -18,9 +18,10 @@ for an outer ``LIMIT 5``, i.e. 4 candidates per requested row.
 
 from __future__ import annotations
 
+import math
 import re
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pgvector import Vector
@@ -35,6 +36,7 @@ from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 40
+HNSW_PARAMS = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
 #: The README's re-rank example fetches 20 Hamming candidates for LIMIT 5.
 RERANK_CANDIDATES_PER_ROW = 4
 
@@ -128,36 +130,58 @@ class PgExact(_PgMethod):
         return 0.0
 
 
-class PgHnsw(_PgMethod):
-    """pgvector HNSW on ``vector`` with ``vector_cosine_ops`` at the documented defaults."""
+class _PgHnswMethod(_PgMethod):
+    """A pgvector HNSW index at the documented defaults on an expression of
+    ``embedding``: ``hnsw (<indexed>) WITH (m, ef_construction)``, searched with
+    ``ef_search`` and no iterative scan."""
 
     settings = f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}; SET LOCAL hnsw.iterative_scan = off"
+    #: index name suffix; the indexed expression and its operator class ({d}: the
+    #: dimension; constant text, no user input); the pgvector feature it needs
+    suffix: ClassVar[str] = "hnsw"
+    indexed: ClassVar[str] = "embedding vector_cosine_ops"
+    feature: ClassVar[str | None] = None
+
+    def __init__(
+        self, ctx: BenchContext, *, bytes_per_vector: float, params: dict[str, Any] | None = None
+    ) -> None:
+        if self.feature:
+            pgvector.require(ctx.conn, self.feature)
+        params = {**HNSW_PARAMS, **(params or {})}
+        super().__init__(ctx, params=params, bytes_per_vector=bytes_per_vector)
+
+    def build(self) -> float | None:
+        using = sql.SQL(f"hnsw ({self.indexed}) WITH (m = {{m}}, ef_construction = {{efc}})")
+        using = using.format(d=self.ctx.d, m=HNSW_M, efc=HNSW_EF_CONSTRUCTION)
+        # an index element: the indexed value plus 8 bytes of heap pointer and header
+        s = self._index(self.suffix, using, math.ceil(self.bytes_per_vector) + 8)
+        self._explain()
+        return s
+
+
+class PgHnsw(_PgHnswMethod):
+    """pgvector HNSW on ``vector`` with ``vector_cosine_ops`` at the documented defaults."""
 
     def __init__(self, ctx: BenchContext) -> None:
-        params = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
-        super().__init__(ctx, params=params, bytes_per_vector=4 * ctx.d)
+        super().__init__(ctx, bytes_per_vector=4 * ctx.d)
 
     def _query(self) -> sql.Composable:
         return sql.SQL("SELECT id FROM {} {} ORDER BY embedding <=> %b LIMIT {}").format(
             self.t, self.where, self.ctx.k
         )
 
-    def build(self) -> float | None:
-        using = sql.SQL("hnsw (embedding vector_cosine_ops) WITH (m = {}, ef_construction = {})")
-        s = self._index("hnsw", using.format(HNSW_M, HNSW_EF_CONSTRUCTION), 4 * self.ctx.d + 8)
-        self._explain()
-        return s
 
-
-class PgHalfvecHnsw(_PgMethod):
+class PgHalfvecHnsw(_PgHnswMethod):
     """HNSW on the expression ``embedding::halfvec(d)`` (``halfvec_cosine_ops``), defaults."""
 
-    settings = PgHnsw.settings
+    suffix, indexed, feature = (
+        "hnsw_half",
+        "(embedding::halfvec({d})) halfvec_cosine_ops",
+        "halfvec",
+    )
 
     def __init__(self, ctx: BenchContext) -> None:
-        pgvector.require(ctx.conn, "halfvec")
-        params = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
-        super().__init__(ctx, params=params, bytes_per_vector=2 * ctx.d)
+        super().__init__(ctx, bytes_per_vector=2 * ctx.d)
 
     def _query(self) -> sql.Composable:
         d = self.ctx.d
@@ -165,35 +189,23 @@ class PgHalfvecHnsw(_PgMethod):
             "SELECT id FROM {} {} ORDER BY embedding::halfvec({}) <=> %b::halfvec({}) LIMIT {}"
         ).format(self.t, self.where, d, d, self.ctx.k)
 
-    def build(self) -> float | None:
-        using = sql.SQL(
-            "hnsw ((embedding::halfvec({})) halfvec_cosine_ops) WITH (m = {}, ef_construction = {})"
-        ).format(self.ctx.d, HNSW_M, HNSW_EF_CONSTRUCTION)
-        s = self._index("hnsw_half", using, 2 * self.ctx.d + 8)
-        self._explain()
-        return s
 
-
-class PgBitRerank(_PgMethod):
+class PgBitRerank(_PgHnswMethod):
     """pgvector's binary-quantization recipe: Hamming HNSW candidates, re-ranked by ``<=>``."""
 
-    settings = PgHnsw.settings
+    suffix = "hnsw_bit"
+    indexed = "(binary_quantize(embedding)::bit({d})) bit_hamming_ops"
+    feature = "binary_quantize"
 
     def __init__(self, ctx: BenchContext) -> None:
-        pgvector.require(ctx.conn, "binary_quantize")
         self.candidates = RERANK_CANDIDATES_PER_ROW * ctx.k
-        params: dict[str, Any] = {
-            "m": HNSW_M,
-            "ef_construction": HNSW_EF_CONSTRUCTION,
-            "ef_search": HNSW_EF_SEARCH,
-            "candidates": self.candidates,
-        }
+        params: dict[str, Any] = {"candidates": self.candidates}
         if self.candidates > HNSW_EF_SEARCH:
             params["note"] = (
                 f"an HNSW scan returns at most ef_search={HNSW_EF_SEARCH} rows, "
                 f"fewer than the {self.candidates} candidates asked for"
             )
-        super().__init__(ctx, params=params, bytes_per_vector=ctx.d / 8)
+        super().__init__(ctx, bytes_per_vector=ctx.d / 8, params=params)
 
     def _query(self) -> sql.Composable:
         d = self.ctx.d
@@ -206,15 +218,6 @@ class PgBitRerank(_PgMethod):
     def _params(self, q: np.ndarray) -> list[Any]:
         v = Vector(q)
         return [*self.where_params, v, v]
-
-    def build(self) -> float | None:
-        using = sql.SQL(
-            "hnsw ((binary_quantize(embedding)::bit({})) bit_hamming_ops) "
-            "WITH (m = {}, ef_construction = {})"
-        ).format(self.ctx.d, HNSW_M, HNSW_EF_CONSTRUCTION)
-        s = self._index("hnsw_bit", using, -(-self.ctx.d // 8) + 8)
-        self._explain()
-        return s
 
 
 register_method("exact", "postgres", PgExact)
