@@ -141,8 +141,9 @@ def _evaluate_method(spec: str, train: QuerySetResults, test: QuerySetResults) -
         out["train_f1"] = train_prf["f1"]
     if "lam" in method.fit_info:
         out["lam"] = method.fit_info["lam"]
-    if getattr(method, "features", None):
-        out["features"] = list(method.features)
+    features = getattr(method, "features", None)  # the Cosine Adapter's only
+    if features:
+        out["features"] = list(features)
     return out
 
 

@@ -114,7 +114,9 @@ def pick_filters(category: np.ndarray) -> list[tuple[str, Predicate]]:
     frac = counts / counts.sum()
     broad = values[int(np.argmin(np.abs(frac - 0.10)))]
     narrow = values[int(np.argmin(np.abs(frac - 0.005)))]
-    out = [(f"filter {frac[values == broad][0]:.1%}", Eq("category", str(broad)))]
+    out: list[tuple[str, Predicate]] = [
+        (f"filter {frac[values == broad][0]:.1%}", Eq("category", str(broad)))
+    ]
     if narrow != broad:
         out.append((f"filter {frac[values == narrow][0]:.2%}", Eq("category", str(narrow))))
     return out

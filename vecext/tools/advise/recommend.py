@@ -199,9 +199,10 @@ def advise_vectors(
             f"no codec within {budget} bytes per vector reaches recall@{k} {recall:g} "
             "while reading less than an exact scan; raise the budget or lower the target"
         )
-    for m in out:
-        if m.label != recommended:
-            m.verdict = "costlier" if m.est_bytes_per_query < exact_cost else "no gain over exact"
+    for meas in out:
+        if meas.label != recommended:
+            cheaper = meas.est_bytes_per_query < exact_cost
+            meas.verdict = "costlier" if cheaper else "no gain over exact"
     return Advice(
         source=source,
         metric=metric,

@@ -151,8 +151,8 @@ class _PgHnswMethod(_PgMethod):
         super().__init__(ctx, params=params, bytes_per_vector=bytes_per_vector)
 
     def build(self) -> float | None:
-        using = sql.SQL(f"hnsw ({self.indexed}) WITH (m = {{m}}, ef_construction = {{efc}})")
-        using = using.format(d=self.ctx.d, m=HNSW_M, efc=HNSW_EF_CONSTRUCTION)
+        template = f"hnsw ({self.indexed}) WITH (m = {{m}}, ef_construction = {{efc}})"
+        using = sql.SQL(template).format(d=self.ctx.d, m=HNSW_M, efc=HNSW_EF_CONSTRUCTION)
         # an index element: the indexed value plus 8 bytes of heap pointer and header
         s = self._index(self.suffix, using, math.ceil(self.bytes_per_vector) + 8)
         self._explain()
