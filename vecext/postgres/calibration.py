@@ -24,6 +24,7 @@ from vecext.postgres.columns import check_column_current, resolve_column, resolv
 from vecext.postgres.index_catalog import list_vector_indexes
 from vecext.postgres.ivf import cached_codec, ivf_lists
 from vecext.search.calibrate import Calibrator
+from vecext.topk import TopK
 
 
 def _key(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
@@ -170,23 +171,12 @@ EF_LADDER = (40, 64, 100, 160, 250, 400, 640, 1000)
 def _exact_topk(
     conn: psycopg.Connection, q: _KeyedScan, xq: np.ndarray, metric: str, kk: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``kk`` (distances as the metric's ranking value, keys) of ``xq`` over
-    the table, streamed in key order."""
-    from vecext.search.calibrate import _merge
-
-    qn = xq / np.maximum(np.linalg.norm(xq, axis=1, keepdims=True), 1e-30)
-    best_d = np.full((len(xq), 0), np.inf, np.float32)
-    best_i = np.empty((len(xq), 0), dtype=object)
+    """Exact top-``kk`` (distances by :mod:`vecext.topk`, keys) of ``xq`` over the table,
+    streamed in key order."""
+    acc = TopK(xq, kk, metric, object)
     for keys, xb in q.batches(conn):
-        if metric == "cosine":
-            D = 1 - qn @ (xb / np.maximum(np.linalg.norm(xb, axis=1, keepdims=True), 1e-30)).T
-        elif metric == "ip":
-            D = -(xq @ xb.T)
-        else:
-            D = (xq**2).sum(1)[:, None] - 2 * xq @ xb.T + (xb**2).sum(1)[None, :]
-        bi = np.broadcast_to(np.asarray(keys, dtype=object)[None, :], D.shape)
-        best_d, best_i = _merge(best_d, best_i, D.astype(np.float32), bi, kk)
-    return best_d, best_i
+        acc.add(np.asarray(keys, dtype=object), xb)
+    return acc.result()
 
 
 class _KeyedScan:
@@ -317,7 +307,7 @@ def calibrate_index(
         raise ValueError(f"index {index!r} cannot order a {metric} search of {t}.{ix.column}")
     info.caps = info.alternatives[index]
     norm = (lambda v: int(v)) if scan.int_key else (lambda v: str(v))  # noqa: E731
-    truth = [{norm(v) for v in row} for row in best_i.tolist()]
+    truth = [{norm(v) for v in row if v is not None} for row in best_i.tolist()]
     curve: dict[str, float] = {}
     for ef in ef_ladder:
         hits = []

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vecext.topk import merge_topk, prepare, ranking
+
 #: Multipliers of k tried (candidates reranked = mult * k).
 LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
@@ -167,28 +169,11 @@ class _Track:
         nq = D.shape[0]
         bi = np.broadcast_to(ids[None, :], (nq, ids.shape[0]))
         bl = np.broadcast_to(lists[None, :], (nq, ids.shape[0]))
-        self.true_d, self.true_i, self.true_l = _merge(
+        self.true_d, self.true_i, self.true_l = merge_topk(
             self.true_d, self.true_i, D, bi, k, extra=[self.true_l, bl]
         )
-        self.cand_d, self.cand_i = _merge(self.cand_d, self.cand_i, C, bi, depth)
+        self.cand_d, self.cand_i = merge_topk(self.cand_d, self.cand_i, C, bi, depth)
         self.rows += ids.shape[0]
-
-
-def _merge(d0, i0, d1, i1, n, extra=None):  # type: ignore[no-untyped-def]
-    """The ``n`` smallest of two (nq, *) distance/id arrays, sorted."""
-    d = np.concatenate([d0, d1], axis=1)
-    i = np.concatenate([i0, i1], axis=1)
-    n = min(n, d.shape[1])
-    if n == 0:
-        return [d[:, :0], i[:, :0]] + ([np.concatenate(extra, axis=1)[:, :0]] if extra else [])
-    part = np.argpartition(d, n - 1, axis=1)[:, :n] if n < d.shape[1] else np.argsort(d, 1)
-    rows = np.arange(d.shape[0])[:, None]
-    order = np.argsort(d[rows, part], axis=1, kind="stable")
-    sel = part[rows, order]
-    out = [d[rows, sel], i[rows, sel]]
-    if extra is not None:
-        out.append(np.concatenate(extra, axis=1)[rows, sel])
-    return out
 
 
 class Calibrator:
@@ -242,17 +227,10 @@ class Calibrator:
         self._clusters: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.subsets)
 
     def _prep(self, x: np.ndarray) -> np.ndarray:
-        if self.metric == "cosine":
-            n = np.linalg.norm(x, axis=1, keepdims=True)
-            return (x / np.where(n > 0, n, 1)).astype(np.float32)
-        return x
+        return prepare(x, self.metric)
 
     def _exact(self, xb: np.ndarray) -> np.ndarray:
-        xb = self._prep(xb)
-        ip = self._q @ xb.T
-        if self.metric == "l2":
-            return (self._q**2).sum(1)[:, None] - 2 * ip + (xb**2).sum(1)[None, :]
-        return -ip
+        return ranking(self._q, self._prep(xb), self.metric)
 
     def _members(self, j: int, ids: np.ndarray, xb: np.ndarray) -> np.ndarray:
         s, kind = self.subsets[j]

@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vecext import topk
 from vecext.codecs import METRICS, CodecError, make_codec
-from vecext.codecs.base import as_float32_rows, normalize_rows
+from vecext.codecs.base import as_float32_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -211,22 +212,15 @@ class Advice:
 # the measurement
 
 
-def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
-    return normalize_rows(x) if metric == "cosine" else x
-
-
 def exact_distances(xb: np.ndarray, xq: np.ndarray, metric: str) -> np.ndarray:
-    """Exact ``(nq, n)`` distances in the codecs' convention (smaller is closer)."""
-    xb, xq = _prepare(xb, metric), _prepare(xq, metric)
-    if metric == "l2":
-        return (xq * xq).sum(1, keepdims=True) - 2 * (xq @ xb.T) + (xb * xb).sum(1)[None, :]
-    return -(xq @ xb.T)
+    """Exact ``(nq, n)`` distances in the codecs' convention (smaller is closer; cosine
+    ranks by ``-cos``), as :mod:`vecext.topk` ranks."""
+    return topk.ranking(topk.prepare(xq, metric), topk.prepare(xb, metric), metric)
 
 
 def exact_neighbours(xb: np.ndarray, xq: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """Exact top-``k`` row ids of ``xb`` per query (ties to the lower row), numpy."""
-    D = exact_distances(xb, xq, metric)
-    return np.argsort(D, axis=1, kind="stable")[:, :k].astype(np.int64)
+    """Exact top-``k`` row ids of ``xb`` per query (ties to the lower row)."""
+    return topk.exact_topk(xb, xq, k, metric)[1]
 
 
 def prefix_sizes(n: int, k: int) -> list[int]:
@@ -450,7 +444,7 @@ def advise_vectors(
     for i0 in range(0, xq.shape[0], step):
         D = exact_distances(xb, xq[i0 : i0 + step], metric)
         for m, t in truths.items():
-            t[i0 : i0 + step] = np.argsort(D[:, :m], axis=1, kind="stable")[:, :k]
+            t[i0 : i0 + step] = topk.smallest_k(D[:, :m], k)[1]
     exact_cost = float(rows * 4 * d)
     out: list[Measurement] = []
     for c in chosen:
