@@ -67,7 +67,6 @@ KNOWN_CYCLES = {
 KNOWN_BIG = {
     "vecext/evaluation.py",
     "vecext/postgres/ivf.py",
-    "vecext/postgres/strategies.py",
     "vecext/postgres/columns.py",
     "vecext/codecs/base.py",
     "vecext/relevance/base.py",

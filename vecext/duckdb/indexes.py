@@ -212,7 +212,7 @@ def create_hnsw_index(
     For a file database this sets ``hnsw_enable_experimental_persistence`` (see
     the module docstring for what that means after a crash).
     """
-    from vecext.duckdb.backend import vector_column
+    from vecext.duckdb.discovery import vector_column
 
     if metric not in VSS_METRICS:
         raise HnswIndexError(f"unknown metric {metric!r}; use one of {', '.join(VSS_METRICS)}")

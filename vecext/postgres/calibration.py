@@ -313,9 +313,7 @@ def calibrate_index(
         hits = []
         for i, q in enumerate(xq):
             req = Request(t.qualified, ix.column, q, k, metric, None)
-            got, _, _ = backend.run(
-                info, req, Plan("hnsw", "calibration", {"ef_search": ef, "ef_floor": False})
-            )
+            got, _ = backend.hnsw(info, req, Plan("hnsw", "calibration"), min(max(ef, k), 1000))
             hits.append(len(truth[i] & {norm(g) for g in got.tolist()}) / k)
         curve[str(ef)] = float(np.mean(hits))
     record = {"k": k, "n_queries": int(len(xq)), "metric": metric, "ef_search": curve,
