@@ -29,7 +29,6 @@ the constant list for every row (measured 25x slower on 117k rows, M = 48).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +39,11 @@ from vecext.codecs import Codec
 from vecext.duckdb._arrow import bytes_to_words
 from vecext.duckdb.filters import ident
 from vecext.duckdb.indexes import DISTANCE_FUNCTIONS
+from vecext.search.codec_cache import CodecCache
 from vecext.search.contracts import Candidates, Request, SearchError, Stage, TableInfo
 from vecext.search.planner import Plan
 
-_CODECS: OrderedDict[tuple[str, str], Codec] = OrderedDict()
-_CACHE_SIZE = 32
+_CODECS = CodecCache(32)
 
 
 @dataclass
@@ -93,16 +92,9 @@ def cached_codec(con: duckdb.DuckDBPyConnection, name: str, fingerprint: str) ->
     The first load also puts it into the connection's UDF cache."""
     from vecext.duckdb.codecs import load_codec
 
-    key = (name, fingerprint)
-    codec = _CODECS.get(key)
-    if codec is None:
-        codec = load_codec(con, name, fingerprint=fingerprint)
-        _CODECS[key] = codec
-        while len(_CODECS) > _CACHE_SIZE:
-            _CODECS.popitem(last=False)
-    else:
-        _CODECS.move_to_end(key)
-    return codec
+    return _CODECS.get(
+        (name, fingerprint), lambda: load_codec(con, name, fingerprint=fingerprint)
+    )
 
 
 def _result(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
