@@ -9,9 +9,9 @@ import pytest
 import vecext.duckdb as vd
 from tests.duckdb.conftest import load_clustered_table, search_recall
 from vecext.duckdb.backend import DuckDBBackend
+from vecext.duckdb.calibration import calibrate_hnsw
 from vecext.duckdb.indexes import (
     HnswIndexError,
-    calibrate_hnsw,
     create_hnsw_index,
     drop_hnsw_index,
     estimate_hnsw_memory,
@@ -154,7 +154,7 @@ def test_hnsw_calibration_steers_ef_search(table) -> None:
     rec = calibrate_hnsw(con, "t", ix.name, n_queries=20, ef_ladder=(10, 40, 200))
     curve = rec["ef_search"]
     assert list(curve) == ["10", "40", "200"] and curve["200"] >= curve["10"]
-    assert curve["200"] >= 0.9 and rec["queries"] == "rows"
+    assert curve["200"] >= 0.9 and rec["queries"] == "perturbed rows"
     (stored,) = hnsw_indexes(con, "t", "v")
     assert stored.calibration == rec  # kept in the index's comment
     no_floor = PlannerSettings(recall_target=0.5, hnsw_ef_floor=0)

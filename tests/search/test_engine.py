@@ -40,14 +40,15 @@ class MemoryBackend:
             "v_pq", "c", "pq", "fp", "l2", "bytea", list_column="v_list" if lists else None,
             ivf_codec="ivf" if lists else None, nlist=NLIST if lists else 0,
         )  # fmt: skip
-        self.hnsw = "ix" if hnsw else None
+        self.index = "ix" if hnsw else None
         self.drop_lists: set[int] = set()
 
     def table_info(self, table: str, column: str, metric: str) -> TableInfo:
-        caps = capabilities(N, self.code, self.hnsw, None, metric, False)
+        caps = capabilities(N, self.code, self.index, None, metric, False)
         return TableInfo(
             table, column, D, "id", {"id": "int", "v": "vec", "cat": "text"}, caps, Ref(),
             metric, "vector", codes={"v_pq": self.code},
+            alternatives={"v_pq": caps, **({"ix": caps} if self.index else {})},
         )  # fmt: skip
 
     def for_tenant(self, info: TableInfo, tenant: Any) -> TableInfo:

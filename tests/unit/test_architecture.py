@@ -61,7 +61,6 @@ KNOWN_CYCLES = {
         "vecext.postgres.columns",
         "vecext.postgres.ivf",
     ),
-    ("vecext.duckdb.backend", "vecext.duckdb.indexes", "vecext.duckdb.strategies"),
     ("vecext.tools.demo", "vecext.tools.demo_backends"),
 }
 KNOWN_BIG = {

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import duckdb
 
-from vecext.duckdb import strategies
+from vecext.duckdb import calibration, strategies
 from vecext.duckdb._sql import TableRef
 from vecext.duckdb.discovery import (
     _VECTOR_TYPES,
@@ -64,6 +64,7 @@ class DuckDBBackend(SqlBackend):
     name = "duckdb"
     connection_type = duckdb.DuckDBPyConnection
     statements = strategies
+    calibration = calibration
     conn: duckdb.DuckDBPyConnection
     #: DuckDB's floors (vecext.search.settings): in DuckDB the code scan dominates a
     #: two-stage search and reranking only fetches the candidates by rowid (1,280 of them

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from vecext.postgres import pgvector, strategies
+from vecext.postgres import calibration, pgvector, strategies
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter, table_identifier
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
@@ -47,6 +47,7 @@ class PostgresBackend(SqlBackend):
     name = "postgres"
     connection_type = psycopg.Connection
     statements = strategies
+    calibration = calibration
     conn: psycopg.Connection
 
     def load_adapter(self, name: str) -> RelevanceMethod:

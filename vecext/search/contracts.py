@@ -22,6 +22,7 @@ from vecext.errors import VecextError
 
 if TYPE_CHECKING:
     from vecext.relevance.base import RelevanceMethod
+    from vecext.search.calibrate import CodeSource, IndexSource
     from vecext.search.filters import Predicate
     from vecext.search.planner import Capabilities, Plan
     from vecext.search.settings import PlannerSettings
@@ -243,6 +244,17 @@ class Backend(Protocol):
         """Rows passing ``req.pred`` in each IVF list of ``code`` (list id -> rows)."""
         ...
 
+    # -- calibration (vecext.search.calibrate) -------------------------------------------
+
+    def code_source(self, table: str, code_column: str) -> CodeSource:
+        """The rows, codec and record store of a compressed column to calibrate."""
+        ...
+
+    def index_source(self, table: str, index: str, metric: str | None) -> IndexSource:
+        """The search target, rows and record store of an HNSW index to calibrate
+        (``metric``: the searches', ``None`` for the index's own)."""
+        ...
+
 
 class SqlBackend(ABC):
     """What the bundled backends share: the connection they wrap, which connections they
@@ -251,13 +263,16 @@ class SqlBackend(ABC):
     steps, each delegated to the backend's ``statements`` module (its SQL): a
     ``Context(conn, info, req, plan, where, where_params)`` class and the functions
     ``exact(ctx)``, ``hnsw(ctx, ef)``, ``candidates(ctx, stage)``, ``exact_of(ctx, ids)``,
-    ``probe_order(ctx, code)`` and ``list_counts(ctx, code)``. A subclass says how a
-    filter becomes its WHERE clause (:meth:`where`)."""
+    ``probe_order(ctx, code)`` and ``list_counts(ctx, code)``; and calibration, delegated
+    to its ``calibration`` module's ``code_source(backend, table, code_column)`` and
+    ``index_source(backend, table, index, metric)``. A subclass says how a filter
+    becomes its WHERE clause (:meth:`where`)."""
 
     name: ClassVar[str]
     planner_defaults: ClassVar[Mapping[str, Any]] = {}
     connection_type: ClassVar[type]
     statements: ClassVar[Any]
+    calibration: ClassVar[Any]
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -294,6 +309,12 @@ class SqlBackend(ABC):
 
     def list_counts(self, info: TableInfo, req: Request, code: CodeColumn) -> dict[int, int]:
         return self.statements.list_counts(self._ctx(info, req, None), code)  # type: ignore[no-any-return]
+
+    def code_source(self, table: str, code_column: str) -> CodeSource:
+        return self.calibration.code_source(self, table, code_column)  # type: ignore[no-any-return]
+
+    def index_source(self, table: str, index: str, metric: str | None) -> IndexSource:
+        return self.calibration.index_source(self, table, index, metric)  # type: ignore[no-any-return]
 
 
 @dataclass

@@ -286,7 +286,7 @@ def _params(
             # the index's own measured recall: unfiltered, the smallest ef that reaches
             # the target; filtered, at least that
             # (aimed at half the allowed loss: real queries are harder than the
-            # calibration's, see vecext.postgres.calibration.perturbed_queries)
+            # calibration's, see vecext.search.calibrate.perturbed_queries)
             goal = 1.0 - (1.0 - s.recall_target) / 2
             curve = sorted((int(e), float(r)) for e, r in caps.hnsw_calibration.items())
             measured = next((e for e, r in curve if r >= goal), curve[-1][0])

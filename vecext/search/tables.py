@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from vecext.search.calibrate import planner_calibration
 from vecext.search.contracts import CodeColumn
+from vecext.search.curves import planner_calibration
 from vecext.search.planner import Capabilities
 
 __all__ = ["KIND_ORDER", "best_first", "capabilities", "index_curve"]

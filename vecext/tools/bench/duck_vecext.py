@@ -181,7 +181,8 @@ def ensure_lists(
 def ensure_hnsw(con: duckdb.DuckDBPyConnection, table: str, task: Task | None = None) -> float:
     """A VSS HNSW index at VSS's defaults (cosine) on ``table.embedding``, with its
     ef_search calibration; seconds."""
-    from vecext.duckdb.indexes import calibrate_hnsw, create_hnsw_index, hnsw_indexes
+    from vecext.duckdb.calibration import calibrate_hnsw
+    from vecext.duckdb.indexes import create_hnsw_index, hnsw_indexes
 
     task = task or _nullcontext_task
     have = [ix for ix in hnsw_indexes(con, table, "embedding") if ix.metric == "cosine"]
