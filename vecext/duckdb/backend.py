@@ -63,8 +63,8 @@ class DuckDBBackend(SqlBackend):
 
     name = "duckdb"
     connection_type = duckdb.DuckDBPyConnection
-    statements = strategies
-    calibration = calibration
+    statements: ClassVar[Any] = strategies
+    calibration: ClassVar[Any] = calibration
     conn: duckdb.DuckDBPyConnection
     #: DuckDB's floors (vecext.search.settings): in DuckDB the code scan dominates a
     #: two-stage search and reranking only fetches the candidates by rowid (1,280 of them

@@ -125,7 +125,8 @@ def index_source(
             f"{quote_literal(json.dumps(meta, sort_keys=True))}"
         )
 
-    rows = ArrowRows(con, info.ref.sql, quote_ident(info.id_column), info.column, info.dim)
+    table_sql = str(info.ref.sql)  # type: ignore[attr-defined]
+    rows = ArrowRows(con, table_sql, quote_ident(info.id_column), info.column, info.dim)
     return driver.IndexSource(target, rows, save)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -46,8 +46,8 @@ class PostgresBackend(SqlBackend):
 
     name = "postgres"
     connection_type = psycopg.Connection
-    statements = strategies
-    calibration = calibration
+    statements: ClassVar[Any] = strategies
+    calibration: ClassVar[Any] = calibration
     conn: psycopg.Connection
 
     def load_adapter(self, name: str) -> RelevanceMethod:

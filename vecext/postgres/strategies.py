@@ -208,7 +208,7 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
     dist, dparams = code_distance(ctx, code)
     codes = sql.Identifier(code.name)
     if lists is not None:
-        lcol = sql.Identifier(code.list_column)
+        lcol = sql.Identifier(str(code.list_column))
         inner = sql.SQL(
             "SELECT {id} AS id, {dist} AS cd, {lcol} AS l FROM {t} "
             "WHERE {lcol} = ANY(%s::int[]) AND {codes} IS NOT NULL AND {where}{budget}"

@@ -1,8 +1,9 @@
 """The contract between the search core and a database backend.
 
-The core (:mod:`vecext.search`) plans and orchestrates; a backend says what a
-table offers (:class:`TableInfo`), counts, and executes the primitive steps of a
-:class:`~vecext.search.planner.Plan` (see :class:`Backend`). The core never imports a backend: backends register themselves
+The core (:mod:`vecext.search`) plans and orchestrates (:mod:`vecext.search.engine`);
+a backend says what a table offers (:class:`TableInfo`), counts, and executes the
+primitive steps of a :class:`~vecext.search.planner.Plan` (see :class:`Backend`). The
+core never imports a backend: backends register themselves
 (:mod:`vecext.search.registry`) and are found by the connection they are given.
 
 Everything that crosses the line is typed here, so that neither side reads the
