@@ -8,10 +8,10 @@ import pytest
 
 import vecext.duckdb as vd
 from tests.duckdb.conftest import load_clustered_table, search_recall
-from vecext.duckdb import strategies
+from vecext.duckdb.backend import DuckDBBackend
+from vecext.duckdb.calibration import calibrate_hnsw
 from vecext.duckdb.indexes import (
     HnswIndexError,
-    calibrate_hnsw,
     create_hnsw_index,
     drop_hnsw_index,
     estimate_hnsw_memory,
@@ -21,6 +21,7 @@ from vecext.duckdb.indexes import (
 from vecext.duckdb.ivf import add_ivf_lists, drop_ivf_lists, ivf_lists, refresh_lists
 from vecext.search import search
 from vecext.search.api import SearchError
+from vecext.search.planner import PlannerSettings
 
 N, D = 3_000, 16
 
@@ -146,23 +147,23 @@ def test_search_after_reopening_a_file_database(tmp_path) -> None:
         con.close()
 
 
-def test_hnsw_calibration_steers_ef_search(table, monkeypatch) -> None:
+def test_hnsw_calibration_steers_ef_search(table) -> None:
     con, x = table
     ix = create_hnsw_index(con, "t", "v", "cosine", m=8, ef_construction=40)
     assert ix.calibration is None
     rec = calibrate_hnsw(con, "t", ix.name, n_queries=20, ef_ladder=(10, 40, 200))
     curve = rec["ef_search"]
     assert list(curve) == ["10", "40", "200"] and curve["200"] >= curve["10"]
-    assert curve["200"] >= 0.9 and rec["queries"] == "rows"
+    assert curve["200"] >= 0.9 and rec["queries"] == "perturbed rows"
     (stored,) = hnsw_indexes(con, "t", "v")
     assert stored.calibration == rec  # kept in the index's comment
-    monkeypatch.setattr(strategies, "HNSW_EF_FLOOR", 0)
-    r = search(con, "t", "v", x[1], 10, strategy="hnsw", recall_target=0.5)
+    no_floor = PlannerSettings(recall_target=0.5, hnsw_ef_floor=0)
+    r = search(con, "t", "v", x[1], 10, strategy="hnsw", settings=no_floor)
     smallest = min(int(e) for e, v in curve.items() if v >= 0.5)
     assert r.plan.params["ef_search"] == max(smallest, 40)  # the planner's floor is 40
-    monkeypatch.undo()
     r = search(con, "t", "v", x[1], 10, strategy="hnsw", recall_target=0.5)
-    assert r.plan.params["ef_search"] == strategies.HNSW_EF_FLOOR
+    floor = PlannerSettings().resolve(DuckDBBackend.planner_defaults).hnsw_ef_floor
+    assert r.plan.params["ef_search"] == floor
     assert "raised to 128" in r.explain()
     with pytest.raises(HnswIndexError, match="no HNSW index named 'nope'"):
         calibrate_hnsw(con, "t", "nope")

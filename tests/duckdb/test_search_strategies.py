@@ -31,7 +31,11 @@ def _mean_recall(con, data, strategy, filt=None, k=10, queries=None, **kw):
     return float(np.mean(out)), min(rows), r
 
 
-def test_calibration_is_stored_in_the_catalog(search_env, monkeypatch) -> None:
+#: the floors a DuckDB search runs with
+FLOORS = PlannerSettings().resolve(DuckDBBackend.planner_defaults)
+
+
+def test_calibration_is_stored_in_the_catalog(search_env) -> None:
     con, data = search_env
     cal = data.extra["cal_pq"]
     depth = [cal["depth"][m] for m in sorted(cal["depth"], key=int)]
@@ -44,11 +48,11 @@ def test_calibration_is_stored_in_the_catalog(search_env, monkeypatch) -> None:
     # the planner takes its rerank depth from that curve; DuckDB raises it to its floor
     mult = min(int(m) for m, r in cal["depth"].items() if r >= 0.95)
     r = search(con, "items", "embedding", data.xq[0], 10, strategy="compressed")
-    assert r.plan.params["rerank"] == max(10 * mult, 10 * strategies.RERANK_MULT)
-    if mult < strategies.RERANK_MULT:
+    assert r.plan.params["rerank"] == max(10 * mult, 10 * FLOORS.rerank_floor_mult)
+    if mult < FLOORS.rerank_floor_mult:
         assert f"rerank depth {10 * mult} (from the calibration) raised" in r.explain()
-    monkeypatch.setattr(strategies, "RERANK_MULT", 1)
-    r = search(con, "items", "embedding", data.xq[0], 10, strategy="compressed")
+    r = search(con, "items", "embedding", data.xq[0], 10, strategy="compressed",
+               settings=PlannerSettings(rerank_floor_mult=1))  # fmt: skip
     assert r.plan.params["rerank"] == 10 * mult
 
 

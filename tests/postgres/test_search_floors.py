@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from tests.postgres.search_data import recall
-from vecext.postgres import search, strategies
+from vecext.postgres import search
+from vecext.postgres.backend import PostgresBackend
 from vecext.search import planner
-from vecext.search.planner import probe_count
+from vecext.search.planner import PlannerSettings, probe_count, rerank_floor
+
+#: the floors a PostgreSQL search runs with
+FLOORS = PlannerSettings().resolve(PostgresBackend.planner_defaults)
 
 
 def _hard_queries(data, n: int = 40, seed: int = 7, sigma: float = 1.2) -> np.ndarray:
@@ -33,12 +37,12 @@ def _recall(conn, data, xq, **kw) -> tuple[float, list]:
 
 def test_hnsw_ef_search_is_at_least_the_floor(sconn, search_env) -> None:
     r = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw")
-    assert r.plan.params["ef_search"] >= strategies.HNSW_EF_FLOOR
+    assert r.plan.params["ef_search"] >= FLOORS.hnsw_ef_floor
     # a low target: the planner asks for little, the floor raises it
     r = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw",
                recall_target=0.3)  # fmt: skip
-    assert r.plan.params["ef_search"] == strategies.HNSW_EF_FLOOR
-    assert f"raised to {strategies.HNSW_EF_FLOOR}" in r.explain()
+    assert r.plan.params["ef_search"] == FLOORS.hnsw_ef_floor
+    assert f"raised to {FLOORS.hnsw_ef_floor}" in r.explain()
     assert r.rows_scanned == r.plan.params["ef_search"]
     # a scan budget bounds the walk, floor or not
     b = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw", max_scan_rows=50)
@@ -61,30 +65,27 @@ def calibrated(search_env):
     conn.close()
 
 
-def _hnsw_recall(conn, data, xq) -> tuple[float, list]:
+def _hnsw_recall(conn, data, xq, **kw) -> tuple[float, list]:
     out, efs = [], []
     for q in xq:
-        r = search(conn, "hitems", "embedding", q, 10, strategy="hnsw")
+        r = search(conn, "hitems", "embedding", q, 10, strategy="hnsw", **kw)
         out.append(recall(r.ids, data.truth(q, 10)))
         efs.append(r.plan.params["ef_search"])
     return float(np.mean(out)), efs
 
 
-def test_hnsw_floor_keeps_recall_on_queries_unlike_the_rows(
-    calibrated, search_env, monkeypatch
-) -> None:
+def test_hnsw_floor_keeps_recall_on_queries_unlike_the_rows(calibrated, search_env) -> None:
     conn, rec = calibrated
     assert rec["queries"] == "perturbed rows"
     curve = {int(e): r for e, r in rec["ef_search"].items()}
     xq = _hard_queries(search_env)
     got, efs = _hnsw_recall(conn, search_env, xq)
     want = next((e for e, r in sorted(curve.items()) if r >= 0.995), max(curve))
-    assert set(efs) == {max(want, strategies.HNSW_EF_FLOOR)}
+    assert set(efs) == {max(want, FLOORS.hnsw_ef_floor)}
     assert got >= 0.95, f"HNSW recall@10 at the defaults, queries unlike the rows: {got:.3f}"
     # without the floors: the calibration aimed at half the allowed loss, as the planner
-    monkeypatch.setattr(strategies, "HNSW_EF_FLOOR", 0)
-    monkeypatch.setattr(strategies, "HNSW_LOSS_SHARE", 0.5)
-    low, low_efs = _hnsw_recall(conn, search_env, xq)
+    no_floors = PlannerSettings(hnsw_ef_floor=0, hnsw_loss_share=0.5)
+    low, low_efs = _hnsw_recall(conn, search_env, xq, settings=no_floors)
     assert max(low_efs) <= min(efs) and low <= got
 
 
@@ -92,7 +93,7 @@ def test_rerank_depth_floor_is_priced_against_the_scan(sconn, search_env) -> Non
     q = search_env.xq[1]
     r = search(sconn, "items", "embedding", q, 10, strategy="compressed", using="emb_pq")
     # 20,000 PQ codes scanned: 32 k = 320 candidates cost less than a quarter of that
-    assert r.plan.params["rerank"] >= strategies.RERANK_FLOOR_MULT * 10
+    assert r.plan.params["rerank"] >= FLOORS.rerank_floor_mult * 10
     assert r.plan.params["reranked"] >= r.plan.params["rerank"]
     # 200 rows pass cat = c: a floor would cost more than the scan, so none
     small = search(sconn, "items", "embedding", q, 10, strategy="compressed", using="emb_pq",
@@ -101,9 +102,9 @@ def test_rerank_depth_floor_is_priced_against_the_scan(sconn, search_env) -> Non
     # binary codes are cheap to scan: the floor is lower (20,000 / 400 = 50)
     b = search(sconn, "items", "embedding", q, 10, strategy="compressed", using="emb_bin")
     assert b.plan.params["rerank"] >= 50
-    assert strategies.rerank_floor_rows(10, "binary", 20_000) == 50
-    assert strategies.rerank_floor_rows(10, "pq", 20_000) == 320
-    assert strategies.rerank_floor_rows(10, "pq", 100) == 10
+    assert rerank_floor(10, "binary", 20_000, FLOORS) == 50
+    assert rerank_floor(10, "pq", 20_000, FLOORS) == 320
+    assert rerank_floor(10, "pq", 100, FLOORS) == 10
 
 
 def test_ivf_probes_cover_a_tenth_of_the_allowed_loss(sconn, search_env) -> None:

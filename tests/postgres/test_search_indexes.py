@@ -144,16 +144,19 @@ def test_hnsw_calibration_sets_ef_search(iconn, search_env) -> None:
     assert stored.comment["calibration"]["ef_search"] == curve
     # perturbed rows are easier than real queries: the search aims their measured recall
     # at a tenth of the allowed loss (0.995 for 0.95), and at least HNSW_EF_FLOOR
-    from vecext.postgres import strategies
+    from vecext.postgres.backend import PostgresBackend
+    from vecext.search.planner import PlannerSettings
+
+    floor = PlannerSettings().resolve(PostgresBackend.planner_defaults).hnsw_ef_floor
 
     want = next((int(e) for e, r in curve.items() if r >= 0.995), 400)
     r = search(iconn, "iitems", "embedding", search_env.xq[0], 10, strategy="hnsw")
-    assert r.plan.params["ef_search"] == max(want, strategies.HNSW_EF_FLOOR)
+    assert r.plan.params["ef_search"] == max(want, floor)
     # calibrated on given queries (a query log): half the allowed loss, as the planner
     rec = calibrate_index(iconn, "iitems", ix.name, queries=search_env.xq[:10],
                           ef_ladder=(10, 40, 400, 1000))  # fmt: skip
     curve = rec["ef_search"]
     want = next((int(e) for e, r in curve.items() if r >= 0.975), 1000)
     r = search(iconn, "iitems", "embedding", search_env.xq[0], 10, strategy="hnsw")
-    assert r.plan.params["ef_search"] == max(want, strategies.HNSW_EF_FLOOR)
+    assert r.plan.params["ef_search"] == max(want, floor)
     drop_vector_index(iconn, ix.name)

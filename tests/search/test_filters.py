@@ -140,3 +140,37 @@ def test_combining_and_describing():
         In("pos", ())
     with pytest.raises(FilterError, match="no bounds"):
         Range("year")
+
+
+def test_placeholder_characters_in_identifiers_stay_names(pg_conn, duck):
+    """A ``%`` (psycopg's placeholder) or ``?`` (DuckDB's) inside a column name is part
+    of the quoted name, not a parameter."""
+    pg_conn.execute('CREATE TABLE pct (id int, "a%sb" text, "c%" int)')
+    pg_conn.execute("INSERT INTO pct VALUES (1, 'x', 5), (2, 'y', 6), (3, 'x', 7)")
+    where, params = pg_compile(parse_filter({"a%sb": "x", "c%": (6, 9)}))
+    q = sql.SQL("SELECT count(*) FROM pct WHERE {}").format(where)
+    assert pg_conn.execute(q, params).fetchone()[0] == 1
+    where, params = pg_compile(parse_filter({"a%sb": ["x", "y"]}), alias="pct")
+    q = sql.SQL("SELECT count(*) FROM pct WHERE {}").format(where)
+    assert pg_conn.execute(q, params).fetchone()[0] == 3
+    duck.execute('CREATE TABLE qm (id INTEGER, "a?b" VARCHAR, "c{}" INTEGER)')
+    duck.execute("INSERT INTO qm VALUES (1, 'x', 5), (2, 'y', 6), (3, 'x', 7)")
+    where, params = duck_compile(parse_filter({"a?b": ["x"], "c{}": (6, 9)}))
+    assert duck.execute(f"SELECT count(*) FROM qm WHERE {where}", params).fetchone()[0] == 1
+
+
+def test_one_compiler_for_both_dialects_and_the_bench():
+    from vecext.search.sqlfilter import compile_filter
+    from vecext.tools.bench.where import duck_condition, pg_condition
+
+    pred = parse_filter({"pos": "n", "tag": ["a", "b"], "year": (2000, 2010)})
+    text, params = duck_compile(pred)
+    assert text == '("pos" = ?) AND ("tag" IN (?, ?)) AND ("year" >= ? AND "year" <= ?)'
+    assert params == ["n", "a", "b", 2000, 2010]
+    assert duck_condition(pred) == (text, params)
+    composed, pg_params = pg_compile(pred)
+    assert pg_params == ["n", ["a", "b"], 2000, 2010]
+    assert pg_condition(pred)[1] == pg_params
+    assert str(pg_condition(pred)[0]) == str(composed)
+    with pytest.raises(FilterError, match="cannot compile filter"):
+        compile_filter(object(), None)  # type: ignore[arg-type]

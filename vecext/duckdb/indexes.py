@@ -212,7 +212,7 @@ def create_hnsw_index(
     For a file database this sets ``hnsw_enable_experimental_persistence`` (see
     the module docstring for what that means after a crash).
     """
-    from vecext.duckdb.backend import vector_column
+    from vecext.duckdb.discovery import vector_column
 
     if metric not in VSS_METRICS:
         raise HnswIndexError(f"unknown metric {metric!r}; use one of {', '.join(VSS_METRICS)}")
@@ -255,106 +255,3 @@ def drop_hnsw_index(con: duckdb.DuckDBPyConnection, table: str, name: str) -> No
         raise HnswIndexError(f"table {table} has no HNSW index named {name!r}")
     schema = found[0].schema
     con.execute(f"DROP INDEX {ident(schema)}.{ident(name)}")
-
-
-#: ef_search values measured by :func:`calibrate_hnsw` (the planner's range is 40..1000).
-EF_LADDER = (40, 64, 100, 160, 250, 400, 640, 1000)
-
-
-def calibrate_hnsw(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    index: str,
-    *,
-    k: int = 10,
-    n_queries: int = 100,
-    seed: int = 0,
-    queries: Any = None,
-    ef_ladder: tuple[int, ...] = EF_LADDER,
-    store: bool = True,
-) -> dict[str, Any]:
-    """Measure recall@k of an HNSW index against exact search for a ladder of
-    ``hnsw_ef_search`` values and (with ``store``) keep the record in the index's
-    comment, where the planner reads it to choose ef_search for a recall target
-    (the same record as ``vecext.postgres.calibrate_index``).
-
-    HNSW recall depends on the data, so it is measured on the table itself: sample
-    rows as queries (each left out of its own results), or ``queries`` given.
-    """
-    import numpy as np
-
-    from vecext.codecs.base import as_float32_rows
-    from vecext.duckdb import strategies
-    from vecext.duckdb._sql import quote_literal
-    from vecext.duckdb.backend import DuckDBBackend
-    from vecext.search.calibrate import _merge
-    from vecext.search.contracts import Request
-    from vecext.search.planner import Plan
-
-    found = [ix for ix in hnsw_indexes(con, table) if ix.name == index]
-    if not found:
-        raise HnswIndexError(f"table {table} has no HNSW index named {index!r}")
-    ix = found[0]
-    backend = DuckDBBackend(con)
-    info = backend.table_info(f"{ix.schema}.{ix.table}", ix.column, ix.metric)
-    t, v = info.ref.sql, ident(info.column)
-    if queries is not None:
-        xq, qids = as_float32_rows(queries, ix.dim, "queries"), np.full(len(queries), -1)
-    else:
-        sample = con.execute(
-            f"SELECT rid, v FROM (SELECT rowid AS rid, {v} AS v FROM {t} WHERE {v} IS NOT NULL) "
-            f"USING SAMPLE reservoir({int(n_queries)} ROWS) REPEATABLE ({int(seed)}) ORDER BY rid"
-        ).fetchnumpy()
-        qids = np.asarray(sample["rid"], dtype=np.int64)
-        xq = np.asarray([np.asarray(x, np.float32) for x in sample["v"]], dtype=np.float32)
-    # exact top-(k + 1) by rowid, streamed (a sample row finds itself first)
-    prep = (lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)) if (
-        ix.metric == "cosine"
-    ) else (lambda x: x)  # fmt: skip
-    qn = prep(xq)
-    best_d = np.full((len(xq), 0), np.inf, np.float32)
-    best_i = np.empty((len(xq), 0), dtype=np.int64)
-    reader = con.execute(f"SELECT rowid, {v} FROM {t} WHERE {v} IS NOT NULL").to_arrow_reader(
-        20_000
-    )
-    for batch in reader:
-        ids = np.asarray(batch.column(0).to_numpy(), dtype=np.int64)
-        xb = prep(batch.column(1).flatten().to_numpy().astype(np.float32).reshape(-1, ix.dim))
-        if ix.metric == "l2":
-            D = (qn**2).sum(1)[:, None] - 2 * qn @ xb.T + (xb**2).sum(1)[None, :]
-        else:
-            D = -(qn @ xb.T)
-        bi = np.broadcast_to(ids[None, :], D.shape)
-        best_d, best_i = _merge(best_d, best_i, D.astype(np.float32), bi, k + 1)
-    curve: dict[str, float] = {}
-    for ef in ef_ladder:
-        hits = []
-        for i, q in enumerate(xq):
-            truth = [r for r in best_i[i].tolist() if r != qids[i]][:k]
-            req = Request(info.table, info.column, q, k + 1, ix.metric, None)
-            plan = Plan("hnsw", "calibration", {"ef_search": int(ef)})
-            where, params = backend.where(info, None)
-            ctx = strategies.Context(con, info, req, plan, where, params)
-            sql, args = strategies.hnsw_statement(ctx, int(ef), select="rowid")
-            con.execute(f"SET SESSION hnsw_ef_search = {int(ef)}")
-            try:
-                got = [r[0] for r in con.execute(sql, args).fetchall()]
-            finally:
-                con.execute("RESET SESSION hnsw_ef_search")
-            got = [r for r in got if r != qids[i]][:k]
-            hits.append(len(set(truth) & set(got)) / max(len(truth), 1))
-        curve[str(ef)] = float(np.mean(hits))
-    record = {
-        "k": int(k),
-        "n_queries": int(len(xq)),
-        "metric": ix.metric,
-        "ef_search": curve,
-        "queries": "given" if queries is not None else "rows",
-    }
-    if store:
-        meta = {"vecext": "hnsw", "calibration": record}
-        con.execute(
-            f"COMMENT ON INDEX {ident(ix.schema)}.{ident(ix.name)} IS "
-            f"{quote_literal(json.dumps(meta, sort_keys=True))}"
-        )
-    return record

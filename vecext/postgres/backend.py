@@ -4,50 +4,51 @@
 columns, IVF lists and calibrations from the ``vecext`` catalog, pgvector
 indexes from ``pg_index``, a declared tenant column), estimates how many rows a
 filter keeps (the PostgreSQL planner's own estimate, then a bounded exact count
-when that is small) and runs each strategy as one SQL statement; the statements
-live in :mod:`vecext.postgres.strategies`.
+when that is small) and executes the search engine's primitive steps, one SQL
+statement each; the statements live in :mod:`vecext.postgres.strategies`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
 
-from vecext.postgres import pgvector
+from vecext.postgres import calibration, pgvector, strategies
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter, table_identifier
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
 from vecext.relevance.base import RelevanceMethod
-from vecext.search.calibrate import planner_calibration
-from vecext.search.contracts import CodeColumn, Hits, Request, SearchError, TableInfo
+from vecext.search.contracts import (
+    CodeColumn,
+    SearchError,
+    SqlBackend,
+    TableInfo,
+)
 from vecext.search.filters import FilterError, Predicate
-from vecext.search.planner import Capabilities, Plan
+from vecext.search.planner import Capabilities
 from vecext.search.registry import register
+from vecext.search.tables import best_first, capabilities
 
 #: Filters estimated to keep at most this many rows are counted exactly (bounded).
 COUNT_BOUND = 50_000
-#: Preference among compressed columns for the default choice (lower is better).
-_KIND_ORDER = {"pq": 0, "rbq": 1, "int8": 2, "binary": 3, "half": 4}
 #: Preference among index storages (a vector index needs no rerank).
 _STORAGE_ORDER = {"vector": 0, "halfvec": 1, "bit": 2}
 
 
 @register
-class PostgresBackend:
-    """Search adapter for a psycopg connection (see :class:`vecext.search.contracts.Backend`)."""
+class PostgresBackend(SqlBackend):
+    """Search adapter for a psycopg connection (see :class:`vecext.search.contracts.Backend`);
+    its floors are the defaults (:data:`vecext.search.settings.DEFAULT_FLOORS`)."""
 
     name = "postgres"
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
-
-    @classmethod
-    def accepts(cls, conn: Any) -> bool:
-        return isinstance(conn, psycopg.Connection)
+    connection_type = psycopg.Connection
+    statements: ClassVar[Any] = strategies
+    calibration: ClassVar[Any] = calibration
+    conn: psycopg.Connection
 
     def load_adapter(self, name: str) -> RelevanceMethod:
         from vecext.postgres.relevance import load_adapter
@@ -173,20 +174,23 @@ class PostgresBackend:
         else:
             caps = replace(info.caps, hnsw_index=None)
             note = f"tenant {tenant!r} has no HNSW index of its own: exact scan, codes or lists"
+        # (the ef_search floor reads the record of the index that runs: the tenant's)
         alternatives = {
-            name: replace(c, hnsw_index=caps.hnsw_index)
+            name: replace(c, hnsw_index=caps.hnsw_index, hnsw_record=caps.hnsw_record)
             for name, c in info.alternatives.items()
             if name in codes
         }
         for ix in mine:
-            alternatives[ix.name] = replace(caps, hnsw_index=ix.name)
+            rec = _caps(1, None, ix, iterative).hnsw_record
+            alternatives[ix.name] = replace(caps, hnsw_index=ix.name, hnsw_record=rec)
         return replace(
             info, caps=caps, indexes=indexes, notes=[*info.notes, note], alternatives=alternatives
         )
 
     # -- how many rows match ------------------------------------------------------
 
-    def _where(self, info: TableInfo, pred: Predicate | None) -> tuple[sql.Composable, list[Any]]:
+    def where(self, info: TableInfo, pred: Predicate | None) -> tuple[sql.Composable, list[Any]]:
+        """The WHERE body every step and count uses: a vector, and the filter."""
         where, params = compile_filter(pred)
         cond = sql.SQL("{} IS NOT NULL AND ({})").format(sql.Identifier(info.column), where)
         return cond, params
@@ -203,7 +207,7 @@ class PostgresBackend:
     def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
         """The PostgreSQL planner's estimate; a bounded exact count when it is small."""
         t: TableRef = info.ref
-        where, params = self._where(info, pred)
+        where, params = self.where(info, pred)
         est = self._estimate(t, where, params)
         if est <= COUNT_BOUND:
             return float(self.count_matching(info, pred, COUNT_BOUND + 1))
@@ -211,7 +215,7 @@ class PostgresBackend:
 
     def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int) -> int:
         t: TableRef = info.ref
-        where, params = self._where(info, pred)
+        where, params = self.where(info, pred)
         (n,) = self.conn.execute(
             sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT {}) s").format(
                 t.ident, where, sql.Literal(int(limit))
@@ -220,27 +224,6 @@ class PostgresBackend:
             prepare=False,
         ).fetchone()  # type: ignore[misc]
         return int(n)
-
-    # -- running a plan ------------------------------------------------------------
-
-    def run(self, info: TableInfo, req: Request, plan: Plan) -> Hits:
-        from vecext.postgres import strategies
-
-        where, params = self._where(info, req.pred)
-        ctx = strategies.Context(self.conn, info, req, plan, where, params)
-        if plan.strategy == "exact":
-            return Hits(*strategies.exact(ctx))
-        if plan.strategy in ("compressed", "ivf"):
-            code = info.code
-            if code is None:
-                raise SearchError(f"{info.table}.{info.column} has no usable compressed column")
-            run = strategies.compressed if plan.strategy == "compressed" else strategies.ivf
-            return Hits(*run(ctx, code))
-        if plan.strategy == "hnsw":
-            ix: VectorIndex = info.indexes[str(info.caps.hnsw_index)]
-            return Hits(*strategies.hnsw(ctx, ix))
-        raise SearchError(f"unknown strategy {plan.strategy!r}")
-
 
 def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
     out, notes = [], []
@@ -269,8 +252,7 @@ def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
                 calibration=calib if isinstance(calib, dict) else None,
             )
         )  # fmt: skip
-    out.sort(key=lambda c: (c.list_column is None, _KIND_ORDER.get(c.kind, 9)))
-    return out, notes
+    return best_first(out), notes
 
 
 _BASE_INFO = sql.SQL(
@@ -309,29 +291,11 @@ def _tenant_pred(info: TableInfo, tenant: Any) -> Predicate:
     return Eq(info.tenant_column, tenant)
 
 
-def _hnsw_calibration(ix: VectorIndex | None, metric: str) -> dict[str, Any] | None:
-    cal = ix.comment.get("calibration") if ix is not None else None
-    if isinstance(cal, dict) and cal.get("metric") == metric:
-        return cal.get("ef_search") or None
-    return None
-
-
 def _caps(
     n_rows: int, code: CodeColumn | None, hnsw: VectorIndex | None, iterative: bool
 ) -> Capabilities:
-    calib = code.calibration if code is not None else None
-    lists = code is not None and code.list_column is not None
-    cal = planner_calibration(calib)
-    if not lists:
-        cal["ivf_calibration"] = None
-    return Capabilities(
-        n_rows=n_rows,
-        code_column=code.name if code else None,
-        code_kind=code.kind if code else None,
-        list_column=code.list_column if code else None,
-        n_lists=code.nlist if code else 0,
-        hnsw_index=hnsw.name if hnsw else None,
-        iterative_scan=iterative,
-        hnsw_calibration=_hnsw_calibration(hnsw, hnsw.metric if hnsw else ""),
-        **cal,  # type: ignore[arg-type]
-    )
+    # an index's calibration record lives in its JSON comment; the planner reads its curve
+    # when it was measured for the index's own metric
+    record = hnsw.comment.get("calibration") if hnsw is not None else None
+    name, metric = (hnsw.name, hnsw.metric) if hnsw is not None else (None, "")
+    return capabilities(n_rows, code, name, record, metric, iterative)

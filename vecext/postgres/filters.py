@@ -1,17 +1,78 @@
-"""Compile filter predicates to PostgreSQL: quoted identifiers, bound parameters."""
+"""Compile filter predicates to PostgreSQL: quoted identifiers, bound parameters.
+
+The compiler is :func:`vecext.search.sqlfilter.compile_filter`; this module is its
+PostgreSQL dialect (:class:`PostgresDialect`, psycopg ``sql.Composable`` fragments
+with ``%s`` placeholders) and the table-name helpers of the adapter.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, SqlExpr, Within
+from vecext.search import sqlfilter
+from vecext.search.filters import FilterError, Predicate, Within
 
 #: pgvector's distance operator of each metric
 _OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
+
+
+class PostgresDialect:
+    """The PostgreSQL side of :class:`vecext.search.sqlfilter.Dialect`.
+
+    psycopg reads every ``%`` of a statement it binds parameters to as the start of a
+    placeholder, inside quoted identifiers too: an identifier holding ``%`` is written
+    with ``%%`` (which psycopg turns back into ``%``), so a column named ``a%sb`` stays
+    a column. Run what it compiles with a parameter list (an empty one at least).
+    """
+
+    @property
+    def true(self) -> sql.Composable:
+        return sql.SQL("TRUE")
+
+    def column(self, name: str, alias: str | None) -> sql.Composable:
+        ident = sql.Identifier(alias, name) if alias else sql.Identifier(name)
+        if "%" in name or "%" in (alias or ""):
+            return sql.SQL(ident.as_string(None).replace("%", "%%"))
+        return ident
+
+    def compose(self, template: str, *parts: sql.Composable) -> sql.Composable:
+        return sql.SQL(template.replace(sqlfilter.PLACEHOLDER, "%s")).format(*parts)
+
+    def join(self, sep: str, parts: Sequence[sql.Composable]) -> sql.Composable:
+        return sql.SQL(sep).join(parts)
+
+    def any_of(
+        self, column: sql.Composable, values: tuple[Any, ...]
+    ) -> tuple[sql.Composable, list[Any]]:
+        return self.compose("{} = ANY(?)", column), [list(values)]
+
+    def within(self, column: sql.Composable, pred: Within) -> tuple[sql.Composable, list[Any]]:
+        typ = sql.SQL("{}({})").format(
+            sql.SQL("halfvec" if pred.column_type == "halfvec" else "vector"),
+            sql.Literal(int(pred.dim)),
+        )
+        text = "[" + ",".join(repr(float(x)) for x in pred.q) + "]"
+        cond = self.compose("{} {} ?::{} <= ?", column, sql.SQL(_OPS[pred.metric]), typ)
+        return cond, [text, float(pred.bound)]
+
+    def sqlalchemy(self, expr: Any) -> tuple[sql.Composable, list[Any]]:
+        from sqlalchemy.dialects import postgresql
+
+        dialect = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[attr-defined]
+        compiled = expr.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[name] for name in compiled.positiontup]
+        # the SQL text is SQLAlchemy's own rendering of the expression (identifiers quoted
+        # by its dialect); user values are in ``params`` only
+        return sql.SQL(compiled.string), params  # type: ignore[arg-type]
+
+
+#: The dialect every PostgreSQL filter is compiled with.
+DIALECT = PostgresDialect()
 
 
 def compile_filter(
@@ -22,56 +83,7 @@ def compile_filter(
     Values are ``%s`` placeholders bound by psycopg; SQLAlchemy expressions are
     compiled by SQLAlchemy's PostgreSQL dialect with their values bound too.
     """
-    if pred is None:
-        return sql.SQL("TRUE"), []
-
-    def col(name: str) -> sql.Composable:
-        return sql.Identifier(alias, name) if alias else sql.Identifier(name)
-
-    if isinstance(pred, And):
-        parts, params = [], []
-        for p in pred.parts:
-            s, ps = compile_filter(p, alias)
-            parts.append(sql.SQL("({})").format(s))
-            params += ps
-        return sql.SQL(" AND ").join(parts), params
-    if isinstance(pred, Eq):
-        return sql.SQL("{} = %s").format(col(pred.column)), [pred.value]
-    if isinstance(pred, In):
-        return sql.SQL("{} = ANY(%s)").format(col(pred.column)), [list(pred.values)]
-    if isinstance(pred, Range):
-        parts, params = [], []
-        if pred.lo is not None:
-            parts.append(sql.SQL("{} >= %s").format(col(pred.column)))
-            params.append(pred.lo)
-        if pred.hi is not None:
-            op = sql.SQL("<=") if pred.inclusive else sql.SQL("<")
-            parts.append(sql.SQL("{} {} %s").format(col(pred.column), op))
-            params.append(pred.hi)
-        return sql.SQL(" AND ").join(parts), params
-    if isinstance(pred, Within):
-        typ = sql.SQL("{}({})").format(
-            sql.SQL("halfvec" if pred.column_type == "halfvec" else "vector"),
-            sql.Literal(int(pred.dim)),
-        )
-        text = "[" + ",".join(repr(float(x)) for x in pred.q) + "]"
-        return sql.SQL("{} {} %s::{} <= %s").format(
-            col(pred.column), sql.SQL(_OPS[pred.metric]), typ
-        ), [text, float(pred.bound)]
-    if isinstance(pred, SqlExpr):
-        return _compile_sqlalchemy(pred.expr)
-    raise FilterError(f"cannot compile filter {pred!r}")
-
-
-def _compile_sqlalchemy(expr: Any) -> tuple[sql.Composable, list[Any]]:
-    from sqlalchemy.dialects import postgresql
-
-    dialect = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[attr-defined]
-    compiled = expr.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = [compiled.params[name] for name in compiled.positiontup]
-    # the SQL text is SQLAlchemy's own rendering of the expression (identifiers quoted
-    # by its dialect); user values are in ``params`` only
-    return sql.SQL(compiled.string), params  # type: ignore[arg-type]
+    return sqlfilter.compile_filter(pred, DIALECT, alias)
 
 
 def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:

@@ -1,7 +1,12 @@
 """Search for every backend: one entry point, a planner, filters and the result object.
 
-Backends are found through :mod:`vecext.search.registry`; nothing here imports a
-database driver.
+Where a search is decided: :mod:`vecext.search.engine` (prepare, plan, execute, the
+k-rows guarantee) with :mod:`~vecext.search.floors` and :mod:`~vecext.search.twostage`,
+used by :func:`search`, threshold search and the SQLAlchemy builder; the floors are
+:class:`PlannerSettings` with per-backend defaults. Filters compile through one
+compiler (:mod:`~vecext.search.sqlfilter`) over each backend's dialect; calibration has
+one driver (:mod:`~vecext.search.calibrate`). Backends are found through
+:mod:`vecext.search.registry`; nothing here imports a database driver.
 """
 
 from vecext.search.api import explain, search

@@ -1,342 +1,346 @@
-"""Choose the rerank depth of a two-stage search from measurements, not a constant.
+"""Calibration: measure on a table's own data what a search needs, for every backend.
 
-A compressed column is calibrated once on its own data: sample rows serve as
-queries; for each, the exact top-k and the candidate ranking by codes are
-computed; the recall@k reached when the best ``mult * k`` candidates are
-reranked is recorded for a ladder of multipliers. The planner then takes the
-smallest multiplier whose measured recall reaches the caller's target
-(:func:`vecext.search.planner.rerank_depth`).
+Two measurements, one driver each, for any connection; a backend only says how to
+read its rows (:class:`RowSource`) and where to keep the record (its ``code_source``
+and ``index_source``, :class:`CodeSource` and :class:`IndexSource`):
+
+* :func:`calibrate` (:func:`measure_codes`) - a compressed column's rerank depth (and IVF probes):
+  sample rows serve as queries (each left out of its own results), the table is
+  streamed once, and :class:`~vecext.search.calibrator.Calibrator` records the
+  recall@k reached when the best ``mult * k`` candidates by code distance are
+  reranked, for a ladder of multipliers, and the share of true neighbours in the
+  ``nprobe`` nearest IVF lists. The planner takes the smallest multiplier that
+  reaches the caller's target (:func:`vecext.search.planner.rerank_depth`).
+* :func:`calibrate_index` (:func:`measure_index`) - an HNSW index's recall@k for a ladder of ``ef_search``
+  values, each query run through the search engine with that ef and compared with
+  the exact top-k (:mod:`vecext.topk`).
+
+Queries: given ones (e.g. from a query log), else rows of the table. For the index,
+rows are moved to a typical k-th-neighbour distance first (:func:`perturbed_queries`),
+in PostgreSQL and DuckDB alike: a row used as a query sits on a node of the graph it
+searches, and the walk starts next to its answer, which makes an index look far better
+than it is for real queries (wordnet-minilm, VSS: rows reach recall 0.995 at ef 40,
+held-out queries 0.90). For codes, rows stay rows: the row is left out of its own
+results, the codes of the others do not know where it is, and the engine's floors
+cover the rest of the gap (:mod:`vecext.search.settings`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
 import numpy as np
 
-#: Multipliers of k tried (candidates reranked = mult * k).
-LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+from vecext.codecs.base import as_float32_rows
+from vecext.search import engine
+from vecext.search.calibrator import SUBSETS, Calibrator, _hash01
+from vecext.search.contracts import Backend
+from vecext.search.curves import (
+    LADDER,
+    calibration_record,
+    max_depth,
+    planner_calibration,
+    probe_curve,
+    probe_ladder,
+    recall_curve,
+)
+from vecext.search.planner import Plan
+from vecext.search.registry import backend_for
+from vecext.search.settings import PlannerSettings
+from vecext.topk import TopK
+
+__all__ = [
+    "EF_LADDER",
+    "LADDER",
+    "SUBSETS",
+    "Calibrator",
+    "RowSource",
+    "_hash01",
+    "CodeSource",
+    "IndexSource",
+    "calibrate",
+    "calibrate_index",
+    "calibration_record",
+    "check_positive",
+    "exact_neighbours",
+    "index_target",
+    "measure_codes",
+    "measure_index",
+    "max_depth",
+    "perturbed_queries",
+    "planner_calibration",
+    "probe_curve",
+    "probe_ladder",
+    "recall_curve",
+]
+
+#: ``ef_search`` values measured by :func:`calibrate_index` (pgvector allows 1..1000).
+EF_LADDER = (40, 64, 100, 160, 250, 400, 640, 1000)
 
 
-def recall_curve(
-    true_ids: np.ndarray, candidate_ids: np.ndarray, k: int, ladder: tuple[int, ...] = LADDER
-) -> dict[str, float]:
-    """Recall@k after reranking the first ``mult * k`` candidates, for each multiplier.
+class RowSource(Protocol):
+    """The rows a calibration reads: ``(keys, float32 vectors)``, keys being what the
+    backend's searches return for a row."""
 
-    Parameters
-    ----------
-    true_ids
-        ``(nq, k)`` exact top-k ids per sample query (-1 padding allowed).
-    candidate_ids
-        ``(nq, depth)`` ids ranked by code distance, best first, ``depth >= k``.
-        Reranking is exact, so the top-k after rerank contains every true
-        neighbour that is among the candidates: recall = |true ∩ candidates| / k.
+    @property
+    def dim(self) -> int:
+        """The vector column's dimension."""
+        ...
+
+    def sample(self, n: int, seed: int) -> tuple[Any, np.ndarray]:
+        """A repeatable sample of ``n`` rows (fewer when the table has fewer)."""
+        ...
+
+    def batches(self, size: int) -> Iterator[tuple[Any, np.ndarray]]:
+        """Every row, in batches of at most ``size``."""
+        ...
+
+
+def check_positive(**values: Any) -> None:
+    """``ValueError`` naming the first value that is not a positive integer."""
+    for label, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+
+
+def _keys(keys: Any) -> np.ndarray:
+    arr = np.asarray(keys)
+    return arr if arr.dtype.kind in "iu" else np.asarray(keys, dtype=object)
+
+
+def exact_neighbours(
+    rows: RowSource, xq: np.ndarray, k: int, metric: str, batch_size: int = 20_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` ``(distances, keys)`` of ``xq`` over every row, streamed."""
+    acc: TopK | None = None
+    for keys, xb in rows.batches(batch_size):
+        kk = _keys(keys)
+        if acc is None:
+            acc = TopK(xq, k, metric, kk.dtype if kk.dtype.kind in "iu" else object)
+        acc.add(kk, xb)
+    return (acc or TopK(xq, k, metric)).result()
+
+
+def perturbed_queries(x: np.ndarray, kth_distance: float, metric: str, seed: int = 0) -> np.ndarray:
+    """Rows moved by Gaussian noise to about ``kth_distance`` from where they were.
+
+    A row used as a query sits on a node of the graph it searches, which makes an
+    HNSW index look better than it is; a query as far from its row as a typical
+    k-th neighbour behaves more like a real one (still a little easier, so the
+    search aims these measurements at a fraction of the allowed loss).
     """
-    true_ids = np.asarray(true_ids)
-    cand = np.asarray(candidate_ids)
-    if true_ids.ndim != 2 or cand.ndim != 2 or true_ids.shape[0] != cand.shape[0]:
-        raise ValueError(f"shapes {true_ids.shape} and {cand.shape} do not match")
-    out: dict[str, float] = {}
-    n_true = np.maximum((true_ids >= 0).sum(axis=1), 1)
-    for mult in ladder:
-        depth = mult * k
-        if depth > cand.shape[1] and out:
-            break
-        top = cand[:, : min(depth, cand.shape[1])]
-        hits = np.array(
-            [np.intersect1d(t[t >= 0], c[c >= 0]).size for t, c in zip(true_ids, top, strict=True)]
-        )
-        out[str(mult)] = float(np.mean(hits / n_true))
-    return out
+    rng = np.random.default_rng(seed)
+    d = x.shape[1]
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    if metric == "cosine":
+        dist = float(min(max(kth_distance, 1e-4), 0.9))
+        sigma = np.sqrt((1 / (1 - dist) ** 2 - 1) / d)
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+        return (xn + sigma * g).astype(np.float32)
+    sigma = np.sqrt(max(kth_distance, 0.0)) / np.sqrt(d)  # kth_distance: squared L2
+    return (x + sigma * g).astype(np.float32)
 
 
-def max_depth(k: int, ladder: tuple[int, ...] = LADDER) -> int:
-    return ladder[-1] * k
-
-
-def probe_ladder(n_lists: int) -> tuple[int, ...]:
-    """nprobe values measured for IVF: powers of two and 1.5x steps up to all lists."""
-    out, p = set(), 1
-    while p < n_lists:
-        out.update({p, min(n_lists, (3 * p) // 2)})
-        p *= 2
-    out.add(n_lists)
-    return tuple(sorted(x for x in out if x >= 1))
-
-
-def probe_curve(
-    true_lists: np.ndarray, list_order: np.ndarray, ladder: tuple[int, ...] | None = None
-) -> dict[str, float]:
-    """Share of true neighbours whose IVF list is among the ``nprobe`` nearest lists.
-
-    Parameters
-    ----------
-    true_lists
-        ``(nq, k)`` list id of each exact neighbour (-1 padding allowed).
-    list_order
-        ``(nq, n_lists)`` every list id per query, nearest centroid first.
-
-    With exact rerank and enough candidates, this share is the recall an IVF
-    search reaches when it probes ``nprobe`` lists.
-    """
-    true_lists = np.asarray(true_lists)
-    order = np.asarray(list_order)
-    nq, n_lists = order.shape
-    if true_lists.ndim != 2 or true_lists.shape[0] != nq:
-        raise ValueError(f"shapes {true_lists.shape} and {order.shape} do not match")
-    # rank[q, l] = position of list l in query q's probe order
-    rank = np.empty_like(order)
-    rank[np.arange(nq)[:, None], order] = np.arange(n_lists)[None, :]
-    valid = true_lists >= 0
-    ranks = np.where(valid, rank[np.arange(nq)[:, None], np.where(valid, true_lists, 0)], n_lists)
-    n_true = np.maximum(valid.sum(axis=1), 1)
-    out: dict[str, float] = {}
-    for p in ladder or probe_ladder(n_lists):
-        out[str(p)] = float(np.mean((ranks < p).sum(axis=1) / n_true))
-    return out
-
-
-def calibration_record(
-    depth_curve: dict[str, float],
+def measure_codes(
+    rows: RowSource,
+    codec: Any,
+    coarse: Any = None,
     *,
-    k: int,
-    n_queries: int,
-    probe: dict[str, float] | None = None,
-    subsets: list[dict[str, object]] | None = None,
-    queries: str = "rows",
-) -> dict[str, object]:
-    """The JSON stored in a compressed column's ``calibration``: ``depth`` (rerank
-    multiplier -> recall@k), optionally ``nprobe`` (IVF lists -> share of true
-    neighbours), the same measured within row ``subsets`` (what a filter leaves),
-    and how they were measured (``queries``: ``"rows"`` of the table, or ``"given"``)."""
-    rec: dict[str, object] = {
-        "k": int(k),
-        "n_queries": int(n_queries),
-        "queries": queries,
-        "depth": depth_curve,
-    }
-    if probe is not None:
-        rec["nprobe"] = probe
-    if subsets:
-        rec["subsets"] = subsets
-    return rec
+    k: int = 10,
+    n_queries: int = 200,
+    seed: int = 0,
+    batch_size: int = 20_000,
+    queries: Any = None,
+    what: str = "the column",
+) -> dict[str, Any]:
+    """The calibration record of a compressed column (see the module docstring).
+
+    ``rows`` yields the rows that have codes; ``codec`` is the column's codec and
+    ``coarse`` its IVF coarse quantizer (or ``None``); ``queries`` replaces the sample
+    rows; ``seed`` chooses the sample and the measured row subsets.
+    """
+    check_positive(k=k, n_queries=n_queries, batch_size=batch_size)
+    if queries is not None:
+        xq = as_float32_rows(queries, rows.dim, "queries")
+        qids: Any = np.full(xq.shape[0], -1, dtype=np.int64)
+    else:
+        qids, xq = rows.sample(n_queries, seed)
+        if xq.shape[0] == 0:
+            raise ValueError(f"{what} has no encoded rows to calibrate on")
+        qids = _keys(qids)
+    cal = Calibrator(xq, qids, k, codec, coarse, exclude_self=queries is None, seed=seed)
+    for keys, xb in rows.batches(batch_size):
+        cal.add(_keys(keys), xb)
+    return cal.result()
 
 
-def planner_calibration(record: dict[str, object] | None) -> dict[str, object]:
-    """Keyword arguments for :class:`~vecext.search.planner.Capabilities` from a stored
-    calibration record (``calibration``, ``ivf_calibration``, ``calibration_subsets``)."""
-    rec = record or {}
-    return {
-        "calibration": rec.get("depth") or None,
-        "ivf_calibration": rec.get("nprobe") or None,
-        "calibration_subsets": rec.get("subsets") or None,
-    }
+def index_target(
+    backend: Backend, table: str, column: str, index: str, metric: str
+) -> engine.Prepared:
+    """A search target that plans with the native index ``index`` (no filter, no tenant:
+    the whole table), for :func:`measure_index`."""
+    info = backend.table_info(table, column, metric)
+    if index not in info.alternatives:
+        raise ValueError(f"index {index!r} cannot order a {metric} search of {table}.{column}")
+    info.caps = info.alternatives[index]
+    s = PlannerSettings().resolve(getattr(backend, "planner_defaults", None))
+    q = np.zeros(info.dim, dtype=np.float32)
+    return engine.Prepared(backend, info, q, metric, None, s, float(info.caps.n_rows))
 
 
-#: Row subsets measured besides the whole table: what a filter of that selectivity
-#: leaves, either rows drawn at random or whole clusters of rows (filters on
-#: attributes that follow the embedding, like a topic, behave like the latter).
-SUBSETS: tuple[tuple[float, str], ...] = ((0.1, "random"), (0.01, "random"),
-                                          (0.1, "cluster"), (0.01, "cluster"))  # fmt: skip
+def measure_index(
+    target: engine.Prepared,
+    rows: RowSource,
+    *,
+    k: int = 10,
+    n_queries: int = 100,
+    seed: int = 0,
+    queries: Any = None,
+    ef_ladder: tuple[int, ...] = EF_LADDER,
+) -> dict[str, Any]:
+    """The calibration record of the HNSW index ``target`` plans with
+    (:func:`index_target`): ``{"k", "n_queries", "metric", "ef_search": {ef: recall@k},
+    "queries"}`` (see the module docstring)."""
+    check_positive(k=k, n_queries=n_queries)
+    metric = target.metric
+    if queries is not None:
+        xq, how = as_float32_rows(queries, rows.dim, "queries"), "given"
+    else:
+        _, xs = rows.sample(n_queries, seed)
+        if xs.shape[0] == 0:
+            raise ValueError(f"{target.info.table} has no rows to calibrate on")
+        d, _ = exact_neighbours(rows, xs, k + 1, metric)  # [:, 0] is the row itself
+        kth = float(np.median(d[:, k]))
+        xq, how = perturbed_queries(xs, kth, metric, seed), "perturbed rows"
+    dist, best = exact_neighbours(rows, xq, k, metric)
+    # keys as the backend's searches return them: integers, else their text
+    norm: Callable[[Any], Any] = int if best.dtype.kind in "iu" else str
+    truth = [
+        {norm(v) for v, d in zip(row, drow, strict=True) if np.isfinite(d)}
+        for row, drow in zip(best.tolist(), dist, strict=True)
+    ]
+    curve: dict[str, float] = {}
+    for ef in ef_ladder:
+        hits = []
+        for i, q in enumerate(xq):
+            one = replace(target, q=np.asarray(q, dtype=np.float32))
+            plan = Plan("hnsw", "calibration", {"ef_search": int(ef), "ef_floor": False})
+            got = engine.execute(one, one.request(k), plan).ids
+            hits.append(len(truth[i] & {norm(g) for g in got.tolist()}) / max(len(truth[i]), 1))
+        curve[str(ef)] = float(np.mean(hits))
+    return {"k": int(k), "n_queries": int(len(xq)), "metric": metric, "ef_search": curve,
+            "queries": how}  # fmt: skip
 
 
-def _hash01(ids: np.ndarray, salt: int) -> np.ndarray:
-    """A deterministic uniform [0, 1) value per row id (splitmix64 / crc32)."""
-    if ids.dtype.kind in "iu":
-        z = ids.astype(np.uint64) + np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15)
-        with np.errstate(over="ignore"):
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            z = z ^ (z >> np.uint64(31))
-        return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    import zlib
+@dataclass
+class CodeSource:
+    """What a backend hands the driver to calibrate a compressed column: the rows that
+    have codes, the column's codec and IVF coarse quantizer (or ``None``), its name for
+    messages, and how to keep the record."""
 
-    return np.array([zlib.crc32(f"{salt}:{v}".encode()) / 2**32 for v in ids.tolist()])
-
-
-class _Track:
-    """Exact top-k (with list ids) and top-depth by codes, among one row subset."""
-
-    def __init__(self, nq: int, id_dtype: np.dtype) -> None:
-        self.true_d = np.full((nq, 0), np.inf, np.float32)
-        self.true_i = np.empty((nq, 0), dtype=id_dtype)
-        self.true_l = np.empty((nq, 0), dtype=np.int64)
-        self.cand_d = np.full((nq, 0), np.inf, np.float32)
-        self.cand_i = np.empty((nq, 0), dtype=id_dtype)
-        self.rows = 0
-
-    def add(self, D, C, ids, lists, k: int, depth: int) -> None:  # type: ignore[no-untyped-def]
-        nq = D.shape[0]
-        bi = np.broadcast_to(ids[None, :], (nq, ids.shape[0]))
-        bl = np.broadcast_to(lists[None, :], (nq, ids.shape[0]))
-        self.true_d, self.true_i, self.true_l = _merge(
-            self.true_d, self.true_i, D, bi, k, extra=[self.true_l, bl]
-        )
-        self.cand_d, self.cand_i = _merge(self.cand_d, self.cand_i, C, bi, depth)
-        self.rows += ids.shape[0]
+    rows: RowSource
+    codec: Any
+    coarse: Any
+    what: str
+    save: Callable[[dict[str, Any]], None]
 
 
-def _merge(d0, i0, d1, i1, n, extra=None):  # type: ignore[no-untyped-def]
-    """The ``n`` smallest of two (nq, *) distance/id arrays, sorted."""
-    d = np.concatenate([d0, d1], axis=1)
-    i = np.concatenate([i0, i1], axis=1)
-    n = min(n, d.shape[1])
-    if n == 0:
-        return [d[:, :0], i[:, :0]] + ([np.concatenate(extra, axis=1)[:, :0]] if extra else [])
-    part = np.argpartition(d, n - 1, axis=1)[:, :n] if n < d.shape[1] else np.argsort(d, 1)
-    rows = np.arange(d.shape[0])[:, None]
-    order = np.argsort(d[rows, part], axis=1, kind="stable")
-    sel = part[rows, order]
-    out = [d[rows, sel], i[rows, sel]]
-    if extra is not None:
-        out.append(np.concatenate(extra, axis=1)[rows, sel])
-    return out
+@dataclass
+class IndexSource:
+    """What a backend hands the driver to calibrate an HNSW index: the search target
+    that plans with it (:func:`index_target`), the rows, and how to keep the record."""
+
+    target: engine.Prepared
+    rows: RowSource
+    save: Callable[[dict[str, Any]], None]
 
 
-class Calibrator:
-    """Measure a code column's rerank-depth and IVF probe curves in one pass.
-
-    By default sample rows of the table serve as queries (each excluded from its
-    own results); with ``exclude_self=False`` the queries are given ones (e.g.
-    from a query log). The database rows are fed in batches with :meth:`add`, so
-    memory stays bounded by ``(n_queries, batch + depth)``. Exact distances are
-    float32 numpy; code distances come from the codec itself (equal to the
-    database's, ties aside).
-
-    Besides the whole table, the same curves are measured within ``subsets``:
-    random rows and whole clusters (k-means on the first batch) of the given
-    selectivities, because a filter leaves true neighbours that are farther from
-    the query and harder to rank.
+def calibrate(
+    conn: Any,
+    table: str,
+    code_column: str,
+    *,
+    k: int = 10,
+    n_queries: int = 200,
+    seed: int = 0,
+    batch_size: int = 20_000,
+    queries: Any = None,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Measure and (with ``store``) save the calibration of ``table.code_column``, the
+    record the planner reads to choose the rerank depth and nprobe for a recall target.
 
     Parameters
     ----------
-    xq, query_ids
-        ``(nq, d)`` query vectors and, for sample rows, their row ids.
-    codec
-        The trained codec of the column (its ``metric`` is the search metric).
-    coarse
-        The IVF coarse quantizer, when the column has lists.
+    conn
+        A psycopg or DuckDB connection (any registered backend's).
+    k
+        The k the recall@k curve is measured at (the planner scales depths by the
+        caller's k).
+    n_queries
+        Sample rows used as queries (each is left out of its own results).
+    seed
+        Chooses the sample (repeatably) and the measured row subsets.
+    batch_size
+        Rows streamed at once (memory: ``n_queries x (batch_size + 128 k)``).
+    queries
+        ``(nq, d)`` query vectors to measure with instead of sample rows (e.g. from a
+        query log): real queries often sit farther from the rows than the rows sit
+        from each other, and need deeper reranks and wider probes.
+
+    Returns
+    -------
+    dict
+        ``{"k", "n_queries", "queries", "depth": {mult: recall}, "nprobe": {nprobe:
+        share}, "subsets": [...]}`` (:func:`calibration_record`).
     """
+    check_positive(k=k, n_queries=n_queries, batch_size=batch_size)
+    src = backend_for(conn).code_source(table, code_column)
+    record = measure_codes(
+        src.rows, src.codec, src.coarse, k=k, n_queries=n_queries, seed=seed,
+        batch_size=batch_size, queries=queries, what=src.what,
+    )  # fmt: skip
+    if store:
+        src.save(record)
+    return record
 
-    def __init__(
-        self,
-        xq: np.ndarray,
-        query_ids: np.ndarray,
-        k: int,
-        codec: object,
-        coarse: object | None = None,
-        ladder: tuple[int, ...] = LADDER,
-        *,
-        subsets: tuple[tuple[float, str], ...] = SUBSETS,
-        exclude_self: bool = True,
-        seed: int = 0,
-    ) -> None:
-        self.xq = np.ascontiguousarray(xq, dtype=np.float32)
-        self.qids = np.asarray(query_ids)
-        self.k, self.codec, self.coarse, self.ladder = int(k), codec, coarse, ladder
-        self.metric = codec.metric  # type: ignore[attr-defined]
-        self.depth = ladder[-1] * self.k
-        self.subsets, self.exclude_self, self.seed = tuple(subsets), exclude_self, seed
-        nq = self.xq.shape[0]
-        self._q = self._prep(self.xq)
-        self.full = _Track(nq, self.qids.dtype)
-        self.tracks = [_Track(nq, self.qids.dtype) for _ in self.subsets]
-        self._clusters: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.subsets)
 
-    def _prep(self, x: np.ndarray) -> np.ndarray:
-        if self.metric == "cosine":
-            n = np.linalg.norm(x, axis=1, keepdims=True)
-            return (x / np.where(n > 0, n, 1)).astype(np.float32)
-        return x
+def calibrate_index(
+    conn: Any,
+    table: str,
+    index: str,
+    *,
+    metric: str | None = None,
+    k: int = 10,
+    n_queries: int = 100,
+    seed: int = 0,
+    queries: Any = None,
+    ef_ladder: tuple[int, ...] = EF_LADDER,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Measure recall@k of an HNSW index against exact search for a ladder of
+    ``ef_search`` values and (with ``store``) keep the record in the index's comment,
+    where the planner reads it to choose ef_search for a recall target.
 
-    def _exact(self, xb: np.ndarray) -> np.ndarray:
-        xb = self._prep(xb)
-        ip = self._q @ xb.T
-        if self.metric == "l2":
-            return (self._q**2).sum(1)[:, None] - 2 * ip + (xb**2).sum(1)[None, :]
-        return -ip
+    HNSW recall depends on the data (its intrinsic dimension, even insertion order), so
+    it is measured on the table itself: ``queries`` when given (e.g. from a query log),
+    else sample rows moved to a typical k-th-neighbour distance
+    (:func:`perturbed_queries`). ``metric`` is the searches' (default: the index's own;
+    cosine for an index over bits).
 
-    def _members(self, j: int, ids: np.ndarray, xb: np.ndarray) -> np.ndarray:
-        s, kind = self.subsets[j]
-        if kind == "random":
-            return _hash01(ids, self.seed * 7919 + j) < s
-        if self._clusters[j] is None:  # k-means on the first batch, then fixed
-            import faiss
-
-            x = self._prep(xb)
-            nc = int(min(max(2, round(5 / s)), max(2, x.shape[0] // 20)))
-            km = faiss.Kmeans(x.shape[1], nc, niter=10, seed=1234 + j, verbose=False,
-                              spherical=self.metric == "cosine", min_points_per_centroid=1)  # fmt: skip
-            km.train(x)
-            rng = np.random.default_rng(self.seed + j)
-            chosen = rng.permutation(nc)[: max(1, round(s * nc))]
-            self._clusters[j] = (np.ascontiguousarray(km.centroids, np.float32), chosen)
-        cent, chosen = self._clusters[j]  # type: ignore[misc]
-        x = self._prep(xb)
-        assign = np.argmin((cent**2).sum(1)[None, :] - 2 * x @ cent.T, axis=1)
-        return np.isin(assign, chosen)
-
-    def add(self, ids: np.ndarray, xb: np.ndarray) -> None:
-        """Feed one batch of database rows (ids, float32 vectors)."""
-        ids = np.asarray(ids)
-        if ids.shape[0] == 0:
-            return
-        xb = np.ascontiguousarray(xb, dtype=np.float32)
-        D = self._exact(xb).astype(np.float32)
-        C = self.codec.distances(self.xq, self.codec.encode(xb))  # type: ignore[attr-defined]
-        if self.exclude_self:
-            self_hit = self.qids[:, None] == ids[None, :]
-            D[self_hit] = np.inf
-            C[self_hit] = np.inf
-        lists = (
-            self.coarse.assign(xb)  # type: ignore[attr-defined]
-            if self.coarse is not None
-            else np.zeros(ids.shape[0], np.int64)
-        )
-        self.full.add(D, C, ids, lists, self.k, self.depth)
-        for j, track in enumerate(self.tracks):
-            m = self._members(j, ids, xb)
-            if m.any():
-                track.add(D[:, m], C[:, m], ids[m], lists[m], self.k, self.depth)
-
-    def _curves(self, t: _Track) -> tuple[dict[str, float], dict[str, float] | None]:
-        valid = np.isfinite(t.true_d)
-        if self.qids.dtype.kind in "iu" and t.true_i.dtype.kind in "iu":
-            true_ids = np.where(valid, t.true_i, -1)
-            cand = np.where(np.isfinite(t.cand_d), t.cand_i, -2)
-        else:  # other keys: map them to integers
-            keymap: dict[object, int] = {}
-            enc = np.vectorize(lambda v: keymap.setdefault(v, len(keymap)), otypes=[np.int64])
-            true_ids = np.where(valid, enc(t.true_i), -1) if t.true_i.size else t.true_i
-            cand = np.where(np.isfinite(t.cand_d), enc(t.cand_i), -2) if t.cand_i.size else t.cand_i
-        curve = recall_curve(true_ids, cand, self.k, self.ladder)
-        probe = None
-        if self.coarse is not None:
-            n_lists = int(self.coarse.nlist)  # type: ignore[attr-defined]
-            order = self.coarse.probe(self.xq, n_lists)  # type: ignore[attr-defined]
-            probe = probe_curve(np.where(valid, t.true_l, -1), order)
-        return curve, probe
-
-    def result(self) -> dict[str, object]:
-        """The calibration record (:func:`calibration_record`)."""
-        curve, probe = self._curves(self.full)
-        subsets = []
-        for (s, kind), t in zip(self.subsets, self.tracks, strict=True):
-            if t.rows < self.k:
-                continue  # too few rows to measure anything
-            c, p = self._curves(t)
-            entry: dict[str, object] = {
-                "selectivity": s,
-                "kind": kind,
-                "fraction": t.rows / max(self.full.rows, 1),
-                "depth": c,
-            }
-            if p is not None:
-                entry["nprobe"] = p
-            subsets.append(entry)
-        return calibration_record(
-            curve,
-            k=self.k,
-            n_queries=self.xq.shape[0],
-            probe=probe,
-            subsets=subsets,
-            queries="rows" if self.exclude_self else "given",
-        )
+    Returns
+    -------
+    dict
+        ``{"k", "n_queries", "metric", "ef_search": {ef: recall@k}, "queries"}``.
+    """
+    check_positive(k=k, n_queries=n_queries)
+    src = backend_for(conn).index_source(table, index, metric)
+    record = measure_index(
+        src.target, src.rows, k=k, n_queries=n_queries, seed=seed, queries=queries,
+        ef_ladder=ef_ladder,
+    )  # fmt: skip
+    if store:
+        src.save(record)
+    return record

@@ -1,8 +1,9 @@
 """The contract between the search core and a database backend.
 
-The core (:mod:`vecext.search`) plans and orchestrates; a backend says what a
-table offers (:class:`TableInfo`), counts, and runs one :class:`~vecext.search.planner.Plan`
-at a time. The core never imports a backend: backends register themselves
+The core (:mod:`vecext.search`) plans and orchestrates (:mod:`vecext.search.engine`);
+a backend says what a table offers (:class:`TableInfo`), counts, and executes the
+primitive steps of a :class:`~vecext.search.planner.Plan` (see :class:`Backend`). The
+core never imports a backend: backends register themselves
 (:mod:`vecext.search.registry`) and are found by the connection they are given.
 
 Everything that crosses the line is typed here, so that neither side reads the
@@ -11,6 +12,8 @@ other's private dictionaries.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -20,8 +23,10 @@ from vecext.errors import VecextError
 
 if TYPE_CHECKING:
     from vecext.relevance.base import RelevanceMethod
+    from vecext.search.calibrate import CodeSource, IndexSource
     from vecext.search.filters import Predicate
     from vecext.search.planner import Capabilities, Plan
+    from vecext.search.settings import PlannerSettings
 
 #: Metrics every backend supports.
 METRICS = ("l2", "ip", "cosine")
@@ -129,6 +134,37 @@ class Hits:
         return iter((self.ids, self.distances, self.scanned))
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A two-stage search's candidate stage as the engine asks for it: rank by ``code``,
+    rerank the first ``depth`` exactly, return up to ``dmax`` (the reserve deepening
+    draws from), only among the rows of the IVF ``lists`` when given."""
+
+    code: CodeColumn
+    depth: int
+    dmax: int
+    lists: np.ndarray | None = None
+
+
+@dataclass
+class Candidates:
+    """What a backend's candidate stage returns (:meth:`Backend.candidates`).
+
+    ``ids`` are in candidate order: best first by code distance, the order in which
+    progressive deepening extends the rerank. The first ``reranked`` of them carry
+    their exact distance in ``dist`` (float64, NaN after); when all are reranked the
+    order is free. ``lists`` holds each row's IVF list id (-1 unknown, or no lists).
+    ``rows_read`` is the rows the stage read (the rows passing the filter in the
+    probed lists), or ``None`` when not counted (the engine then estimates it).
+    """
+
+    ids: list[Any]
+    dist: np.ndarray
+    lists: np.ndarray
+    rows_read: int | None
+    reranked: int
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A database adapter as the search core uses it.
@@ -136,9 +172,20 @@ class Backend(Protocol):
     A class implementing it registers itself with :func:`vecext.search.registry.register`
     (or the ``vecext.backends`` entry point) and is then chosen for every connection its
     :meth:`accepts` recognises.
+
+    The search engine (:mod:`vecext.search.engine`) decides what runs: the plan, its
+    floors, how many candidates, when to deepen or widen, when to fall back. A backend
+    says what a table offers and executes primitive steps, each one statement over its
+    SQL: :meth:`exact`, :meth:`hnsw`, :meth:`candidates`, :meth:`exact_of`, and for IVF
+    :meth:`probe_order` and :meth:`list_counts`. Every step restricts itself to the
+    rows with a vector that pass ``req.pred`` (and ``req.max_scan_rows`` of them, when
+    set); distances are exact distances in ``req.metric`` unless said otherwise.
     """
 
     name: ClassVar[str]
+    #: this backend's values of the floors in :class:`~vecext.search.planner.PlannerSettings`
+    #: (a setting the caller leaves unset takes it)
+    planner_defaults: ClassVar[Mapping[str, Any]]
 
     @classmethod
     def accepts(cls, conn: Any) -> bool:
@@ -162,10 +209,121 @@ class Backend(Protocol):
         """Rows passing ``pred``, counted up to ``limit``."""
         ...
 
-    def run(self, info: TableInfo, req: Request, plan: Plan) -> Hits:
-        """Execute ``plan``: ids and exact distances of at most ``req.k`` rows, best first."""
-        ...
-
     def load_adapter(self, name: str) -> RelevanceMethod:
         """A relevance adapter saved in this database's catalog."""
         ...
+
+    # -- primitive steps ---------------------------------------------------------------
+
+    def exact(self, info: TableInfo, req: Request, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, float32 distances)`` of the ``req.k`` nearest rows, scanned exactly
+        (never through an approximate index), ordered by (distance, id)."""
+        ...
+
+    def hnsw(
+        self, info: TableInfo, req: Request, plan: Plan, ef: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, float32 exact distances)`` of at most ``req.k`` rows from the native
+        index ``info.caps.hnsw_index`` walked with ``ef`` candidates (``plan.params``
+        may say more, e.g. pgvector's ``iterative_scan``), best first."""
+        ...
+
+    def candidates(self, info: TableInfo, req: Request, plan: Plan, stage: Stage) -> Candidates:
+        """The candidate stage of a two-stage search (see :class:`Stage` and
+        :class:`Candidates`)."""
+        ...
+
+    def exact_of(self, info: TableInfo, req: Request, ids: list[Any]) -> np.ndarray:
+        """Exact distances of the rows ``ids`` (a rerank), aligned with ``ids``."""
+        ...
+
+    def probe_order(self, info: TableInfo, req: Request, code: CodeColumn) -> np.ndarray:
+        """Every IVF list id of ``code``, nearest centroid to the query first."""
+        ...
+
+    def list_counts(self, info: TableInfo, req: Request, code: CodeColumn) -> dict[int, int]:
+        """Rows passing ``req.pred`` in each IVF list of ``code`` (list id -> rows)."""
+        ...
+
+    # -- calibration (vecext.search.calibrate) -------------------------------------------
+
+    def code_source(self, table: str, code_column: str) -> CodeSource:
+        """The rows, codec and record store of a compressed column to calibrate."""
+        ...
+
+    def index_source(self, table: str, index: str, metric: str | None) -> IndexSource:
+        """The search target, rows and record store of an HNSW index to calibrate
+        (``metric``: the searches', ``None`` for the index's own)."""
+        ...
+
+
+class SqlBackend(ABC):
+    """What the bundled backends share: the connection they wrap, which connections they
+    take (``connection_type``, set by the subclass, which imports its driver), floors
+    that default to :data:`~vecext.search.settings.DEFAULT_FLOORS`, and the primitive
+    steps, each delegated to the backend's ``statements`` module (its SQL): a
+    ``Context(conn, info, req, plan, where, where_params)`` class and the functions
+    ``exact(ctx)``, ``hnsw(ctx, ef)``, ``candidates(ctx, stage)``, ``exact_of(ctx, ids)``,
+    ``probe_order(ctx, code)`` and ``list_counts(ctx, code)``; and calibration, delegated
+    to its ``calibration`` module's ``code_source(backend, table, code_column)`` and
+    ``index_source(backend, table, index, metric)``. A subclass says how a filter
+    becomes its WHERE clause (:meth:`where`)."""
+
+    name: ClassVar[str]
+    planner_defaults: ClassVar[Mapping[str, Any]] = {}
+    connection_type: ClassVar[type]
+    statements: ClassVar[Any]
+    calibration: ClassVar[Any]
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @classmethod
+    def accepts(cls, conn: Any) -> bool:
+        return isinstance(conn, cls.connection_type)
+
+    @abstractmethod
+    def where(self, info: TableInfo, pred: Predicate | None) -> tuple[Any, list[Any]]:
+        """The WHERE body every step and count uses (a vector, and ``pred``), and its
+        parameters."""
+
+    def _ctx(self, info: TableInfo, req: Request, plan: Plan | None) -> Any:
+        where, params = self.where(info, req.pred)
+        return self.statements.Context(self.conn, info, req, plan, where, params)
+
+    def exact(self, info: TableInfo, req: Request, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+        return self.statements.exact(self._ctx(info, req, plan))  # type: ignore[no-any-return]
+
+    def hnsw(
+        self, info: TableInfo, req: Request, plan: Plan, ef: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.statements.hnsw(self._ctx(info, req, plan), ef)  # type: ignore[no-any-return]
+
+    def candidates(self, info: TableInfo, req: Request, plan: Plan, stage: Stage) -> Candidates:
+        return self.statements.candidates(self._ctx(info, req, plan), stage)  # type: ignore[no-any-return]
+
+    def exact_of(self, info: TableInfo, req: Request, ids: list[Any]) -> np.ndarray:
+        return self.statements.exact_of(self._ctx(info, req, None), ids)  # type: ignore[no-any-return]
+
+    def probe_order(self, info: TableInfo, req: Request, code: CodeColumn) -> np.ndarray:
+        return self.statements.probe_order(self._ctx(info, req, None), code)  # type: ignore[no-any-return]
+
+    def list_counts(self, info: TableInfo, req: Request, code: CodeColumn) -> dict[int, int]:
+        return self.statements.list_counts(self._ctx(info, req, None), code)  # type: ignore[no-any-return]
+
+    def code_source(self, table: str, code_column: str) -> CodeSource:
+        return self.calibration.code_source(self, table, code_column)  # type: ignore[no-any-return]
+
+    def index_source(self, table: str, index: str, metric: str | None) -> IndexSource:
+        return self.calibration.index_source(self, table, index, metric)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Step:
+    """One plan being executed: where, for what, and with which settings."""
+
+    backend: Backend
+    info: TableInfo
+    req: Request
+    plan: Plan
+    settings: PlannerSettings

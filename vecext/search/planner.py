@@ -13,6 +13,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from vecext.search.settings import DEFAULT_FLOORS, PlannerSettings, rerank_floor
+
+__all__ = [
+    "DEFAULT_FLOORS",
+    "STRATEGIES",
+    "Capabilities",
+    "Plan",
+    "PlannerSettings",
+    "calibration_curves",
+    "floor_nprobe",
+    "plan",
+    "probe_count",
+    "rerank_depth",
+    "rerank_floor",
+]
+
 #: Strategies a backend may offer.
 STRATEGIES = ("exact", "compressed", "ivf", "hnsw")
 
@@ -36,6 +52,9 @@ class Capabilities:
     calibration_subsets: list[dict[str, Any]] | None = None
     #: hnsw.ef_search -> recall@k measured on the HNSW index
     hnsw_calibration: dict[str, Any] | None = None
+    #: the HNSW index's whole calibration record (``ef_search`` curve, ``queries``:
+    #: how it was measured), which the search engine's ef_search floor reads
+    hnsw_record: dict[str, Any] | None = None
 
 
 @dataclass
@@ -63,23 +82,6 @@ class Plan:
             lines.append("params: " + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())))
         lines += [f"then: {s}" for s in self.steps]
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class PlannerSettings:
-    #: at most this many matching rows: scan them exactly (cheap with an index on the filter)
-    exact_max_rows: int = 20_000
-    #: selectivity at or above which an ANN index is used as is, without iterating
-    broad_selectivity: float = 0.5
-    recall_target: float = 0.95
-    #: rerank depth multipliers tried when no calibration is stored
-    default_depth: int = 10
-    #: progressive deepening of two-stage searches (0 turns it off): after reranking
-    #: D candidates, rerank 2 D when one of the k best was found beyond the first
-    #: ``deepen * D`` (and probe twice the IVF lists when one of the k best came from
-    #: beyond the first ``deepen * nprobe`` lists). Calibration queries are rows of
-    #: the table; real queries and filters can be harder, and this notices it per query.
-    deepen: float = 1 / 3
 
 
 def rerank_depth(
@@ -114,20 +116,24 @@ def probe_count(coverage: dict[str, Any], target: float, n_lists: int) -> int:
 #: 1 - (1 - target) * IVF_LOSS_SHARE on the column's calibration curve. Real queries
 #: sit farther from the centroids than the table's rows (wordnet-minilm: 128 lists held
 #: 98% of the true neighbours of sample rows but 90% of those of dev queries; 384
-#: lists: 99.5% and 97%). Both backends apply it.
-IVF_LOSS_SHARE = 0.1
+#: lists: 99.5% and 97%). The default of :attr:`PlannerSettings.ivf_loss_share`.
+IVF_LOSS_SHARE = DEFAULT_FLOORS["ivf_loss_share"]
 
 
 def floor_nprobe(
-    plan: Plan, calibration: dict[str, Any] | None, recall_target: float, n_lists: int
+    plan: Plan,
+    calibration: dict[str, Any] | None,
+    recall_target: float,
+    n_lists: int,
+    loss_share: float = IVF_LOSS_SHARE,
 ) -> int:
     """``plan``'s nprobe (within 1..n_lists), raised to the calibrated count of lists that
-    holds ``1 - (1 - recall_target) * IVF_LOSS_SHARE`` of the true neighbours; a raise
-    is recorded in ``plan.steps``."""
+    holds ``1 - (1 - recall_target) * loss_share`` of the true neighbours; a raise is
+    recorded in ``plan.steps``."""
     nprobe = int(min(max(1, int(plan.params.get("nprobe", 1))), n_lists))
     coverage = (calibration or {}).get("nprobe")
     if coverage:
-        target = 1.0 - (1.0 - recall_target) * IVF_LOSS_SHARE
+        target = 1.0 - (1.0 - recall_target) * loss_share
         calibrated = probe_count(coverage, target, n_lists)
         if calibrated > nprobe:
             plan.steps.append(
@@ -184,7 +190,7 @@ def plan(
     strategy
         ``"auto"`` or a strategy the caller forces (checked against ``caps``).
     """
-    s = settings or PlannerSettings()
+    s = (settings or PlannerSettings()).resolve()
     n = max(caps.n_rows, 0)
     est = float(min(max(est_matching, 0.0), n))
     sel = est / n if n else 0.0
@@ -250,8 +256,9 @@ def _params(
     k: int = 10,
     filtered: bool = False,
 ) -> dict[str, Any]:
+    deepen = {"deepen": round(float(s.floor("deepen")), 4)} if s.floor("deepen") > 0 else {}
     if strategy == "compressed":
-        return {"rerank": depth, "codes": caps.code_column, "deepen": round(s.deepen, 4)}
+        return {"rerank": depth, "codes": caps.code_column, **deepen}
     if strategy == "ivf":
         # probe enough lists that the matching rows in them cover the rerank depth
         # several times over: matching rows are spread over lists roughly evenly
@@ -270,7 +277,7 @@ def _params(
             "rerank": depth,
             "nprobe": int(min(max(nprobe, base_probe), max(caps.n_lists, 1))),
             "codes": caps.code_column,
-            "deepen": round(s.deepen, 4),
+            **deepen,
         }
     if strategy == "hnsw":
         # expected matches among ef candidates = ef * selectivity; aim for 2*depth
@@ -279,12 +286,13 @@ def _params(
             # the index's own measured recall: unfiltered, the smallest ef that reaches
             # the target; filtered, at least that
             # (aimed at half the allowed loss: real queries are harder than the
-            # calibration's, see vecext.postgres.calibration.perturbed_queries)
+            # calibration's, see vecext.search.calibrate.perturbed_queries)
             goal = 1.0 - (1.0 - s.recall_target) / 2
             curve = sorted((int(e), float(r)) for e, r in caps.hnsw_calibration.items())
             measured = next((e for e, r in curve if r >= goal), curve[-1][0])
             ef = measured if not filtered else max(ef, measured)
-        out: dict[str, Any] = {"ef_search": int(min(max(ef, 40), 1000)), "index": caps.hnsw_index}
+        ef = int(min(max(ef, 40), int(s.floor("max_ef_search"))))
+        out: dict[str, Any] = {"ef_search": ef, "index": caps.hnsw_index}
         if caps.iterative_scan and sel < s.broad_selectivity:
             out["iterative_scan"] = "strict_order"
         return out

@@ -37,9 +37,10 @@ import numpy as np
 from scipy.special import expit
 
 from vecext.relevance.base import RelevanceError, RelevanceMethod
-from vecext.search.contracts import Backend, Request, SearchError, TableInfo
-from vecext.search.filters import Predicate, Within, combine, describe
-from vecext.search.planner import Plan, PlannerSettings, plan
+from vecext.search import engine
+from vecext.search.contracts import Backend, SearchError, TableInfo
+from vecext.search.filters import Predicate, Within, combine
+from vecext.search.planner import Plan, plan
 from vecext.search.result import SearchResult
 from vecext.search.validate import MAX_K, check_k
 
@@ -144,38 +145,17 @@ def bound_predicate(info: TableInfo, q: np.ndarray, bound: float) -> Predicate:
     )
 
 
-def _plan(info: Any, est: float, k: int, strategy: str, s: PlannerSettings, filtered: bool) -> Plan:
-    try:
-        return plan(info.caps, est, k, strategy=strategy, settings=s, filtered=filtered)
-    except ValueError as exc:
-        notes = info.unusable
-        raise SearchError(
-            f"{info.table}.{info.column}: {exc}" + "".join(f"; {n}" for n in notes)
-        ) from None
-
-
 def threshold_search(
-    backend: Any,
-    info: Any,
-    q: np.ndarray,
-    pred: Predicate | None,
-    est: float,
-    strategy: str,
-    settings: PlannerSettings,
-    th: Threshold,
-    tenant: Any,
-    explain_only: bool,
+    prep: engine.Prepared, strategy: str, th: Threshold, explain_only: bool
 ) -> SearchResult:
-    """Run a threshold search (see the module docstring)."""
+    """Run a threshold search (see the module docstring) on a prepared target."""
+    info, q, pred = prep.info, prep.q, prep.pred
     m, T, cap = th.method, th.min_relevance, th.max_results
     features = tuple(getattr(m, "features", ()) or ())
     first = min(cap + 1, max(FIRST_ROUND, FEATURE_DEPTH if features else 0))
-    p = _plan(info, est, first, strategy, settings, pred is not None)
+    p = engine.make_plan(prep, first, strategy)
     if p.strategy == "exact":
         p.k = cap  # one bounded scan returns up to the cap
-    if pred is not None:
-        p.steps.insert(0, f"filter: {describe(pred)}")
-    p.steps += list(info.notes)
     p.steps.append(
         f"threshold: relevance {th.name!r} ({m.name}) >= {T:g} as the cosine-distance bound "
         f"1 - s_min(q)"
@@ -187,8 +167,8 @@ def threshold_search(
         + f"; at most {cap} rows"
     )
 
-    def req(k: int, where: Predicate | None) -> Any:
-        return Request(info.table, info.column, q, k, "cosine", where, None, tenant)
+    def run(plan: Plan, k: int, where: Predicate | None) -> Any:
+        return engine.execute(prep, prep.request(k, where), plan)
 
     def result(
         ids: Any, dist: Any, used: str, n: int, complete: bool, why: str, extra: dict[str, Any]
@@ -203,8 +183,8 @@ def threshold_search(
     scanned = 0
     S_top = None
     if features:  # the query's own candidates first: their similarities give the features
-        p = _replan(p, info, est, FEATURE_DEPTH, settings, pred)
-        ids, dist, scanned = backend.run(info, req(FEATURE_DEPTH, pred), p)
+        p = _replan(p, prep, FEATURE_DEPTH)
+        ids, dist, scanned = run(p, FEATURE_DEPTH, None)
         if len(ids) == 0:
             extra.update(scores=np.empty(0), exhaustive=True)
             return result(empty_i, empty_d, p.strategy, scanned, True, "", extra)
@@ -229,13 +209,13 @@ def threshold_search(
     used = p.strategy
     if p.strategy == "exact":
         where = combine(pred, bound_predicate(info, q, limit))
-        ids, dist, n = backend.run(info, req(cap + 1, where), p)
+        ids, dist, n = run(p, cap + 1, where)
         scanned += n
         exhaustive = True
     else:
         for k_try in k_rounds(first, cap + 1):
-            p = _replan(p, info, est, k_try, settings, pred)
-            ids, dist, n = backend.run(info, req(k_try, pred), p)
+            p = _replan(p, prep, k_try)
+            ids, dist, n = run(p, k_try, None)
             scanned += n
             all_pass = bool(len(ids) == 0 or dist[-1] <= limit)
             if not all_pass or len(ids) < k_try or k_try >= cap + 1:
@@ -245,15 +225,15 @@ def threshold_search(
                 f"{min(cap + 1, 4 * k_try)}"
             )
         exhaustive = False
-        if len(ids) < k_try and all_pass and backend.count_matching(info, pred, k_try) > len(ids):
+        short = len(ids) < k_try and all_pass
+        if short and prep.backend.count_matching(info, pred, k_try) > len(ids):
             # the index found fewer rows than match the filter: scan exactly
             p.steps.append(
                 f"{p.strategy} returned {len(ids)} rows, all passing, but more match the "
                 "filter: fell back to an exact scan with the bound"
             )
-            exact = Plan("exact", "fallback", n_rows=p.n_rows, est_matching=p.est_matching, k=cap)
             where = combine(pred, bound_predicate(info, q, limit))
-            ids, dist, more = backend.run(info, req(cap + 1, where), exact)
+            ids, dist, more = run(engine.exact_plan(p, cap), cap + 1, where)
             scanned += more
             used, exhaustive = f"{p.strategy}+exact", True
 
@@ -290,12 +270,13 @@ def k_rounds(first: int, limit: int) -> list[int]:
     return out
 
 
-def _replan(
-    p: Plan, info: Any, est: float, k: int, s: PlannerSettings, pred: Predicate | None
-) -> Plan:
+def _replan(p: Plan, prep: engine.Prepared, k: int) -> Plan:
     """``p``'s strategy planned for ``k`` rows (rerank depth, ef_search, nprobe follow k)."""
     if p.strategy == "exact":
         return p
-    q = _plan(info, est, k, p.strategy, s, pred is not None)
+    q = plan(
+        prep.info.caps, prep.est, k, strategy=p.strategy, settings=prep.settings,
+        filtered=prep.pred is not None,
+    )  # fmt: skip
     p.params, p.k = q.params, k
     return p

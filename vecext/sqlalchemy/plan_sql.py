@@ -1,5 +1,6 @@
 """Render a search plan as SQLAlchemy: the statements of ``vecext.postgres.strategies``
-as a ``Select`` over the user's table (see :mod:`vecext.sqlalchemy.query`)."""
+as a ``Select`` over the user's table (see :mod:`vecext.sqlalchemy.query`). The plan
+comes from the search engine with its floors applied; this module only writes SQL."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
                 order = sa.cast(sa.func.binary_quantize(vq._col), BIT(ix.dim)).op("<~>")(
                     sa.func.binary_quantize(q)
                 )
-            ef = int(min(max(int(p.params.get("ef_search", 40)), vq._k), 1000))
+            ef = int(p.params["ef_search"])  # the engine's, floors applied
             cand = (
                 sa.select(vq._pk.label("vx_id"))
                 .where(*where)
@@ -141,8 +142,7 @@ def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
 def settings_sql(vq: VectorQuery, p: Plan) -> list[str]:
     out = []
     if p.strategy == "hnsw":
-        ef = int(min(max(int(p.params.get("ef_search", 40)), vq._k), 1000))
-        out.append(f"SET LOCAL hnsw.ef_search = {ef}")
+        out.append(f"SET LOCAL hnsw.ef_search = {int(p.params['ef_search'])}")
         iterative = p.params.get("iterative_scan") or "off"
         if iterative not in ("off", "strict_order", "relaxed_order"):
             raise VectorQueryError(f"unknown hnsw.iterative_scan mode {iterative!r}")

@@ -9,8 +9,9 @@
         .all()                          # [(Item, distance), ...]
     )
 
-The query asks the same planner and backend as :func:`vecext.search.api.search`
-for the plan (strategy, rerank depth, ``ef_search``), and renders that plan as a
+The query asks the same search engine as :func:`vecext.search.api.search`
+(:mod:`vecext.search.engine`) for the plan and its floors (strategy, rerank depth,
+``ef_search``), and renders that plan as a
 ``Select`` over the user's own table: an exact ``ORDER BY distance LIMIT k``, a
 two-stage compressed search (a CTE ranks matching rows by their codes, the best
 ``rerank`` are reranked with the exact distance), or an HNSW scan with its
@@ -29,6 +30,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from vecext.search import engine
+from vecext.search.engine import Prepared
+from vecext.search.floors import hnsw_ef, raise_depth, rows_scanned
 from vecext.search.planner import Plan
 from vecext.sqlalchemy import plan_sql
 from vecext.sqlalchemy.plan_sql import DISTANCE_OPS, VectorQueryError
@@ -116,8 +120,10 @@ class VectorQuery:
         return self._with(nprobes=n)
 
     def rerank(self, depth: int | bool = True) -> VectorQuery:
-        """Candidates reranked exactly: a number, ``True`` (the planner's depth) or
-        ``False`` (rank by the codes' estimated distances only)."""
+        """Candidates reranked exactly: a number, ``True`` (the depth ``search()`` starts
+        from: the planner's, raised to the rerank floor) or ``False`` (rank by the
+        codes' estimated distances only). One statement cannot deepen progressively
+        as ``search()`` does."""
         if not isinstance(depth, bool) and (not isinstance(depth, int) or depth <= 0):
             raise VectorQueryError(f"rerank takes a positive depth or a bool, got {depth!r}")
         return self._with(rerank=depth)
@@ -171,75 +177,56 @@ class VectorQuery:
             return list(self._filters)
         return [self._table.c[info.tenant_column] == self._tenant, *self._filters]
 
-    def _plan(self) -> tuple[Any, Plan]:
-        """The plan ``vecext.search.search`` would run for the same request."""
-        from vecext.search.contracts import SearchError
-        from vecext.search.filters import SqlExpr, check_columns, describe
-        from vecext.search.planner import PlannerSettings, plan
+    def _prepare(self) -> Prepared:
+        """The search target as :func:`vecext.search.search` sees it (the search engine)."""
+        from vecext.search.filters import SqlExpr
+        from vecext.search.planner import PlannerSettings
         from vecext.search.registry import backend_for
-        from vecext.search.validate import check_query
 
-        backend = backend_for(self._pg())
-        table = self._table_name()
-        info = backend.table_info(table, self._col.name, self._metric)
-        self._q = check_query(self._q, info.dim, f"{table}.{self._col.name}")
-        if info.tenant_column is not None:
-            if self._tenant is None:
-                raise VectorQueryError(
-                    f"table {table} has tenant column {info.tenant_column!r}: call "
-                    ".tenant(<value>); a search never spans tenants"
-                )
-            info = backend.for_tenant(info, self._tenant)  # type: ignore[attr-defined]
-        elif self._tenant is not None:
-            raise VectorQueryError(f"table {table} has no declared tenant column")
-        if self._using is not None:
-            if self._using not in info.alternatives:
-                known = ", ".join(sorted(info.alternatives)) or "none"
-                raise VectorQueryError(
-                    f"{table}.{self._col.name} has no code column or index named "
-                    f"{self._using!r}; known: {known}"
-                )
-            info.caps = info.alternatives[self._using]
-        criteria = self._criteria(info)
-        pred = SqlExpr(sa.and_(*criteria)) if criteria else None
-        check_columns(pred, info.columns, table)
-        settings = PlannerSettings(recall_target=self._recall_target)
-        est = backend.estimate_matching(info, pred) if pred else float(info.caps.n_rows)
-        try:
-            p = plan(
-                info.caps,
-                est,
-                self._k,
-                strategy=self._strategy,
-                settings=settings,
-                filtered=pred is not None,
-            )
-        except ValueError as exc:
-            raise SearchError(f"{table}.{self._col.name}: {exc}") from None
+        prep = engine.prepare(
+            backend_for(self._pg()),
+            self._table_name(),
+            self._col.name,
+            self._q,
+            metric=self._metric,
+            filter=SqlExpr(sa.and_(*self._filters)) if self._filters else None,
+            tenant=self._tenant,
+            using=self._using,
+            settings=PlannerSettings(recall_target=self._recall_target),
+            error=VectorQueryError,
+            tenant_hint="call .tenant(<value>)",
+        )
+        self._q = prep.q
+        return prep
+
+    def _plan(self) -> tuple[Prepared, Plan]:
+        """The plan ``vecext.search.search`` would run for the same request, with the
+        floors it would put under it (rerank depth, ef_search)."""
+        prep = self._prepare()
+        p = engine.make_plan(prep, self._k, self._strategy)
         if p.strategy == "ivf":
             raise VectorQueryError(
-                f"the planner chose IVF lists for {table}.{self._col.name}; the query builder "
-                "renders exact, compressed and hnsw plans: force one with .strategy(...) or "
-                "run vecext.search.search()"
+                f"the planner chose IVF lists for {self._table_name()}.{self._col.name}; the "
+                "query builder renders exact, compressed and hnsw plans: force one with "
+                ".strategy(...) or run vecext.search.search()"
             )
-        if p.strategy == "compressed" and self._rerank is not None:
+        req = prep.request(self._k)
+        if p.strategy == "compressed":
             if self._rerank is False:
                 p.params["rerank"] = 0
-            elif self._rerank is not True:
+            elif self._rerank is not None and self._rerank is not True:
                 p.params["rerank"] = max(int(self._rerank), self._k)
-        if p.strategy == "hnsw":  # the floor search() applies (vecext.postgres.strategies)
-            from vecext.postgres.strategies import apply_ef_floor
-
-            ix = info.indexes[info.caps.hnsw_index]
-            apply_ef_floor(p, ix, self._k, self._recall_target)
-        if pred is not None:
-            p.steps.insert(0, f"filter: {describe(pred)}")
-        return info, p
+            else:
+                kind = prep.info.caps.code_kind
+                raise_depth(p, self._k, kind, rows_scanned(p, req), prep.settings)
+        if p.strategy == "hnsw":
+            hnsw_ef(p, prep.info.caps, req, prep.settings)
+        return prep, p
 
     def explain(self) -> str:
         """The plan, then the SQL the builder renders for it."""
-        info, p = self._plan()
-        stmt = plan_sql.render(self, info, p)
+        prep, p = self._plan()
+        stmt = plan_sql.render(self, prep.info, p)
         from sqlalchemy.dialects import postgresql
 
         sql_text = str(stmt.compile(dialect=postgresql.dialect()))
@@ -263,8 +250,8 @@ class VectorQuery:
         Joins and columns added to it apply to the ranked rows; filters that must
         restrict the search belong in :meth:`where`.
         """
-        info, p = self._plan()
-        stmt = plan_sql.render(self, info, p)
+        prep, p = self._plan()
+        stmt = plan_sql.render(self, prep.info, p)
         self._apply_settings(p)
         return stmt
 
@@ -272,27 +259,15 @@ class VectorQuery:
         return list(self._bind.execute(stmt).all())
 
     def _run(self) -> tuple[list[Any], Plan]:
-        info, p = self._plan()
+        prep, p = self._plan()
         self._apply_settings(p)
-        rows = self._execute(plan_sql.render(self, info, p))
-        if len(rows) < self._k and p.strategy != "exact":
-            count = sa.select(sa.func.count()).select_from(
-                sa.select(self._pk)
-                .where(self._col.isnot(None), *self._criteria(info))
-                .limit(self._k)
-                .subquery()
-            )
-            matching = int(self._bind.execute(count).scalar_one())
-            if len(rows) < matching and self._min_relevance is None:
-                p.steps.append(
-                    f"{p.strategy} returned {len(rows)} rows but {min(self._k, matching)} match: "
-                    "fell back to an exact scan"
-                )
-                exact = Plan(
-                    "exact", "fallback", n_rows=p.n_rows, est_matching=p.est_matching, k=self._k
-                )
-                rows = self._execute(plan_sql.render(self, info, exact))
-                p.strategy = f"{p.strategy}+exact"
+        rows = self._execute(plan_sql.render(self, prep.info, p))
+        if len(rows) < self._k and p.strategy != "exact" and self._min_relevance is None:
+            matching = prep.backend.count_matching(prep.info, prep.pred, self._k)
+            if len(rows) < matching:
+                p.strategy = engine.fallback_step(p, len(rows), self._k, matching)
+                exact = engine.exact_plan(p, self._k)
+                rows = self._execute(plan_sql.render(self, prep.info, exact))
         return rows, p
 
     def all(self) -> list[Any]:
@@ -330,7 +305,7 @@ class VectorQuery:
         # ranking reads, ef candidates for HNSW (plus the exact scan of a fallback)
         scanned = int(round(p.est_matching))
         if p.strategy.startswith("hnsw"):
-            ef = int(min(max(int(p.params.get("ef_search", 40)), self._k), 1000))
+            ef = int(p.params["ef_search"])
             scanned = ef + (scanned if p.strategy.endswith("+exact") else 0)
         elif p.strategy.endswith("+exact"):
             scanned *= 2

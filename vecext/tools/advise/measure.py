@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from vecext import topk
 from vecext.codecs import make_codec
-from vecext.codecs.checks import normalize_rows
 from vecext.tools.advise.candidates import Candidate
 
 __all__ = [
@@ -61,22 +61,15 @@ class Measurement:
     verdict: str = ""
 
 
-def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
-    return normalize_rows(x) if metric == "cosine" else x
-
-
 def exact_distances(xb: np.ndarray, xq: np.ndarray, metric: str) -> np.ndarray:
-    """Exact ``(nq, n)`` distances in the codecs' convention (smaller is closer)."""
-    xb, xq = _prepare(xb, metric), _prepare(xq, metric)
-    if metric == "l2":
-        return (xq * xq).sum(1, keepdims=True) - 2 * (xq @ xb.T) + (xb * xb).sum(1)[None, :]
-    return -(xq @ xb.T)
+    """Exact ``(nq, n)`` distances in the codecs' convention (smaller is closer; cosine
+    ranks by ``-cos``), as :mod:`vecext.topk` ranks."""
+    return topk.ranking(topk.prepare(xq, metric), topk.prepare(xb, metric), metric)
 
 
 def exact_neighbours(xb: np.ndarray, xq: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """Exact top-``k`` row ids of ``xb`` per query (ties to the lower row), numpy."""
-    D = exact_distances(xb, xq, metric)
-    return np.argsort(D, axis=1, kind="stable")[:, :k].astype(np.int64)
+    """Exact top-``k`` row ids of ``xb`` per query (ties to the lower row)."""
+    return topk.exact_topk(xb, xq, k, metric)[1]
 
 
 def prefix_sizes(n: int, k: int) -> list[int]:

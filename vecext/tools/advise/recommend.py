@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vecext import topk
 from vecext.codecs import METRICS, CodecError
 from vecext.codecs.checks import as_float32_rows
 from vecext.tools.advise.candidates import AdviseError, Candidate, code_size, default_candidates
@@ -172,7 +173,7 @@ def advise_vectors(
     for i0 in range(0, xq.shape[0], step):
         D = exact_distances(xb, xq[i0 : i0 + step], metric)
         for m, t in truths.items():
-            t[i0 : i0 + step] = np.argsort(D[:, :m], axis=1, kind="stable")[:, :k]
+            t[i0 : i0 + step] = topk.smallest_k(D[:, :m], k)[1]
     exact_cost = float(rows * 4 * d)
     out: list[Measurement] = []
     for c in chosen:

@@ -31,9 +31,9 @@ import platformdirs
 import vecext.duckdb as vd
 from vecext.codecs import codec_from_state, dump_state, load_state
 from vecext.codecs.ivf import IVFCodec
-from vecext.duckdb.calibration import calibrate
+from vecext.duckdb.calibration import calibrate, calibrate_hnsw
 from vecext.duckdb.filters import ident
-from vecext.duckdb.indexes import calibrate_hnsw, create_hnsw_index, drop_hnsw_index, hnsw_indexes
+from vecext.duckdb.indexes import create_hnsw_index, drop_hnsw_index, hnsw_indexes
 from vecext.duckdb.ivf import add_ivf_lists, ivf_lists
 from vecext.duckdb.strategies import cached_codec
 from vecext.search import SearchResult

@@ -98,34 +98,15 @@ def _columns(pred: Predicate) -> list[str]:
     return [pred.column]  # type: ignore[union-attr]
 
 
-# --------------------------------------------------------------------------- PostgreSQL
+# --------------------------------------------------------------------------- SQL
 
 
 def pg_condition(pred: Predicate) -> tuple[sql.Composable, list[Any]]:
-    """A boolean SQL expression with ``%s`` placeholders and its parameters."""
-    if isinstance(pred, And):
-        parts, params = [], []
-        for p in pred.parts:
-            s, v = pg_condition(p)
-            parts.append(sql.SQL("({})").format(s))
-            params += v
-        return sql.SQL(" AND ").join(parts), params
-    if isinstance(pred, Eq):
-        return sql.SQL("{} = %s").format(sql.Identifier(pred.column)), [pred.value]
-    if isinstance(pred, In):
-        return sql.SQL("{} = ANY(%s)").format(sql.Identifier(pred.column)), [list(pred.values)]
-    if isinstance(pred, Range):
-        col = sql.Identifier(pred.column)
-        parts, params = [], []
-        if pred.lo is not None:
-            parts.append(sql.SQL("{} >= %s").format(col))
-            params.append(pred.lo)
-        if pred.hi is not None:
-            op = "<=" if pred.inclusive else "<"
-            parts.append(sql.SQL("{} " + op + " %s").format(col))
-            params.append(pred.hi)
-        return sql.SQL(" AND ").join(parts), params
-    raise BenchError(f"cannot compile filter {pred!r}")
+    """A boolean SQL expression with ``%s`` placeholders and its parameters (the search's
+    own compiler, :func:`vecext.postgres.filters.compile_filter`)."""
+    from vecext.postgres.filters import compile_filter
+
+    return compile_filter(pred)
 
 
 def pg_where(pred: Predicate | None) -> tuple[sql.Composable, list[Any]]:
@@ -136,39 +117,19 @@ def pg_where(pred: Predicate | None) -> tuple[sql.Composable, list[Any]]:
     return sql.SQL("WHERE ") + cond, params
 
 
-# --------------------------------------------------------------------------- DuckDB
-
-
 def duck_ident(name: str) -> str:
-    """A DuckDB quoted identifier (the Python client has no identifier helper)."""
-    return '"' + name.replace('"', '""') + '"'
+    """A DuckDB quoted identifier (:func:`vecext.duckdb.filters.ident`)."""
+    from vecext.duckdb.filters import ident
+
+    return ident(name)
 
 
 def duck_condition(pred: Predicate) -> tuple[str, list[Any]]:
-    """A boolean DuckDB expression with ``?`` placeholders and its parameters."""
-    if isinstance(pred, And):
-        parts, params = [], []
-        for p in pred.parts:
-            s, v = duck_condition(p)
-            parts.append(f"({s})")
-            params += v
-        return " AND ".join(parts), params
-    if isinstance(pred, Eq):
-        return f"{duck_ident(pred.column)} = ?", [pred.value]
-    if isinstance(pred, In):
-        marks = ", ".join("?" for _ in pred.values)
-        return f"{duck_ident(pred.column)} IN ({marks})", list(pred.values)
-    if isinstance(pred, Range):
-        col = duck_ident(pred.column)
-        parts, params = [], []
-        if pred.lo is not None:
-            parts.append(f"{col} >= ?")
-            params.append(pred.lo)
-        if pred.hi is not None:
-            parts.append(f"{col} {'<=' if pred.inclusive else '<'} ?")
-            params.append(pred.hi)
-        return " AND ".join(parts), params
-    raise BenchError(f"cannot compile filter {pred!r}")
+    """A boolean DuckDB expression with ``?`` placeholders and its parameters
+    (:func:`vecext.duckdb.filters.compile_filter`)."""
+    from vecext.duckdb.filters import compile_filter
+
+    return compile_filter(pred)
 
 
 def duck_where(pred: Predicate | None) -> tuple[str, list[Any]]:
