@@ -52,27 +52,17 @@ MAX_LINES = 400
 KNOWN_CYCLES = {
     ("vecext.codecs.base", "vecext.codecs.transforms"),
     ("vecext.alembic.index_ops", "vecext.alembic.ops"),
-    ("vecext.postgres.sqlgen", "vecext.postgres.sqlgen_kinds", "vecext.postgres.sqlgen_pq"),
-    (
-        "vecext.postgres.bulk",
-        "vecext.postgres.codecs",
-        "vecext.postgres.columns",
-        "vecext.postgres.ivf",
-    ),
     ("vecext.duckdb.backend", "vecext.duckdb.indexes", "vecext.duckdb.strategies"),
     ("vecext.tools.demo", "vecext.tools.demo_backends"),
 }
 KNOWN_BIG = {
     "vecext/evaluation.py",
-    "vecext/postgres/ivf.py",
     "vecext/postgres/strategies.py",
-    "vecext/postgres/columns.py",
     "vecext/codecs/base.py",
     "vecext/relevance/base.py",
     "vecext/tools/cli.py",
     "vecext/tools/advise.py",
     "vecext/duckdb/udfs.py",
-    "vecext/duckdb/columns.py",
 }
 
 

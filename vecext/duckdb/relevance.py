@@ -11,33 +11,26 @@ precision), then the calibrated score or the cosine bound of a threshold.
 
 from __future__ import annotations
 
+import warnings
+
 import duckdb
 
-from vecext.catalog.adapters import (
-    AdapterInfo,
-    AdapterRecord,
-    adapter_from_rows,
-    adapter_info,
-    adapter_record,
-    check_adapter_name,
-    check_query_dim,
-)
-from vecext.duckdb._sql import is_read_only, transaction
-from vecext.duckdb.catalog import installed_version, require_catalog
+from vecext.catalog import store
+from vecext.catalog.adapters import AdapterInfo, check_adapter_name
+from vecext.duckdb._sql import is_read_only
+from vecext.duckdb.catalog import DuckDialect, installed_version, require_catalog
 from vecext.duckdb.functions import registrar
-from vecext.errors import CatalogError
-from vecext.relevance.base import RelevanceError, RelevanceMethod
+from vecext.relevance.base import RelevanceMethod
 
 __all__ = [
     "AdapterInfo",
+    "adapter_info",
     "drop_adapter",
     "get_adapter_info",
     "list_adapters",
     "load_adapter",
     "save_adapter",
 ]
-
-_INFO = "SELECT name, method, dim, version, params, fingerprint FROM vecext.relevance_adapters"
 
 
 def save_adapter(
@@ -48,62 +41,28 @@ def save_adapter(
     another version needs ``replace=True``)."""
     check_adapter_name(name)
     require_catalog(con)
-    rec = adapter_record(name, method)
-    with transaction(con):
-        row = con.execute(
-            "SELECT fingerprint FROM vecext.relevance_adapters WHERE name = ?", [name]
-        ).fetchone()
-        if row is not None and row[0] != rec.fingerprint:
-            if not replace:
-                raise CatalogError(
-                    f"relevance adapter {name!r} already exists (version {row[0]}, this one is "
-                    f"version {rec.fingerprint}); pass replace=True to replace it"
-                )
-            _delete(con, name)
-        if row is None or row[0] != rec.fingerprint:
-            _insert(con, rec)
-    return get_adapter_info(con, name)
-
-
-def _delete(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    # no ON DELETE CASCADE in DuckDB
-    con.execute("DELETE FROM vecext.relevance_arrays WHERE adapter_name = ?", [name])
-    con.execute("DELETE FROM vecext.relevance_adapters WHERE name = ?", [name])
-
-
-def _insert(con: duckdb.DuckDBPyConnection, rec: AdapterRecord) -> None:
-    con.execute(
-        "INSERT INTO vecext.relevance_adapters (name, method, dim, version, params, fingerprint) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [rec.name, rec.method, rec.dim, rec.version, rec.params, rec.fingerprint],
-    )
-    for a in rec.arrays:
-        vec = rec.vectors.get(a.name)
-        con.execute(
-            "INSERT INTO vecext.relevance_arrays (adapter_name, array_name, dtype, shape, data, vec) "
-            "VALUES (?, ?, ?, ?, ?, ?::FLOAT[])",
-            [rec.name, a.name, a.dtype, a.shape, a.data, None if vec is None else vec.tolist()],
-        )
+    return store.save_adapter(DuckDialect(con), name, method, replace=replace)
 
 
 def list_adapters(con: duckdb.DuckDBPyConnection) -> list[AdapterInfo]:
     """Every relevance adapter in the catalog, by name."""
     require_catalog(con)
-    return [adapter_info(*r) for r in con.execute(_INFO + " ORDER BY name").fetchall()]
+    return store.list_adapters(DuckDialect(con))
 
 
-def get_adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
+def adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
     """The catalog row of adapter ``name``; :class:`RelevanceError` naming the known ones."""
     check_adapter_name(name)
     require_catalog(con)
-    row = con.execute(_INFO + " WHERE name = ?", [name]).fetchone()
-    if row is None:
-        known = [a.name for a in list_adapters(con)]
-        raise RelevanceError(
-            f"unknown relevance adapter {name!r}; known adapters: "
-            f"{', '.join(known) if known else '(none)'}"
-        )
-    return adapter_info(*row)
+    return store.get_adapter(DuckDialect(con), name)
+
+
+def get_adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
+    """Deprecated name of :func:`adapter_info` (as ``codec_info`` for codecs)."""
+    warnings.warn(
+        "get_adapter_info is deprecated: use adapter_info", DeprecationWarning, stacklevel=2
+    )
+    return adapter_info(con, name)
 
 
 def load_adapter(
@@ -115,35 +74,16 @@ def load_adapter(
 ) -> RelevanceMethod:
     """Rebuild adapter ``name`` from the catalog (fingerprint checked; with ``dim``, an
     adapter of another dimension raises :class:`RelevanceError` naming both)."""
-    info = get_adapter_info(con, name)
-    if dim is not None:
-        check_query_dim(info, dim, "it was asked for dimension")
-    rows = con.execute(
-        "SELECT array_name, dtype, shape, data FROM vecext.relevance_arrays "
-        "WHERE adapter_name = ? ORDER BY array_name",
-        [name],
-    ).fetchall()
-    arrays = [(r[0], r[1], list(r[2]), bytes(r[3])) for r in rows]
-    return adapter_from_rows(
-        info.name, info.method, info.dim, info.version, info.params, info.fingerprint, arrays,
-        expected_fingerprint=fingerprint,
-    )  # fmt: skip
+    check_adapter_name(name)
+    require_catalog(con)
+    return store.load_adapter(DuckDialect(con), name, dim=dim, fingerprint=fingerprint)
 
 
 def drop_adapter(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = False) -> bool:
     """Delete adapter ``name`` and its arrays. Returns whether one was dropped."""
     check_adapter_name(name)
     require_catalog(con)
-    with transaction(con):
-        row = con.execute(
-            "SELECT 1 FROM vecext.relevance_adapters WHERE name = ?", [name]
-        ).fetchone()
-        if row is None:
-            if missing_ok:
-                return False
-            get_adapter_info(con, name)  # raises, naming the known adapters
-        _delete(con, name)
-    return True
+    return store.drop_adapter(DuckDialect(con), name, missing_ok=missing_ok)
 
 
 # ---------------------------------------------------------------------------

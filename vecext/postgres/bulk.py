@@ -22,11 +22,27 @@ import time
 import psycopg
 from psycopg import sql
 
+from vecext.catalog import columns as cat
+from vecext.catalog.columns import CompressedColumn
 from vecext.codecs import Codec
+from vecext.errors import VecextError
 from vecext.postgres import copybin
-from vecext.postgres.columns import BackfillError, CompressedColumn
+from vecext.postgres.catalog import PgDialect
 
 BUFFER = "vecext_backfill_buffer"
+
+
+class BackfillError(VecextError):
+    """A backfill batch failed; earlier batches are committed and ``refresh`` resumes.
+
+    Attributes: ``position`` (the last committed key, as text, or ``None``) and
+    ``rows_encoded`` (rows committed by this call).
+    """
+
+    def __init__(self, message: str, position: str | None, rows_encoded: int) -> None:
+        super().__init__(message)
+        self.position = position
+        self.rows_encoded = rows_encoded
 
 
 class Backfill:
@@ -152,12 +168,7 @@ class Backfill:
             )
             updated = max(cur.rowcount, 0)
         last = str(keys[-1])
-        conn.execute(
-            """UPDATE vecext.compressed_columns
-               SET backfill_position = %s, rows_encoded = rows_encoded + %s, updated_at = now()
-               WHERE id = %s""",
-            [last, updated, self.cc.id],
-        )
+        cat.record_progress(PgDialect(conn), self.cc.id, last, updated)
         t4 = time.perf_counter()
         for phase, dt in zip(self.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             self.seconds[phase] += dt
@@ -211,10 +222,5 @@ class Backfill:
                 rate = self.done / max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, advance=n, rate=f"{rate:,.0f}")
         with self.conn.transaction():
-            self.conn.execute(
-                """UPDATE vecext.compressed_columns
-                   SET status = 'ready', backfill_position = NULL, updated_at = now()
-                   WHERE id = %s""",
-                [self.cc.id],
-            )
+            cat.mark_ready(PgDialect(self.conn), self.cc.id, clear_position=True)
         return self.done
