@@ -62,7 +62,6 @@ KNOWN_BIG = {
     "vecext/relevance/base.py",
     "vecext/tools/cli.py",
     "vecext/tools/advise.py",
-    "vecext/duckdb/udfs.py",
 }
 
 

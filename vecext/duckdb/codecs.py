@@ -28,14 +28,14 @@ from vecext.duckdb._sql import (
 )
 from vecext.duckdb.catalog import DuckDialect, installed_version, require_catalog
 from vecext.duckdb.functions import registrar
-from vecext.duckdb.udfs import (
+from vecext.duckdb.macros import (
     GENERIC_MACROS,
     PER_CODEC_SUFFIXES,
     codec_macro_names,
     codec_macro_sql,
-    ensure_udfs,
     generic_macro_sql,
 )
+from vecext.duckdb.udfs import ensure_udfs
 from vecext.errors import CatalogError
 
 
