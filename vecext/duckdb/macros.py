@@ -16,30 +16,37 @@ from vecext.codecs import KINDS, Codec
 from vecext.duckdb import _arrow as ar
 from vecext.duckdb._sql import quote_ident, quote_literal
 
-#: The generic functions of the SQL API (vecext/sqlapi.py), as DuckDB macros.
+#: The generic functions of the SQL API (vecext/sqlapi.py), as DuckDB macros: the
+#: codec group ``vecext.codec_*`` of catalog 0.3.0 (codes before the query, as in every
+#: ``vecext.<codec>_distance(codes, q)``), then the 0.1.0 names as deprecated aliases
+#: with their old argument order (after the macros they call).
 GENERIC_MACROS = {
     "codec_fingerprint": (
         "(codec)",
         "(SELECT fingerprint FROM vecext.codecs WHERE name = codec)",
     ),
-    "encode": (
+    "codec_encode": (
         "(codec, v)",
         "vecext_udf_encode(codec, vecext.codec_fingerprint(codec), CAST(v AS FLOAT[]))",
     ),
-    "decode": (
+    "codec_decode": (
         "(codec, codes)",
         "vecext_udf_decode(codec, vecext.codec_fingerprint(codec), CAST(codes AS BLOB))",
     ),
-    "distance": (
-        "(codec, q, codes)",
+    "codec_distance": (
+        "(codec, codes, q)",
         "vecext_udf_distance(codec, vecext.codec_fingerprint(codec), CAST(q AS FLOAT[]), "
         "CAST(codes AS BLOB))",
     ),
-    "pq_lut": (
+    "codec_lut": (
         "(codec, q)",
         # a scalar subquery: computed once per distinct query, not once per row
         "(SELECT vecext_udf_pq_lut(codec, vecext.codec_fingerprint(codec), CAST(q AS FLOAT[])))",
     ),
+    "encode": ("(codec, v)", "vecext.codec_encode(codec, v)"),
+    "decode": ("(codec, codes)", "vecext.codec_decode(codec, codes)"),
+    "distance": ("(codec, q, codes)", "vecext.codec_distance(codec, codes, q)"),
+    "pq_lut": ("(codec, q)", "vecext.codec_lut(codec, q)"),
 }
 
 PER_CODEC_SUFFIXES = ("encode", "decode", "lut", "distance")
@@ -111,10 +118,8 @@ def codec_macro_sql(name: str, codec: Codec) -> list[str]:
             )
         )
         # bit_count returns TINYINT: widen before summing
-        terms = " + ".join(
-            f"bit_count(xor(codes[{i + 1}], query[{i + 1}]))::INTEGER" for i in range(w)
-        )
-        out.append(macro("distance", "codes, query", f"CAST({terms} AS FLOAT)"))
+        terms = " + ".join(f"bit_count(xor(codes[{i + 1}], q[{i + 1}]))::INTEGER" for i in range(w))
+        out.append(macro("distance", "codes, q", f"CAST({terms} AS FLOAT)"))
     else:
         out.append(macro("encode", "v", f"vecext_udf_encode({args}, CAST(v AS FLOAT[]))"))
         out.append(

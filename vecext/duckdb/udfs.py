@@ -25,7 +25,7 @@ registers the same functions.
 
 Queries are usually constant across a scan, but DuckDB hands a UDF one copy per row;
 the UDFs notice equal rows and compute once. A PQ lookup table is large (M x 256
-floats), so ``vecext.pq_lut`` / ``vecext.<codec>_lut`` are scalar subqueries: DuckDB
+floats), so ``vecext.codec_lut`` / ``vecext.<codec>_lut`` are scalar subqueries: DuckDB
 computes them once per distinct query instead of materialising a table per row.
 """
 
@@ -240,7 +240,7 @@ def _make_udfs(cache: CodecCache) -> dict[str, tuple[Callable[..., Any], list[An
             if not both.all():
                 keep = pa.array(both)
                 qg, cg = qg.filter(keep), cg.filter(keep)
-            what = f"vecext.distance({name!r}, q, codes)"
+            what = f"vecext.codec_distance({name!r}, codes, q)"
             Q, _ = ar.list_matrix(qg, codec.d, np.float32, f"{what}: q")
             codes, _ = ar.binary_matrix(cg, codec.code_size, f"{what}: codes")
             parts.append((rows, both, paired_distances(codec, Q, codes)[:, None]))
@@ -252,11 +252,11 @@ def _make_udfs(cache: CodecCache) -> dict[str, tuple[Callable[..., Any], list[An
         for codec, name, rows in each_group(names, fps):
             if not codec_kind(codec).has_lut:
                 raise CodecError(
-                    f"vecext.pq_lut({name!r}, q): {name!r} is a {codec.kind} codec; "
+                    f"vecext.codec_lut({name!r}, q): {name!r} is a {codec.kind} codec; "
                     "lookup tables exist for pq codecs only"
                 )
             Q, valid = ar.list_matrix(
-                _take(q, rows), codec.d, np.float32, f"vecext.pq_lut({name!r}, q): q"
+                _take(q, rows), codec.d, np.float32, f"vecext.codec_lut({name!r}, q): q"
             )
             table = codec.distance_table  # type: ignore[attr-defined]
             if _same_rows(Q):
@@ -282,10 +282,10 @@ def _make_udfs(cache: CodecCache) -> dict[str, tuple[Callable[..., Any], list[An
     u8_list, u64_list = duckdb.list_type(UTINYINT), duckdb.list_type(UBIGINT)
     key = [VARCHAR, VARCHAR]
     arrow = {
-        "vecext_udf_encode": (encoder("blob", "vecext.encode"), [*key, floats_list], BLOB),
+        "vecext_udf_encode": (encoder("blob", "vecext.codec_encode"), [*key, floats_list], BLOB),
         "vecext_udf_encode_u8": (encoder("u8", "encode"), [*key, floats_list], u8_list),
         "vecext_udf_encode_u64": (encoder("u64", "encode"), [*key, floats_list], u64_list),
-        "vecext_udf_decode": (decoder("blob", "vecext.decode"), [*key, BLOB], floats_list),
+        "vecext_udf_decode": (decoder("blob", "vecext.codec_decode"), [*key, BLOB], floats_list),
         "vecext_udf_decode_u8": (decoder("u8", "decode"), [*key, u8_list], floats_list),
         "vecext_udf_decode_u64": (decoder("u64", "decode"), [*key, u64_list], floats_list),
         "vecext_udf_distance": (distance, [*key, floats_list, BLOB], FLOAT),

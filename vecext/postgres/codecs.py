@@ -39,7 +39,7 @@ def codec_errors() -> Iterator[None]:
     Examples
     --------
     >>> with codec_errors():  # doctest: +SKIP
-    ...     conn.execute("SELECT vecext.distance('items_pq', %s, %s)", [q, codes])
+    ...     conn.execute("SELECT vecext.codec_distance('items_pq', %s, %s)", [codes, q])
     """
     try:
         yield

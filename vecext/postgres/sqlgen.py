@@ -46,6 +46,10 @@ GENERIC = frozenset(
     {
         "vecext_version",
         "codec_fingerprint",
+        "codec_encode",
+        "codec_decode",
+        "codec_distance",
+        "codec_lut",
         "encode",
         "decode",
         "distance",
