@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vecext.errors import CatalogError
+
 
 class Dialect(Protocol):
     """A connection to a database that holds the vecext catalog."""
@@ -35,6 +37,15 @@ class Dialect(Protocol):
     json_type: str
     #: the SQL type of a float vector parameter (pgvector ``vector``, ``FLOAT[]``)
     vector_type: str
+
+    @classmethod
+    def accepts(cls, conn: Any) -> bool:
+        """Whether ``conn`` is a connection of this dialect's database."""
+        ...
+
+    def require_catalog(self) -> str:
+        """The installed catalog version; :class:`CatalogError` saying how to install it."""
+        ...
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement, return its rows (``[]`` for a statement without)."""
@@ -77,3 +88,32 @@ def same_name(db: Dialect, column: str) -> str:
     """A WHERE condition comparing ``column`` with one ``?`` parameter as the database
     compares identifiers."""
     return f"lower({column}) = lower(?)" if db.case_insensitive else f"{column} = ?"
+
+
+#: Dialects in the order they registered (each adapter registers its own on import).
+_DIALECTS: list[type[Dialect]] = []
+
+
+def register(cls: type[Dialect]) -> type[Dialect]:
+    """Class decorator: make ``cls`` the dialect of the connections it ``accepts``."""
+    if cls not in _DIALECTS:
+        _DIALECTS.append(cls)
+    return cls
+
+
+def dialect_for(conn: Any) -> Dialect:
+    """The catalog of ``conn``'s database, installed (:class:`CatalogError` otherwise).
+
+    The adapter that handles ``conn`` must have been imported (``vecext.postgres``,
+    ``vecext.duckdb``): it registers its dialect.
+    """
+    for cls in _DIALECTS:
+        if cls.accepts(conn):
+            db = cls(conn)  # type: ignore[call-arg]
+            db.require_catalog()
+            return db
+    raise CatalogError(
+        f"no vecext adapter handles a {type(conn).__module__}.{type(conn).__name__}: "
+        "pass a psycopg connection (import vecext.postgres) or a DuckDB one "
+        "(import vecext.duckdb)"
+    )

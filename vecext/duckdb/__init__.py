@@ -1,6 +1,7 @@
 """DuckDB adapter: the catalog, vecext's functions and the VSS extension in one call.
 
-The verbs are the same in :mod:`vecext.postgres`: ``train_codec``, ``save_codec``,
+The verbs are the same in :mod:`vecext.postgres` (:data:`vecext.catalog.api.VERBS`):
+``train_codec``, ``save_codec``,
 ``load_codec``, ``drop_codec``, ``list_codecs``, ``codec_info``;
 ``add_compressed_column``, ``refresh`` (alias ``backfill``), ``drop_compressed_column``,
 ``list_compressed_columns``; ``add_ivf_lists``, ``drop_ivf_lists``;

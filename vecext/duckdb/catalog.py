@@ -12,11 +12,13 @@ import numpy as np
 import pyarrow as pa
 
 from vecext.catalog import scripts as _scripts
+from vecext.catalog.dialect import register
 from vecext.catalog.scripts import InstallResult
 from vecext.duckdb._sql import registered, transaction
 from vecext.errors import CatalogError
 
 
+@register
 class DuckDialect:
     """The catalog store's view of a DuckDB connection (see :class:`vecext.catalog.dialect.Dialect`)."""
 
@@ -28,6 +30,13 @@ class DuckDialect:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+
+    @classmethod
+    def accepts(cls, conn: Any) -> bool:
+        return isinstance(conn, duckdb.DuckDBPyConnection)
+
+    def require_catalog(self) -> str:
+        return require_catalog(self.con)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 
 from vecext.catalog import store
+from vecext.catalog.api import codec_info, list_codecs
 from vecext.catalog.rows import CodecRecord, check_name, codec_from_rows, codec_record
 from vecext.catalog.store import CodecInfo
 from vecext.codecs import Codec, CodecError, check_fingerprint, make_codec
@@ -102,13 +103,6 @@ def save_codec(
     return store.record_info(db, rec)
 
 
-def codec_info(con: duckdb.DuckDBPyConnection, name: str) -> CodecInfo:
-    """The catalog row of codec ``name``; :class:`CodecError` naming the known codecs if none."""
-    check_name(name)
-    require_catalog(con)
-    return store.codec_info(DuckDialect(con), name)
-
-
 def _cache_codec(con: duckdb.DuckDBPyConnection, name: str) -> Codec:
     """Codec ``name`` from the UDF cache, loaded into it first if need be."""
     cache = ensure_udfs(con)
@@ -159,12 +153,6 @@ def drop_codec(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = 
         missing_ok=missing_ok,
         before=lambda kind: _drop_macros(con, codec_macro_names(name, kind)),
     )
-
-
-def list_codecs(con: duckdb.DuckDBPyConnection) -> list[CodecInfo]:
-    """Every codec in the catalog, by name."""
-    require_catalog(con)
-    return store.list_codecs(DuckDialect(con))
 
 
 def read_vectors(
@@ -246,3 +234,17 @@ def register_codec_functions(con: duckdb.DuckDBPyConnection) -> None:
         if writable:
             for sql in codec_macro_sql(name, codec):
                 con.execute(sql)
+
+
+__all__ = [
+    "CodecInfo",
+    "cached_codec",
+    "codec_info",
+    "drop_codec",
+    "list_codecs",
+    "load_codec",
+    "read_vectors",
+    "register_codec_functions",
+    "save_codec",
+    "train_codec",
+]

@@ -183,18 +183,12 @@ def create_hnsw_index(
     table: str,
     column: str,
     metric: str = "cosine",
-    *,
-    name: str | None = None,
-    m: int = DEFAULT_M,
-    ef_construction: int = DEFAULT_EF_CONSTRUCTION,
-    check_memory: bool = True,
+    **options: Any,
 ) -> HnswIndex:
-    """Deprecated name of :func:`create_vector_index` (whose ``metric`` is keyword-only)."""
+    """Deprecated name of :func:`create_vector_index`, whose ``metric`` is keyword-only
+    (``options``: ``name``, ``m``, ``ef_construction``, ``check_memory``)."""
     _deprecated("create_hnsw_index", "create_vector_index")
-    return create_vector_index(
-        con, table, column, metric=metric, name=name, m=m, ef_construction=ef_construction,
-        check_memory=check_memory,
-    )  # fmt: skip
+    return create_vector_index(con, table, column, metric=metric, **options)
 
 
 def drop_vector_index(

@@ -38,13 +38,13 @@ from vecext.duckdb._sql import (
     HASH_SUFFIX,
     has_column,
     quote_ident,
-    registered,
     resolve_table,
     transaction,
     vector_dim,
 )
 from vecext.duckdb.catalog import DuckDialect, require_catalog
 from vecext.duckdb.codecs import cached_codec, drop_codec, read_vectors, save_codec
+from vecext.duckdb.derived import batches, read_batch, stale_rowids, stale_sql, write_batch
 from vecext.errors import CatalogError
 
 
@@ -143,48 +143,22 @@ def add_ivf_lists(
     return lists
 
 
-def _stale_sql(lists: IVFLists) -> str:
-    src, lst = quote_ident(lists.source_column), quote_ident(lists.list_column)
-    h = quote_ident(lists.hash_column)
-    return f"({h} IS DISTINCT FROM hash({src}) OR ({src} IS NOT NULL AND {lst} IS NULL))"
-
-
 def _assign(
     con: duckdb.DuckDBPyConnection, lists: IVFLists, codec: IVFCodec, batch_size: int
 ) -> int:
     """Assign every stale row, one committed batch of ``batch_size`` rowids at a time."""
-    t, stale = lists.table, _stale_sql(lists)
-    src, lst = quote_ident(lists.source_column), quote_ident(lists.list_column)
-    h = quote_ident(lists.hash_column)
-    rowids = con.execute(f"SELECT rowid FROM {t.sql} WHERE {stale} ORDER BY rowid").fetchnumpy()
-    rids = np.asarray(rowids["rowid"], dtype=np.int64)
+    t, src = lists.table, lists.source_column
+    stale = stale_sql(src, lists.list_column)
     done = 0
-    for i0 in range(0, rids.size, batch_size):
-        lo, hi = int(rids[i0]), int(rids[min(i0 + batch_size, rids.size) - 1])
+    for lo, hi in batches(stale_rowids(con, t, stale), batch_size):
         with transaction(con):
-            batch = con.execute(
-                f"SELECT rowid AS rid, {src} AS v, hash({src}) AS h FROM {t.sql} "
-                f"WHERE rowid BETWEEN ? AND ? AND {stale}",
-                [lo, hi],
-            ).to_arrow_table()
+            batch = read_batch(con, t, src, stale, lo, hi)
             if batch.num_rows == 0:
                 continue
             X, valid = ar.list_matrix(batch.column("v"), codec.d, np.float32, f"{t}.{src}")
             ids = np.zeros(batch.num_rows, dtype=np.int32)
             ids[valid] = codec.assign(X).astype(np.int32)
-            update = pa.table(
-                {
-                    "rid": batch.column("rid"),
-                    "l": pa.array(ids, mask=~valid),
-                    "h": batch.column("h"),
-                }
-            )
-            with registered(con, update) as u:
-                con.execute(
-                    f"UPDATE {t.sql} AS tgt SET {lst} = u.l, {h} = u.h FROM {u} AS u "
-                    "WHERE tgt.rowid = u.rid AND tgt.rowid BETWEEN ? AND ?",
-                    [lo, hi],
-                )
+            write_batch(con, t, lists.list_column, pa.array(ids, mask=~valid), batch, lo, hi)
             done += batch.num_rows
     return done
 

@@ -43,13 +43,13 @@ from vecext.duckdb._sql import (
     column_type,
     has_column,
     quote_ident,
-    registered,
     resolve_table,
     table_indexes,
     transaction,
 )
 from vecext.duckdb.catalog import DuckDialect, require_catalog
 from vecext.duckdb.codecs import codec_info, load_codec
+from vecext.duckdb.derived import batches, read_batch, stale_rowids, stale_sql, write_batch
 from vecext.duckdb.ivf import refresh_lists
 from vecext.duckdb.udfs import ensure_udfs
 from vecext.errors import CatalogError
@@ -82,18 +82,13 @@ def checked_codec(con: duckdb.DuckDBPyConnection, cc: cat.CompressedColumn) -> C
     return load_codec(con, cc.codec, fingerprint=cc.codec_fingerprint)
 
 
-def _stale_sql(reg: CompressedColumn) -> str:
-    src, code = quote_ident(reg.source_column), quote_ident(reg.code_column)
-    h = quote_ident(reg.hash_column)
-    return f"({h} IS DISTINCT FROM hash({src}) OR ({src} IS NOT NULL AND {code} IS NULL))"
-
-
 def stale_rows(con: duckdb.DuckDBPyConnection, table: str, code_column: str) -> int:
     """How many rows of a compressed column :func:`refresh` would (re-)encode."""
     require_catalog(con)
     t = resolve_table(con, table)
     reg = registration(con, t, code_column)
-    row = con.execute(f"SELECT count(*) FROM {t.sql} WHERE {_stale_sql(reg)}").fetchone()
+    stale = stale_sql(reg.source_column, reg.code_column)
+    row = con.execute(f"SELECT count(*) FROM {t.sql} WHERE {stale}").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -136,7 +131,7 @@ def refresh(
                 "vecext.duckdb.drop_ivf_lists() (and add them again)"
             )
     codec = checked_codec(con, reg)
-    stale = _stale_sql(reg)
+    stale = stale_sql(reg.source_column, reg.code_column)
     final = ar.column_sql_type(codec)
     current = column_type(con, t, reg.code_column)[1]
     staged = current == "BLOB" and final != "BLOB"
@@ -160,14 +155,12 @@ def refresh(
         # whose rowid moved meanwhile (DuckDB may compact row groups on checkpoint)
         done = False
         for _ in range(_MAX_PASSES):
-            ids = con.execute(f"SELECT rowid FROM {t.sql} WHERE {stale} ORDER BY rowid")
-            rowids = np.asarray(ids.fetchnumpy()["rowid"], dtype=np.int64)
+            rowids = stale_rowids(con, t, stale)
             if rowids.size == 0:
                 done = True
                 break
             bar.update(task, total=total + rowids.size)
-            for i0 in range(0, rowids.size, batch_size):
-                lo, hi = int(rowids[i0]), int(rowids[min(i0 + batch_size, rowids.size) - 1])
+            for lo, hi in batches(rowids, batch_size):
                 n = _encode_range(con, t, reg, codec, stale, lo, hi, staged)
                 total += n
                 elapsed = bar.tasks[task].elapsed or 0.0
@@ -197,15 +190,8 @@ def _encode_range(
     staged: bool,
 ) -> int:
     """Encode the stale rows with ``lo <= rowid <= hi`` in one transaction."""
-    src = quote_ident(reg.source_column)
-    key = f", {quote_ident(reg.key_column)} AS k" if reg.key_column else ""
-    in_range = "rowid BETWEEN ? AND ?"
     with transaction(con):
-        batch = con.execute(
-            f"SELECT rowid AS rid, {src} AS v, hash({src}) AS h{key} FROM {t.sql} "
-            f"WHERE {in_range} AND {stale}",
-            [lo, hi],
-        ).to_arrow_table()
+        batch = read_batch(con, t, reg.source_column, stale, lo, hi, reg.key_column)
         if batch.num_rows == 0:
             return 0
         X, valid = ar.list_matrix(
@@ -226,22 +212,9 @@ def _encode_range(
                 f"cannot encode {t}.{reg.source_column}: {exc}; fix the data and call "
                 "vecext.duckdb.refresh() to resume"
             ) from exc
-        update = pa.table(
-            {
-                "rid": batch.column("rid"),
-                "code": ar.codes_to_arrow(
-                    codes, "blob" if staged else ar.code_layout(codec), valid, fixed=True
-                ),
-                "h": batch.column("h"),
-            }
-        )
-        code, h = quote_ident(reg.code_column), quote_ident(reg.hash_column)
-        with registered(con, update) as u:
-            con.execute(
-                f"UPDATE {t.sql} AS tgt SET {code} = u.code, {h} = u.h FROM {u} AS u "
-                f"WHERE tgt.rowid = u.rid AND tgt.{in_range}",
-                [lo, hi],
-            )
+        layout = "blob" if staged else ar.code_layout(codec)
+        values = ar.codes_to_arrow(codes, layout, valid, fixed=True)
+        write_batch(con, t, reg.code_column, values, batch, lo, hi)
         cat.record_progress(DuckDialect(con), reg.id, str(hi), batch.num_rows)
     return batch.num_rows
 

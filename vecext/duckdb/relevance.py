@@ -1,7 +1,9 @@
-"""Relevance adapters in a DuckDB database: save, load, list, drop, and the SQL macros.
+"""Relevance adapters in a DuckDB database: the SQL macros over their catalog rows.
 
-An adapter is stored as the rows of :mod:`vecext.catalog.adapters` (the same rows,
-bytes and fingerprint as in PostgreSQL). The macros ``vecext.relevance_score``,
+Saving, loading, listing and dropping adapters are :mod:`vecext.catalog.api`'s verbs
+(re-exported here, the same functions as ``vecext.postgres``'s): an adapter is stored
+as the rows of :mod:`vecext.catalog.adapters` (the same rows, bytes and fingerprint as
+in PostgreSQL). The macros ``vecext.relevance_score``,
 ``vecext.relevance_min_similarity`` and ``vecext.relevance_features`` read those rows
 and compute what the PostgreSQL functions of the same names compute (see
 ``vecext.relevance_map`` in ``sql/postgres/``): the per-query slope and intercept from
@@ -11,79 +13,15 @@ precision), then the calibrated score or the cosine bound of a threshold.
 
 from __future__ import annotations
 
-import warnings
-
 import duckdb
 
-from vecext.catalog import store
-from vecext.catalog.adapters import AdapterInfo, check_adapter_name
+from vecext.catalog import api
+from vecext.catalog.api import *  # noqa: F403  (the verbs, where vecext 0.2 had them)
 from vecext.duckdb._sql import is_read_only
-from vecext.duckdb.catalog import DuckDialect, installed_version, require_catalog
+from vecext.duckdb.catalog import installed_version
 from vecext.duckdb.functions import registrar
-from vecext.relevance.base import RelevanceMethod
 
-__all__ = [
-    "AdapterInfo",
-    "adapter_info",
-    "drop_adapter",
-    "get_adapter_info",
-    "list_adapters",
-    "load_adapter",
-    "save_adapter",
-]
-
-
-def save_adapter(
-    con: duckdb.DuckDBPyConnection, name: str, method: RelevanceMethod, *, replace: bool = False
-) -> AdapterInfo:
-    """Store a fitted relevance method in the catalog under ``name`` (as
-    :func:`vecext.postgres.relevance.save_adapter`: the same version again is a no-op,
-    another version needs ``replace=True``)."""
-    check_adapter_name(name)
-    require_catalog(con)
-    return store.save_adapter(DuckDialect(con), name, method, replace=replace)
-
-
-def list_adapters(con: duckdb.DuckDBPyConnection) -> list[AdapterInfo]:
-    """Every relevance adapter in the catalog, by name."""
-    require_catalog(con)
-    return store.list_adapters(DuckDialect(con))
-
-
-def adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
-    """The catalog row of adapter ``name``; :class:`RelevanceError` naming the known ones."""
-    check_adapter_name(name)
-    require_catalog(con)
-    return store.get_adapter(DuckDialect(con), name)
-
-
-def get_adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
-    """Deprecated name of :func:`adapter_info` (as ``codec_info`` for codecs)."""
-    warnings.warn(
-        "get_adapter_info is deprecated: use adapter_info", DeprecationWarning, stacklevel=2
-    )
-    return adapter_info(con, name)
-
-
-def load_adapter(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    *,
-    dim: int | None = None,
-    fingerprint: str | None = None,
-) -> RelevanceMethod:
-    """Rebuild adapter ``name`` from the catalog (fingerprint checked; with ``dim``, an
-    adapter of another dimension raises :class:`RelevanceError` naming both)."""
-    check_adapter_name(name)
-    require_catalog(con)
-    return store.load_adapter(DuckDialect(con), name, dim=dim, fingerprint=fingerprint)
-
-
-def drop_adapter(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = False) -> bool:
-    """Delete adapter ``name`` and its arrays. Returns whether one was dropped."""
-    check_adapter_name(name)
-    require_catalog(con)
-    return store.drop_adapter(DuckDialect(con), name, missing_ok=missing_ok)
+__all__ = [*api.ADAPTER_VERBS, "register_relevance"]
 
 
 # ---------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 with their generated SQL functions, compressed columns, IVF lists, pgvector indexes,
 relevance adapters and search.
 
-The verbs are the same in :mod:`vecext.duckdb`: ``train_codec``, ``save_codec``,
-``load_codec``, ``drop_codec``, ``list_codecs``, ``codec_info``;
-``add_compressed_column``, ``refresh`` (alias ``backfill``), ``drop_compressed_column``,
-``list_compressed_columns``; ``add_ivf_lists``, ``drop_ivf_lists``;
-``create_vector_index``, ``drop_vector_index``, ``list_vector_indexes``;
-``save_adapter``, ``load_adapter``, ``drop_adapter``, ``list_adapters``,
-``adapter_info``; ``search``, ``explain``.
+The verbs are the same in :mod:`vecext.duckdb` (:data:`vecext.catalog.api.VERBS`):
+``train_codec``, ``save_codec``, ``load_codec``, ``drop_codec``, ``list_codecs``,
+``codec_info``; ``add_compressed_column``, ``refresh`` (alias ``backfill``),
+``drop_compressed_column``, ``list_compressed_columns``; ``add_ivf_lists``,
+``drop_ivf_lists``; ``create_vector_index``, ``drop_vector_index``,
+``list_vector_indexes``; ``save_adapter``, ``load_adapter``, ``drop_adapter``,
+``list_adapters``, ``adapter_info``; ``search``, ``explain``.
 """
 
 from vecext.postgres.backend import PostgresBackend

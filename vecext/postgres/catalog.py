@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from vecext.catalog import scripts as _scripts
+from vecext.catalog.dialect import register
 from vecext.catalog.scripts import InstallResult
 from vecext.errors import CatalogError
 from vecext.postgres import pgvector
@@ -21,6 +22,7 @@ from vecext.postgres import pgvector
 _PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
 
+@register
 class PgDialect:
     """The catalog store's view of a psycopg connection (see :class:`vecext.catalog.dialect.Dialect`)."""
 
@@ -32,6 +34,13 @@ class PgDialect:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+
+    @classmethod
+    def accepts(cls, conn: Any) -> bool:
+        return isinstance(conn, psycopg.Connection)
+
+    def require_catalog(self) -> str:
+        return require_catalog(self.conn)
 
     @staticmethod
     def _sql(text: str) -> str:

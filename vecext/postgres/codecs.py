@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from vecext.catalog import store
+from vecext.catalog.api import codec_info, list_codecs
 from vecext.catalog.rows import check_name, codec_record
 from vecext.catalog.store import CodecInfo
 from vecext.codecs import Codec, CodecError, CodecVersionError, codec_kind, make_codec
@@ -109,19 +110,6 @@ def _drop_functions(conn: psycopg.Connection, name: str) -> None:
         conn.execute(
             sql.SQL("DROP FUNCTION {}({})").format(sql.Identifier("vecext", proname), sql.SQL(args))
         )
-
-
-def list_codecs(conn: psycopg.Connection) -> list[CodecInfo]:
-    """Every codec in the catalog, by name."""
-    require_catalog(conn)
-    return store.list_codecs(PgDialect(conn))
-
-
-def codec_info(conn: psycopg.Connection, name: str) -> CodecInfo:
-    """The catalog row of codec ``name``; :class:`CodecError` naming the known codecs if none."""
-    check_name(name)
-    require_catalog(conn)
-    return store.codec_info(PgDialect(conn), name)
 
 
 def load_codec(conn: psycopg.Connection, name: str, *, fingerprint: str | None = None) -> Codec:

@@ -226,3 +226,15 @@ def decode_fn(
     stmts = [*inner, *reverse_stmts(codec, "y"), "RETURN y;"]
     decls = ["y vector;", *([f"pm vector[] := {bit_table('-1')};"] if pm else [])]
     return FunctionDef("decode", arg, arg_type, "vector", "plpgsql", plpgsql(decls, stmts))
+
+
+def decoded_distance_fn(name: str, codec: Codec, inner: list[str], pm: bool = False) -> FunctionDef:
+    """``_distance(codes bytea, q vector)`` of a kind compared in the quantiser's space:
+    ``inner`` statements set ``y`` from the codes (as for :func:`decode_fn`), then the
+    exact metric between the prepared query and ``y``."""
+    stmts = [*inner, f"RETURN {metric_expr(codec, prep_call(name, codec, 'q'), 'y')};"]
+    decls = ["y vector;", *([f"pm vector[] := {bit_table('-1')};"] if pm else [])]
+    return FunctionDef(
+        "distance", "codes bytea, q vector", "bytea, vector", "real", "plpgsql",
+        plpgsql(decls, stmts),
+    )  # fmt: skip

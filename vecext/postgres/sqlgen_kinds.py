@@ -22,6 +22,7 @@ from vecext.postgres.sqlgen_base import (
     bits_expr,
     code_len_check,
     decode_fn,
+    decoded_distance_fn,
     dim_check,
     metric_expr,
     plpgsql,
@@ -103,19 +104,7 @@ def int8(name: str, codec: Codec) -> list[FunctionDef]:
         f"FROM unnest({reals(vmin)}, {reals(vdiff)}) WITH ORDINALITY AS t(lo, df, i))::vector;",
     ]
     decode = decode_fn(name, codec, "codes bytea", "bytea", inner)
-    dist_stmts = [
-        *inner,
-        f"RETURN {metric_expr(codec, prep_call(name, codec, 'q'), 'y')};",
-    ]
-    distance = FunctionDef(
-        "distance",
-        "codes bytea, q vector",
-        "bytea, vector",
-        "real",
-        "plpgsql",
-        plpgsql(["y vector;"], dist_stmts),
-    )
-    return [encode, decode, distance]
+    return [encode, decode, decoded_distance_fn(name, codec, inner)]
 
 
 def _f16(u: str) -> str:
@@ -174,13 +163,4 @@ def rbq(name: str, codec: Codec) -> list[FunctionDef]:
     encode = FunctionDef("encode", "v vector", "vector", "bytea", "plpgsql", plpgsql(decls, stmts))
     inner = rbq_inner_decode(name, codec)
     decode = decode_fn(name, codec, "codes bytea", "bytea", inner, pm=True)
-    dist = [*inner, f"RETURN {metric_expr(codec, prep_call(name, codec, 'q'), 'y')};"]
-    distance = FunctionDef(
-        "distance",
-        "codes bytea, q vector",
-        "bytea, vector",
-        "real",
-        "plpgsql",
-        plpgsql(["y vector;", f"pm vector[] := {bit_table('-1')};"], dist),
-    )
-    return [encode, decode, distance]
+    return [encode, decode, decoded_distance_fn(name, codec, inner, pm=True)]

@@ -52,6 +52,10 @@ def functions(name: str, codec: PQCodec) -> list[FunctionDef]:
     return [_encode(name, codec), _lut(name, codec), _distance(codec), _decode(name, codec)]
 
 
+#: variables the encoder and the lookup table both compute with: the prepared query or
+#: vector (``x``, ``y``), the tiled sub-vectors (``t``), differences (``e``), their sums (``l``)
+_WORK = ["x vector;", "y real[];", "t vector;", "e vector;", "l vector;"]
+
 #: mask bytes expanded per statement: PL/pgSQL re-initialises every expression once
 #: per transaction, so the argmin loops over one small lookup expression instead of
 #: unrolling ~1,500 lookups (which cost ~2.5 ms per single-row INSERT transaction)
@@ -108,11 +112,7 @@ def _encode(name: str, codec: PQCodec) -> FunctionDef:
     hexes = ", ".join(f"hx[1 + codes[{j + 1}]::int]" for j in range(codec.m))
     stmts.append(f"RETURN pg_catalog.decode(array_to_string(ARRAY[{hexes}], ''), 'hex');")
     decls += [
-        "x vector;",
-        "y real[];",
-        "t vector;",
-        "e vector;",
-        "l vector;",
+        *_WORK,
         "a vector;",
         "b vector;",
         "mk vector;",
@@ -152,14 +152,7 @@ def _lut(name: str, codec: PQCodec) -> FunctionDef:
             "l := NULL;",
         ]
     stmts.append("RETURN lut;")
-    decls += [
-        "x vector;",
-        "y real[];",
-        "t vector;",
-        "e vector;",
-        "l vector;",
-        "lut real[] := '{}';",
-    ]
+    decls += [*_WORK, "lut real[] := '{}';"]
     return FunctionDef("lut", "q vector", "vector", "real[]", "plpgsql", plpgsql(decls, stmts))
 
 

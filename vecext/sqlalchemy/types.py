@@ -91,6 +91,19 @@ class _CodeType:
         return {}
 
 
+class _DimCodes(_CodeType):
+    """A code type sized by the dimension its quantiser sees (``bit(dim)``, ``halfvec(dim)``)."""
+
+    def __init__(self, dim: int, codec: str | None = None) -> None:
+        dim = _positive("dim", dim)
+        super().__init__(dim)  # the pgvector type's own dimension
+        self.dim = dim
+        self.codec = _check_codec(codec)
+
+    def __repr__(self) -> str:
+        return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
+
+
 class _CodeComparator:
     """Methods shared by every code type's comparator (mixed into each Comparator)."""
 
@@ -129,7 +142,28 @@ class _CodeComparator:
         return vecext_func(f"{name}_distance", self.expr, other, type_=sa.REAL())
 
 
-class PQCodes(_CodeType, TypeDecorator[Any]):
+class _ByteaCodes(_CodeType, TypeDecorator[Any]):
+    """Codes stored as their bytes in a ``bytea`` column (PQ, int8, rbq); each subclass
+    says how wide they are (``code_size``)."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+    kind: ClassVar[str]
+    code_size: Any
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return V.bytes_to_db(value, self.code_size, self.kind)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return V.bytes_from_db(value)
+
+    class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
+        pass
+
+    comparator_factory = Comparator
+
+
+class PQCodes(_ByteaCodes):
     """Product-quantizer codes: ``m`` bytes per row in a ``bytea`` column.
 
     Parameters
@@ -140,8 +174,7 @@ class PQCodes(_CodeType, TypeDecorator[Any]):
         The catalog codec that made the codes (needed by the distance methods).
     """
 
-    impl = sa.LargeBinary
-    cache_ok = True
+    cache_ok = True  # not inherited: SQLAlchemy asks every TypeDecorator class
     kind: ClassVar[str] = "pq"
 
     def __init__(self, m: int, codec: str | None = None) -> None:
@@ -162,16 +195,10 @@ class PQCodes(_CodeType, TypeDecorator[Any]):
     def codec_params(self) -> dict[str, Any]:
         return {"m": self.m}
 
-    def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_to_db(value, self.m, "pq")
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_from_db(value)
-
     def __repr__(self) -> str:
         return _repr(type(self).__name__, m=self.m, codec=self.codec)
 
-    class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
+    class Comparator(_ByteaCodes.Comparator):
         def lut(self, q: Any, codec: str | None = None) -> sa.ColumnElement[Any]:
             """``vecext.<codec>_lut(q)``: the query's M x 256 lookup table."""
             return vecext_func(
@@ -200,7 +227,7 @@ class PQCodes(_CodeType, TypeDecorator[Any]):
     comparator_factory = Comparator
 
 
-class BinaryCodes(_CodeType, BIT):
+class BinaryCodes(_DimCodes, BIT):
     """Binary (sign) codes of ``dim`` bits in a pgvector ``bit(dim)`` column.
 
     Extends :class:`pgvector.sqlalchemy.BIT` (``hamming_distance``,
@@ -209,12 +236,6 @@ class BinaryCodes(_CodeType, BIT):
 
     cache_ok = True
     kind: ClassVar[str] = "binary"
-
-    def __init__(self, dim: int, codec: str | None = None) -> None:
-        dim = _positive("dim", dim)
-        super().__init__(dim)
-        self.dim = dim
-        self.codec = _check_codec(codec)
 
     @property
     def code_size(self) -> int:
@@ -226,9 +247,6 @@ class BinaryCodes(_CodeType, BIT):
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return V.bits_from_db(value, self.dim)
 
-    def __repr__(self) -> str:
-        return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
-
     class Comparator(BIT.Comparator, _CodeComparator):
         def hamming_distance_to(self, q: Any, codec: str | None = None) -> sa.ColumnElement[Any]:
             """``codes <~> vecext.<codec>_encode(q)``: Hamming distance to the encoded query."""
@@ -238,7 +256,7 @@ class BinaryCodes(_CodeType, BIT):
     comparator_factory = Comparator
 
 
-class HalfCodes(_CodeType, TypeDecorator[Any]):
+class HalfCodes(_DimCodes, TypeDecorator[Any]):
     """Half-precision codes in a pgvector ``halfvec(dim)`` column.
 
     The comparator has pgvector's halfvec distances (``l2_distance``,
@@ -250,12 +268,6 @@ class HalfCodes(_CodeType, TypeDecorator[Any]):
     cache_ok = True
     kind: ClassVar[str] = "half"
 
-    def __init__(self, dim: int, codec: str | None = None) -> None:
-        dim = _positive("dim", dim)
-        super().__init__(dim)
-        self.dim = dim
-        self.codec = _check_codec(codec)
-
     @property
     def code_size(self) -> int:
         return 2 * self.dim
@@ -265,9 +277,6 @@ class HalfCodes(_CodeType, TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return V.half_from_db(value)
-
-    def __repr__(self) -> str:
-        return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
 
     class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
         def _half(self, q: Any) -> sa.ColumnElement[Any]:
@@ -292,10 +301,9 @@ class HalfCodes(_CodeType, TypeDecorator[Any]):
     comparator_factory = Comparator
 
 
-class Int8Codes(_CodeType, TypeDecorator[Any]):
+class Int8Codes(_ByteaCodes):
     """8-bit scalar codes, one byte per dimension, in a ``bytea`` column."""
 
-    impl = sa.LargeBinary
     cache_ok = True
     kind: ClassVar[str] = "int8"
 
@@ -308,19 +316,8 @@ class Int8Codes(_CodeType, TypeDecorator[Any]):
     def code_size(self) -> int:
         return self.dim
 
-    def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_to_db(value, self.code_size, self.kind)
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_from_db(value)
-
     def __repr__(self) -> str:
         return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
-
-    class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
-        pass
-
-    comparator_factory = Comparator
 
 
 class RBQCodes(Int8Codes):
