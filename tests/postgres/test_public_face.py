@@ -92,10 +92,10 @@ def test_postgres_vector_index_verbs(pg_conn):
     assert vp.list_vector_indexes(pg_conn, "faces") == []
 
 
-def _codec(kind: str, x: np.ndarray):
+def _codec(kind: str, x: np.ndarray, **params):
     from vecext.codecs import make_codec
 
-    return make_codec(kind, x.shape[1], "l2").train(x)
+    return make_codec(kind, x.shape[1], "l2", **params).train(x)
 
 
 def test_postgres_refresh_fills_missing_codes(pg_conn):
@@ -144,3 +144,33 @@ def test_duckdb_names_of_vecext_0_2_still_work():
         pytest.raises(vd.VectorIndexError, match="unknown metric 'dot'"),
     ):
         vd.create_hnsw_index(con, "t", "v", "dot")
+
+
+def test_add_ivf_lists_takes_a_trained_quantizer_and_checks_filter_columns(pg_conn):
+    """``codec=`` (a trained IVF quantizer) and ``index_columns=``, in both adapters."""
+    from vecext.codecs import CodecError
+    from vecext.codecs.ivf import IVFCodec
+
+    vp.install(pg_conn)
+    x = clustered(400, 8, seed=5)
+    load_table(pg_conn, "faces", x)
+    vp.save_codec(pg_conn, "faces_pq", _codec("pq", x, m=2))
+    vp.add_compressed_column(pg_conn, "faces", "embedding", "faces_pq", "pq", progress=False)
+    with pytest.raises(CodecError, match="trained for dimension 8 and metric l2"):
+        vp.add_ivf_lists(pg_conn, "faces", "embedding", codec=IVFCodec(4, "l2", nlist=4))
+    lists = vp.add_ivf_lists(
+        pg_conn, "faces", "embedding", codec=IVFCodec(8, "l2", nlist=4).train(x)
+    )
+    assert lists.nlist == 4
+    (missing,) = pg_conn.execute(
+        "SELECT count(*) FROM faces WHERE embedding_list IS NULL"
+    ).fetchone()
+    assert missing == 0
+
+    con = vd.connect(":memory:", vss=False)
+    con.execute("CREATE TABLE faces (id INTEGER PRIMARY KEY, embedding FLOAT[8])")
+    con.execute("INSERT INTO faces SELECT i, ? FROM range(300) t(i)", [x[0].tolist()])
+    vd.save_codec(con, "faces_pq", _codec("pq", x, m=2))
+    vd.add_compressed_column(con, "faces", "embedding", "faces_pq", "pq", progress=False)
+    with pytest.raises(CatalogError, match="has no column\\(s\\) 'nope'"):
+        vd.add_ivf_lists(con, "faces", "embedding", 4, index_columns=["nope"])

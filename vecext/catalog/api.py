@@ -2,7 +2,8 @@
 
 ``vecext.postgres`` and ``vecext.duckdb`` export these very functions: each finds
 the database of the connection it is given (:func:`~vecext.catalog.dialect.dialect_for`)
-and reads or writes the catalog rows through :mod:`vecext.catalog.store`. Verbs
+and reads or writes the catalog rows through :mod:`vecext.catalog.store` and
+:mod:`vecext.catalog.adapter_store`. Verbs
 with database-specific work besides the rows (saving a codec generates SQL
 functions or macros; training reads the table) stay in the adapters.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from vecext.catalog import store
+from vecext.catalog import adapter_store, store
 from vecext.catalog.adapters import AdapterInfo, check_adapter_name
 from vecext.catalog.dialect import dialect_for
 from vecext.catalog.rows import check_name
@@ -80,18 +81,18 @@ def save_adapter(
         The name holds another version and ``replace`` is false.
     """
     check_adapter_name(name)
-    return store.save_adapter(dialect_for(conn), name, method, replace=replace)
+    return adapter_store.save_adapter(dialect_for(conn), name, method, replace=replace)
 
 
 def list_adapters(conn: Any) -> list[AdapterInfo]:
     """Every relevance adapter in the catalog, by name."""
-    return store.list_adapters(dialect_for(conn))
+    return adapter_store.list_adapters(dialect_for(conn))
 
 
 def adapter_info(conn: Any, name: str) -> AdapterInfo:
     """The catalog row of adapter ``name``; :class:`RelevanceError` naming the known ones."""
     check_adapter_name(name)
-    return store.get_adapter(dialect_for(conn), name)
+    return adapter_store.get_adapter(dialect_for(conn), name)
 
 
 def get_adapter_info(conn: Any, name: str) -> AdapterInfo:
@@ -113,13 +114,13 @@ def load_adapter(
     raises :class:`RelevanceError` naming both.
     """
     check_adapter_name(name)
-    return store.load_adapter(dialect_for(conn), name, dim=dim, fingerprint=fingerprint)
+    return adapter_store.load_adapter(dialect_for(conn), name, dim=dim, fingerprint=fingerprint)
 
 
 def drop_adapter(conn: Any, name: str, *, missing_ok: bool = False) -> bool:
     """Delete adapter ``name`` and its arrays. Returns whether one was dropped."""
     check_adapter_name(name)
-    return store.drop_adapter(dialect_for(conn), name, missing_ok=missing_ok)
+    return adapter_store.drop_adapter(dialect_for(conn), name, missing_ok=missing_ok)
 
 
 # ---------------------------------------------------------------------------
