@@ -15,7 +15,7 @@ how identifiers compare, and whether concurrent writers need a lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -37,11 +37,6 @@ class Dialect(Protocol):
     json_type: str
     #: the SQL type of a float vector parameter (pgvector ``vector``, ``FLOAT[]``)
     vector_type: str
-
-    @classmethod
-    def accepts(cls, conn: Any) -> bool:
-        """Whether ``conn`` is a connection of this dialect's database."""
-        ...
 
     def require_catalog(self) -> str:
         """The installed catalog version; :class:`CatalogError` saying how to install it."""
@@ -90,15 +85,20 @@ def same_name(db: Dialect, column: str) -> str:
     return f"lower({column}) = lower(?)" if db.case_insensitive else f"{column} = ?"
 
 
-#: Dialects in the order they registered (each adapter registers its own on import).
-_DIALECTS: list[type[Dialect]] = []
+#: (connection class, dialect) in the order they registered (each adapter registers
+#: its own when it is imported)
+_DIALECTS: list[tuple[type, type[Dialect]]] = []
 
 
-def register(cls: type[Dialect]) -> type[Dialect]:
-    """Class decorator: make ``cls`` the dialect of the connections it ``accepts``."""
-    if cls not in _DIALECTS:
-        _DIALECTS.append(cls)
-    return cls
+def register(connection: type) -> Callable[[type[Dialect]], type[Dialect]]:
+    """Class decorator: the dialect of connections of class ``connection``."""
+
+    def decorate(cls: type[Dialect]) -> type[Dialect]:
+        if (connection, cls) not in _DIALECTS:
+            _DIALECTS.append((connection, cls))
+        return cls
+
+    return decorate
 
 
 def dialect_for(conn: Any) -> Dialect:
@@ -107,8 +107,8 @@ def dialect_for(conn: Any) -> Dialect:
     The adapter that handles ``conn`` must have been imported (``vecext.postgres``,
     ``vecext.duckdb``): it registers its dialect.
     """
-    for cls in _DIALECTS:
-        if cls.accepts(conn):
+    for connection, cls in _DIALECTS:
+        if isinstance(conn, connection):
             db = cls(conn)  # type: ignore[call-arg]
             db.require_catalog()
             return db

@@ -18,7 +18,7 @@ from vecext.duckdb._sql import registered, transaction
 from vecext.errors import CatalogError
 
 
-@register
+@register(duckdb.DuckDBPyConnection)
 class DuckDialect:
     """The catalog store's view of a DuckDB connection (see :class:`vecext.catalog.dialect.Dialect`)."""
 
@@ -30,10 +30,6 @@ class DuckDialect:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-
-    @classmethod
-    def accepts(cls, conn: Any) -> bool:
-        return isinstance(conn, duckdb.DuckDBPyConnection)
 
     def require_catalog(self) -> str:
         return require_catalog(self.con)
@@ -96,30 +92,18 @@ def installed_version(con: duckdb.DuckDBPyConnection) -> str | None:
     ).fetchone()
     if not found or not found[0]:
         return None
-    row = con.execute("SELECT version FROM vecext.installed_version").fetchone()
-    if row is None:
-        raise CatalogError("schema vecext exists but records no installed version")
-    return str(row[0])
+    return _scripts.recorded_version(con.execute(_scripts.VERSION_SQL).fetchone())
 
 
 def install(con: duckdb.DuckDBPyConnection, target: str | None = None) -> InstallResult:
     """Install or upgrade the catalog in one transaction; a no-op when current."""
     previous = installed_version(con)
     steps = _scripts.plan("duckdb", previous, target)
-    result = InstallResult(previous=previous, current=previous or "", applied=[])
     if not steps:
-        return result
+        return InstallResult(previous=previous, current=previous or "", applied=[])
     con.execute("BEGIN TRANSACTION")
     try:
-        for script in steps:
-            con.execute(script.text())
-            now = installed_version(con)
-            if now != script.to_version:
-                raise CatalogError(
-                    f"{script.name} left the catalog at version {now}, expected {script.to_version}"
-                )
-            result.applied.append(script.name)
-            result.current = script.to_version
+        result = _scripts.apply(steps, con.execute, lambda: installed_version(con), previous)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

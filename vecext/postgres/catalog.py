@@ -22,7 +22,7 @@ from vecext.postgres import pgvector
 _PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
 
-@register
+@register(psycopg.Connection)
 class PgDialect:
     """The catalog store's view of a psycopg connection (see :class:`vecext.catalog.dialect.Dialect`)."""
 
@@ -34,10 +34,6 @@ class PgDialect:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-
-    @classmethod
-    def accepts(cls, conn: Any) -> bool:
-        return isinstance(conn, psycopg.Connection)
 
     def require_catalog(self) -> str:
         return require_catalog(self.conn)
@@ -93,10 +89,7 @@ def installed_version(conn: psycopg.Connection) -> str | None:
     row = conn.execute("SELECT to_regclass('vecext.installed_version')").fetchone()
     if row is None or row[0] is None:
         return None
-    got = conn.execute("SELECT version FROM vecext.installed_version").fetchone()
-    if got is None:
-        raise CatalogError("schema vecext exists but records no installed version")
-    return str(got[0])
+    return _scripts.recorded_version(conn.execute(_scripts.VERSION_SQL).fetchone())
 
 
 def install(conn: psycopg.Connection, target: str | None = None) -> InstallResult:
@@ -119,19 +112,8 @@ def _install_locked(conn: psycopg.Connection, target: str | None) -> InstallResu
     pgvector.check_version(avail, "halfvec", where=f"database {conn.info.dbname!r}")
     previous = installed_version(conn)
     steps = _scripts.plan("postgres", previous, target)
-    result = InstallResult(previous=previous, current=previous or "", applied=[])
-    for script in steps:
-        conn.execute(script.text())  # no parameters: sent as one simple-protocol script
-        now = installed_version(conn)
-        if now != script.to_version:
-            raise CatalogError(
-                f"{script.name} left the catalog at version {now}, expected {script.to_version}"
-            )
-        result.applied.append(script.name)
-        result.current = script.to_version
-    if not steps:
-        result.current = previous or ""
-    return result
+    # no parameters: each script is sent as one simple-protocol script
+    return _scripts.apply(steps, conn.execute, lambda: installed_version(conn), previous)
 
 
 def require_catalog(conn: psycopg.Connection) -> str:
