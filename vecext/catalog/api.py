@@ -57,7 +57,20 @@ ADAPTER_VERBS = [
     "load_adapter",
     "save_adapter",
 ]
-__all__ = [*ADAPTER_VERBS, "VERBS", "CodecInfo", "codec_info", "list_codecs"]
+__all__ = [
+    "ADAPTER_VERBS",
+    "VERBS",
+    "AdapterInfo",
+    "CodecInfo",
+    "adapter_info",
+    "codec_info",
+    "drop_adapter",
+    "get_adapter_info",
+    "list_adapters",
+    "list_codecs",
+    "load_adapter",
+    "save_adapter",
+]
 
 # ---------------------------------------------------------------------------
 # relevance adapters (the SQL functions vecext.relevance_* read their rows)

@@ -72,7 +72,14 @@ def compressed_columns(
         args.append(code_column)
     sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
     rows = db.rows(f"{sql} ORDER BY {order}", args)
-    return [cls(int(r[0]), ref(r[1], r[2]), *r[3:10], int(r[10]), r[11], r[12]) for r in rows]
+    return [
+        cls(
+            id=int(r[0]), table=ref(r[1], r[2]), source_column=r[3], code_column=r[4],
+            codec=r[5], codec_fingerprint=r[6], key_column=r[7], status=r[8],
+            backfill_position=r[9], rows_encoded=int(r[10]), list_column=r[11], ivf_codec=r[12],
+        )
+        for r in rows
+    ]  # fmt: skip
 
 
 def compressed_column(

@@ -49,12 +49,13 @@ def list_compressed_columns(
     """The registered compressed columns (of ``table``, or all)."""
     require_catalog(con)
     db = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
-    where = {}
-    if table is not None:
-        t = resolve_table(con, table)
-        where = {"schema": t.schema, "table": t.name}
+    t = resolve_table(con, table) if table is not None else None
     return cat.compressed_columns(  # type: ignore[return-value]
-        DuckDialect(con), lambda s, n: TableRef(db, s, n), cls=CompressedColumn, **where
+        DuckDialect(con),
+        lambda s, n: TableRef(db, s, n),
+        schema=t.schema if t else None,
+        table=t.name if t else None,
+        cls=CompressedColumn,
     )
 
 

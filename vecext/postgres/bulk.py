@@ -64,6 +64,7 @@ class Backfill:
         self.key_type, self.code_type = row
         self.int_key = self.key_type in copybin.INT_KEYS
         self.t = t.ident
+        assert cc.key_column is not None, "a PostgreSQL compressed column has a key"
         self.k = sql.Identifier(cc.key_column)
         self.src = sql.Identifier(cc.source_column)
         self.code = sql.Identifier(cc.code_column)
@@ -148,22 +149,22 @@ class Backfill:
             # the batch's key range: a primary-key range scan. Without it the planner,
             # knowing nothing of the fresh buffer table, may scan the whole table for
             # every batch
-            first, last = (
+            lo, hi = (
                 sql.SQL("{}::text::{}").format(sql.Literal(str(k)), sql.SQL(self.key_type))
                 for k in (keys[0], keys[-1])
             )
             cur.execute(
                 sql.SQL(
                     "UPDATE {t} AS t SET {code} = b.c FROM {buf} b "
-                    "WHERE {match} AND t.{k} BETWEEN {first} AND {last} AND t.{code} IS NULL"
+                    "WHERE {match} AND t.{k} BETWEEN {lo} AND {hi} AND t.{code} IS NULL"
                 ).format(
                     t=self.t,
                     code=self.code,
                     buf=sql.Identifier(BUFFER),
                     match=match,
                     k=self.k,
-                    first=first,
-                    last=last,
+                    lo=lo,
+                    hi=hi,
                 )
             )
             updated = max(cur.rowcount, 0)

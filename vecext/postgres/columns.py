@@ -57,12 +57,13 @@ def list_compressed_columns(
                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = k.table_name"""
         ).fetchall()
     }
-    where = {}
-    if table is not None:
-        t = resolve_table(conn, table)
-        where = {"schema": t.schema, "table": t.name}
+    t = resolve_table(conn, table) if table is not None else None
     return cat.compressed_columns(
-        PgDialect(conn), lambda s, n: TableRef(oids.get((s, n), 0), s, n), order="id", **where
+        PgDialect(conn),
+        lambda s, n: TableRef(oids.get((s, n), 0), s, n),
+        schema=t.schema if t else None,
+        table=t.name if t else None,
+        order="id",
     )
 
 

@@ -96,7 +96,7 @@ class _DimCodes(_CodeType):
 
     def __init__(self, dim: int, codec: str | None = None) -> None:
         dim = _positive("dim", dim)
-        super().__init__(dim)  # the pgvector type's own dimension
+        super().__init__(dim)  # type: ignore[call-arg]  # next in the MRO: the pgvector type
         self.dim = dim
         self.codec = _check_codec(codec)
 
