@@ -33,6 +33,8 @@ class SqlFunction:
     summary: str
     example: str  # runnable SQL on every backend listed
     notes: str = ""
+    #: for an old name kept as an alias: the call to use instead
+    deprecated: str = ""
 
     @property
     def per_codec(self) -> bool:
@@ -57,39 +59,73 @@ FUNCTIONS: list[SqlFunction] = [
         "SELECT vecext.codec_fingerprint('doc_pq')",
     ),
     SqlFunction(
-        "vecext.encode",
+        "vecext.codec_encode",
         "(codec text, v vector) -> bytea",
         BOTH,
         "Encode a vector with a stored codec; the bytes equal the Python codec's encode().",
-        f"SELECT vecext.encode('doc_pq', {Q16})",
+        f"SELECT vecext.codec_encode('doc_pq', {Q16})",
         "DuckDB: v FLOAT[], result BLOB.",
+    ),
+    SqlFunction(
+        "vecext.codec_decode",
+        "(codec text, codes bytea) -> vector",
+        BOTH,
+        "Reconstruct an approximate vector from codes (in the input space).",
+        f"SELECT vecext.codec_decode('doc_pq', vecext.codec_encode('doc_pq', {Q16}))",
+        "DuckDB: codes BLOB, result FLOAT[].",
+    ),
+    SqlFunction(
+        "vecext.codec_distance",
+        "(codec text, codes bytea, q vector) -> real",
+        BOTH,
+        "Estimated distance between codes and a query, equal to the Python codec's "
+        "distances() (squared L2, negative inner product or cosine distance). The codes "
+        "come before the query, as in every vecext.{codec}_distance(codes, q).",
+        f"SELECT vecext.codec_distance('doc_pq', vecext.codec_encode('doc_pq', {Q16}), {Q16})",
+        "DuckDB: codes BLOB, q FLOAT[], result FLOAT. Since catalog 0.3.0.",
+    ),
+    SqlFunction(
+        "vecext.codec_lut",
+        "(codec text, q vector) -> real[]",
+        BOTH,
+        "A PQ query's lookup table, M x 256 values flattened (sub-quantizer major): "
+        "distance = sum over m of lut[m*256 + code[m] + 1] (+ 1 for a cosine codec).",
+        f"SELECT array_length(vecext.codec_lut('doc_pq', {Q16}), 1)",
+        "DuckDB: FLOAT[]; the macro is a scalar subquery, so a query's table is computed once, "
+        "not once per row. Since catalog 0.3.0.",
+    ),
+    SqlFunction(
+        "vecext.encode",
+        "(codec text, v vector) -> bytea",
+        BOTH,
+        "Encode a vector with a stored codec.",
+        f"SELECT vecext.encode('doc_pq', {Q16})",
+        deprecated="vecext.codec_encode(codec, v)",
     ),
     SqlFunction(
         "vecext.decode",
         "(codec text, codes bytea) -> vector",
         BOTH,
-        "Reconstruct an approximate vector from codes (in the input space).",
+        "Reconstruct an approximate vector from codes.",
         f"SELECT vecext.decode('doc_pq', vecext.encode('doc_pq', {Q16}))",
-        "DuckDB: codes BLOB, result FLOAT[].",
+        deprecated="vecext.codec_decode(codec, codes)",
     ),
     SqlFunction(
         "vecext.distance",
         "(codec text, q vector, codes bytea) -> real",
         BOTH,
-        "Estimated distance between a query and codes, equal to the Python codec's "
-        "distances() (squared L2, negative inner product or cosine distance).",
+        "Estimated distance between a query and codes, the query first (the other way "
+        "round from every vecext.{codec}_distance(codes, q), hence the new name).",
         f"SELECT vecext.distance('doc_pq', {Q16}, vecext.encode('doc_pq', {Q16}))",
-        "DuckDB: q FLOAT[], codes BLOB, result FLOAT.",
+        deprecated="vecext.codec_distance(codec, codes, q)",
     ),
     SqlFunction(
         "vecext.pq_lut",
         "(codec text, q vector) -> real[]",
         BOTH,
-        "A PQ query's lookup table, M x 256 values flattened (sub-quantizer major): "
-        "distance = sum over m of lut[m*256 + code[m] + 1] (+ 1 for a cosine codec).",
+        "A PQ query's lookup table.",
         f"SELECT array_length(vecext.pq_lut('doc_pq', {Q16}), 1)",
-        "DuckDB: FLOAT[]; the macro is a scalar subquery, so a query's table is computed once, "
-        "not once per row.",
+        deprecated="vecext.codec_lut(codec, q)",
     ),
     SqlFunction(
         "vecext.{codec}_encode",
@@ -112,16 +148,17 @@ FUNCTIONS: list[SqlFunction] = [
         "vecext.{codec}_lut",
         "(q vector) -> real[]",
         BOTH,
-        "PQ codecs: the query's lookup table (as vecext.pq_lut).",
+        "PQ codecs: the query's lookup table (as vecext.codec_lut).",
         f"SELECT array_length(vecext.doc_pq_lut({Q16}), 1)",
     ),
     SqlFunction(
         "vecext.{codec}_distance",
-        "(codes code type, query) -> real",
+        "(codes code type, q) -> real",
         BOTH,
-        "The fast distance on a code column. pq: (codes, lut real[]) as an inlinable lookup "
-        "sum; binary: (codes, query codes) Hamming distance (pgvector <~> in PostgreSQL); "
-        "half, int8, rbq: (codes, q vector).",
+        "The fast distance on a code column, codes first. The query side q is what the "
+        "codec's kind compares with: pq: (codes, lut real[]) as an inlinable lookup sum; "
+        "binary: (codes, q) with q the query's own codes, Hamming distance (pgvector <~> "
+        "in PostgreSQL); half, int8, rbq: (codes, q vector).",
         "WITH q AS MATERIALIZED (SELECT vecext.doc_pq_lut(embedding) AS lut FROM doc_items "
         "WHERE id = 1) SELECT id FROM doc_items, q "
         "ORDER BY vecext.doc_pq_distance(doc_items.embedding_pq, q.lut) LIMIT 3",
@@ -197,8 +234,8 @@ FUNCTIONS: list[SqlFunction] = [
         "NULL, metric text DEFAULT 'cosine', code_column name DEFAULT NULL, recall_target real "
         "DEFAULT 0.95) -> TABLE(id bigint, distance double precision)",
         (PG,),
-        "The k rows nearest to q among the rows matching filter ({\"col\": value} equality, "
-        "{\"col\": [a, b]} IN; values are cast to the column's type, never formatted into SQL), "
+        'The k rows nearest to q among the rows matching filter ({"col": value} equality, '
+        '{"col": [a, b]} IN; values are cast to the column\'s type, never formatted into SQL), '
         "best first: exactly (index scans off) or, with code_column, two-stage: the candidates "
         "by code distance, as many as the column's calibration needs for recall_target, "
         "reranked by the exact distance. Always min(k, matching rows) rows; ids are the "
@@ -317,9 +354,14 @@ def render_markdown() -> str:
             "",
             f"Returns `{f.signature.split(' -> ')[1]}`. Backends: {', '.join(f.backends)}.",
             "",
-            f.summary,
-            "",
         ]
+        if f.deprecated:
+            out += [
+                f"Deprecated since catalog 0.3.0: use `{f.deprecated}`. The catalog 0.1.0 "
+                "name still works, as an alias.",
+                "",
+            ]
+        out += [f.summary, ""]
         if f.notes:
             out += [f.notes, ""]
         out += ["```sql", f.example + ";", "```", ""]

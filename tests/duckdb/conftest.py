@@ -235,7 +235,7 @@ def search_env(search_data: SearchData) -> Iterator[tuple[duckdb.DuckDBPyConnect
     calibrated), binary codes (calibrated) and a VSS HNSW index, all for cosine."""
     import vecext.duckdb as vd
     from vecext.duckdb.calibration import calibrate
-    from vecext.duckdb.indexes import create_hnsw_index
+    from vecext.duckdb.indexes import create_vector_index
     from vecext.duckdb.ivf import add_ivf_lists
 
     con = vd.connect(":memory:")
@@ -250,8 +250,8 @@ def search_env(search_data: SearchData) -> Iterator[tuple[duckdb.DuckDBPyConnect
     search_data.extra["cal_pq"] = calibrate(con, "items", "emb_pq", n_queries=60)
     search_data.extra["cal_bin"] = calibrate(con, "items", "emb_bin", n_queries=60)
     # a lighter build than VSS's default ef_construction=128: searches still use defaults
-    search_data.extra["hnsw"] = create_hnsw_index(
-        con, "items", "embedding", "cosine", ef_construction=64
+    search_data.extra["hnsw"] = create_vector_index(
+        con, "items", "embedding", metric="cosine", ef_construction=64
     )
     yield con, search_data
     con.close()

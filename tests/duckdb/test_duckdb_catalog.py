@@ -8,7 +8,7 @@ from vecext.errors import CatalogError
 
 
 def test_connect_installs_catalog(duck):
-    assert vd.installed_version(duck) == "0.2.0"
+    assert vd.installed_version(duck) == "0.3.0"
     tables = {
         r[0]
         for r in duck.execute(
@@ -25,7 +25,7 @@ def test_connect_installs_catalog(duck):
         "installed_version",
         "install_history",
     } <= tables
-    assert duck.execute("SELECT vecext.vecext_version()").fetchone() == ("0.2.0",)
+    assert duck.execute("SELECT vecext.vecext_version()").fetchone() == ("0.3.0",)
 
 
 def test_same_catalog_tables_as_postgres(pg_catalog, duck):
@@ -42,12 +42,13 @@ def test_same_catalog_tables_as_postgres(pg_catalog, duck):
 
 def test_reinstall_is_a_no_op(duck):
     result = vd.install(duck)
-    assert not result.changed and result.current == "0.2.0"
+    assert not result.changed and result.current == "0.3.0"
     assert duck.execute(
         "SELECT script, version FROM vecext.install_history ORDER BY 1"
     ).fetchall() == [
         ("vecext--0.1.0--0.2.0.sql", "0.2.0"),
         ("vecext--0.1.0.sql", "0.1.0"),
+        ("vecext--0.2.0--0.3.0.sql", "0.3.0"),
     ]
 
 
@@ -64,13 +65,14 @@ def test_upgrade_from_0_1_0(tmp_path):
     )
     con.close()
     con = vd.connect(path)
-    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.2.0",)
+    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.3.0",)
     kept = con.execute("SELECT table_name, tenant_column FROM vecext.tenant_columns")
     assert kept.fetchall() == [("docs", "org")]
     history = con.execute("SELECT script, version FROM vecext.install_history ORDER BY 1")
     assert history.fetchall() == [
         ("vecext--0.1.0--0.2.0.sql", "0.2.0"),
         ("vecext--0.1.0.sql", "0.1.0"),
+        ("vecext--0.2.0--0.3.0.sql", "0.3.0"),
     ]
     assert not vd.install(con).changed
     con.close()
@@ -101,7 +103,7 @@ def test_plain_connection_can_be_attached():
     with pytest.raises(CatalogError, match="not installed"):
         vd.require_catalog(con)
     vd.attach(con)
-    assert vd.require_catalog(con) == "0.2.0"
+    assert vd.require_catalog(con) == "0.3.0"
 
 
 def test_vss_loads_from_the_wheel(duck):
@@ -142,5 +144,5 @@ def test_read_only_database_opens_with_its_catalog(tmp_path):
     path = tmp_path / "ro.duckdb"
     vd.connect(path).close()
     con = vd.connect(path, read_only=True)
-    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.2.0",)
+    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.3.0",)
     con.close()

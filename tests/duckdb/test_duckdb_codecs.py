@@ -139,6 +139,8 @@ def test_names_are_checked(vdb, trained):
     half = trained["half_l2"]
     with pytest.raises(CodecError, match="reserved"):
         vd.save_codec(vdb, "pq", half)  # vecext.pq_lut is a generic function
+    with pytest.raises(CodecError, match="reserved: its function vecext.codec_encode"):
+        vd.save_codec(vdb, "codec", half)  # so is vecext.codec_encode (catalog 0.3.0)
     for bad in ["Bad-Name", "x'; DROP TABLE vecext.codecs; --", 'q"; DROP SCHEMA vecext; --', ""]:
         with pytest.raises(CodecError, match="invalid codec name"):
             vd.save_codec(vdb, bad, half)
@@ -160,7 +162,8 @@ def test_names_are_checked(vdb, trained):
         "SELECT macro_definition FROM duckdb_functions() WHERE schema_name = 'vecext' "
         "AND function_name = 'pq_lut'"
     ).fetchone()[0]
-    assert "codec_fingerprint(codec)" in definition  # still the generic function
+    # still the generic alias (of vecext.codec_lut since catalog 0.3.0), not a codec's own
+    assert "codec_lut(codec, q)" in definition
 
 
 def test_other_versions_are_detected(vdb, xb, trained):

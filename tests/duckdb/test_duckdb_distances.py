@@ -295,3 +295,28 @@ def test_sql_errors_are_clear(db, xb):
     with pytest.raises(duckdb.Error, match="8 bytes wide, expected 32"):
         # PQ codes given to an int8 codec: codes of another codec
         db.execute("SELECT vecext.decode('int8_l2', vecext.encode('pq_l2', ?::FLOAT[]))", [q])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_codec_group_equals_the_0_1_0_names(db, xb, xq, trained, name):
+    """Catalog 0.3.0's vecext.codec_* give what the 0.1.0 names (now aliases) give, with
+    the codes before the query in codec_distance, as in vecext.<codec>_distance."""
+    codec = trained[name]
+    q = qparam(xq[0])
+    rows = db.execute(
+        "SELECT vecext.codec_encode($n, embedding) = vecext.encode($n, embedding), "
+        "vecext.codec_decode($n, vecext.codec_encode($n, embedding)) "
+        "  = vecext.decode($n, vecext.encode($n, embedding)), "
+        "vecext.codec_distance($n, vecext.codec_encode($n, embedding), $q::FLOAT[]), "
+        "vecext.distance($n, $q::FLOAT[], vecext.encode($n, embedding)) "
+        "FROM items ORDER BY id LIMIT 20",
+        {"n": name, "q": q},
+    ).fetchall()
+    assert all(r[0] and r[1] and r[2] == r[3] for r in rows)
+    close([r[2] for r in rows], codec.distances(xq[:1], codec.encode(xb[:20]))[0])
+    if codec.kind == "pq":
+        (same,) = db.execute(
+            "SELECT vecext.codec_lut($n, $q::FLOAT[]) = vecext.pq_lut($n, $q::FLOAT[])",
+            {"n": name, "q": q},
+        ).fetchone()
+        assert same

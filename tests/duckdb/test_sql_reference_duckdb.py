@@ -53,6 +53,7 @@ def test_example_runs(doc, fn):
 def test_examples_give_the_documented_values(doc):
     fp = vd.codec_info(doc, "doc_pq").fingerprint
     assert doc.execute("SELECT vecext.codec_fingerprint('doc_pq')").fetchone() == (fp,)
+    assert doc.execute(sqlapi.by_name()["vecext.codec_lut"].example).fetchone() == (4 * 256,)
     assert doc.execute(sqlapi.by_name()["vecext.pq_lut"].example).fetchone() == (4 * 256,)
     assert doc.execute(sqlapi.by_name()["vecext.{codec}_lut"].example).fetchone() == (4 * 256,)
     # the nearest item to item 1 by its own PQ codes is item 1 (or shares its codes)
@@ -65,7 +66,7 @@ def test_examples_give_the_documented_values(doc):
         [ids[0]],
     ).fetchone()
     assert same == (True,)
-    assert doc.execute("SELECT vecext.vecext_version()").fetchone() == ("0.2.0",)
+    assert doc.execute("SELECT vecext.vecext_version()").fetchone() == ("0.3.0",)
 
 
 def _arg_names(signature: str) -> list[str]:

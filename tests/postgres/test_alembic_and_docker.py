@@ -35,10 +35,10 @@ def test_alembic_upgrade_head_then_downgrade_base(pg_dsn):
     cfg = alembic_config(pg_dsn)
     command.upgrade(cfg, "head")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        assert catalog.installed_version(conn) == "0.2.0"
+        assert catalog.installed_version(conn) == "0.3.0"
         via_alembic = snapshot(conn)
         assert conn.execute("SELECT version_num FROM vecext_alembic_version").fetchall() == [
-            ("vecext_0_2_0",)
+            ("vecext_0_3_0",)
         ]
         # the same catalog as `vecext install` builds
         conn.execute("DROP SCHEMA vecext CASCADE")
@@ -65,9 +65,12 @@ def test_alembic_upgrade_on_installed_catalog_is_a_no_op(pg_dsn):
 
 def test_alembic_one_revision_per_script(pg_dsn):
     """Each script is one revision: upgrading one step at a time builds the catalog of
-    `vecext install`, and the 0.2.0 revision's downgrade gives the 0.1.0 catalog back."""
+    `vecext install`, and each revision's downgrade gives the catalog before it back."""
     cfg = alembic_config(pg_dsn)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        catalog.install(conn, target="0.2.0")
+        at_0_2_0 = snapshot(conn)
+        conn.execute("DROP SCHEMA vecext CASCADE")
         catalog.install(conn, target="0.1.0")
         at_0_1_0 = snapshot(conn)
         conn.execute("DROP SCHEMA vecext CASCADE")
@@ -79,6 +82,17 @@ def test_alembic_one_revision_per_script(pg_dsn):
         assert catalog.installed_version(conn) == "0.2.0"
         stepwise = snapshot(conn)
         assert stepwise["functions"] != at_0_1_0["functions"]
+    command.upgrade(cfg, "vecext_0_3_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert catalog.installed_version(conn) == "0.3.0"
+        stepwise = snapshot(conn)
+        assert conn.execute("SELECT to_regproc('vecext.codec_distance')").fetchone()[0]
+    command.downgrade(cfg, "vecext_0_2_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        back = snapshot(conn)
+    # history rows the same; their applied_at order differs (one transaction vs two)
+    assert sorted(back.pop("history")) == sorted(at_0_2_0.pop("history"))
+    assert back == at_0_2_0
     command.downgrade(cfg, "vecext_0_1_0")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         assert snapshot(conn) == at_0_1_0
@@ -135,7 +149,7 @@ def test_docker_init_script_matches_vecext_install(pg_dsn, pg_server_dsn):
         conn.execute("DROP SCHEMA vecext CASCADE")
         catalog.install(conn)
         assert snapshot(conn) == via_docker
-        assert catalog.installed_version(conn) == "0.2.0"
+        assert catalog.installed_version(conn) == "0.3.0"
 
 
 def test_docker_init_script_fails_loudly_on_bad_sql(pg_dsn, tmp_path):

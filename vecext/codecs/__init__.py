@@ -13,6 +13,7 @@ from vecext.codecs.base import (
     check_fingerprint,
 )
 from vecext.codecs.binary import BinaryCodec, RBQCodec, hamming
+from vecext.codecs.kinds import KINDS, CodecKind, codec_kind
 from vecext.codecs.pq import PQCodec
 from vecext.codecs.registry import (
     KNOWN_CODECS,
@@ -26,11 +27,13 @@ from vecext.codecs.scalar import HalfCodec, Int8Codec
 from vecext.codecs.transforms import PCA, Matryoshka, Transform
 
 __all__ = [
+    "KINDS",
     "KNOWN_CODECS",
     "METRICS",
     "PCA",
     "BinaryCodec",
     "Codec",
+    "CodecKind",
     "CodecError",
     "CodecState",
     "CodecVersionError",
@@ -42,6 +45,7 @@ __all__ = [
     "Transform",
     "check_fingerprint",
     "codec_from_state",
+    "codec_kind",
     "codec_params",
     "dump_state",
     "hamming",

@@ -17,21 +17,11 @@ from typing import Any
 import numpy as np
 
 from vecext.codecs.base import STATE_FORMAT, Codec, CodecError, CodecState
-from vecext.codecs.binary import BinaryCodec, RBQCodec
-from vecext.codecs.ivf import IVFCodec
-from vecext.codecs.pq import PQCodec
-from vecext.codecs.scalar import HalfCodec, Int8Codec
+from vecext.codecs.kinds import KINDS
 from vecext.codecs.transforms import transform_from_state
 
-#: kind -> codec class
-KNOWN_CODECS: dict[str, type[Codec]] = {
-    "pq": PQCodec,
-    "binary": BinaryCodec,
-    "rbq": RBQCodec,
-    "int8": Int8Codec,
-    "half": HalfCodec,
-    "ivf": IVFCodec,
-}
+#: kind -> codec class (from the kind records of :mod:`vecext.codecs.kinds`)
+KNOWN_CODECS: dict[str, type[Codec]] = {name: k.codec_class for name, k in KINDS.items()}
 
 
 def codec_params(kind: str) -> list[str]:

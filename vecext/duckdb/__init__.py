@@ -1,4 +1,15 @@
-"""DuckDB adapter: the catalog, vecext's functions and the VSS extension in one call."""
+"""DuckDB adapter: the catalog, vecext's functions and the VSS extension in one call.
+
+The verbs are the same in :mod:`vecext.postgres` (:data:`vecext.catalog.api.VERBS`):
+``train_codec``, ``save_codec``,
+``load_codec``, ``drop_codec``, ``list_codecs``, ``codec_info``;
+``add_compressed_column``, ``refresh`` (alias ``backfill``), ``drop_compressed_column``,
+``list_compressed_columns``; ``add_ivf_lists``, ``drop_ivf_lists``;
+``create_vector_index``, ``drop_vector_index``, ``list_vector_indexes``;
+``save_adapter``, ``load_adapter``, ``drop_adapter``, ``list_adapters``,
+``adapter_info``; ``search``, ``explain``. DuckDB has no triggers: call ``refresh``
+after writing vectors (it also keeps IVF lists current).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from vecext.catalog.scripts import InstallResult
 from vecext.duckdb.backend import DuckDBBackend
 from vecext.duckdb.calibration import calibrate, calibrate_hnsw
 from vecext.duckdb.catalog import install, installed_version, require_catalog
@@ -34,14 +46,20 @@ from vecext.duckdb.functions import register_functions
 from vecext.duckdb.indexes import (
     HnswIndex,
     HnswIndexError,
+    VectorIndexError,
     create_hnsw_index,
+    create_vector_index,
     drop_hnsw_index,
+    drop_vector_index,
     estimate_hnsw_memory,
+    hnsw_build_memory,
     hnsw_indexes,
+    list_vector_indexes,
 )
 from vecext.duckdb.ivf import IVFLists, add_ivf_lists, drop_ivf_lists, ivf_lists, refresh_lists
 from vecext.duckdb.relevance import (
     AdapterInfo,
+    adapter_info,
     drop_adapter,
     get_adapter_info,
     list_adapters,
@@ -92,7 +110,10 @@ __all__ = [
     "HnswIndex",
     "HnswIndexError",
     "IVFLists",
+    "InstallResult",
+    "VectorIndexError",
     "VssStatus",
+    "adapter_info",
     "add_compressed_column",
     "add_ivf_lists",
     "attach",
@@ -104,19 +125,27 @@ __all__ = [
     "compressed_column",
     "connect",
     "create_hnsw_index",
+    "create_vector_index",
     "declare_tenant_column",
+    "drop_adapter",
     "drop_codec",
     "drop_compressed_column",
     "drop_hnsw_index",
     "drop_ivf_lists",
+    "drop_vector_index",
     "estimate_hnsw_memory",
     "explain",
+    "get_adapter_info",
+    "hnsw_build_memory",
     "hnsw_indexes",
     "install",
     "installed_version",
     "ivf_lists",
+    "list_adapters",
     "list_codecs",
     "list_compressed_columns",
+    "list_vector_indexes",
+    "load_adapter",
     "load_codec",
     "load_vss",
     "read_vectors",
@@ -124,6 +153,7 @@ __all__ = [
     "refresh_lists",
     "register_functions",
     "require_catalog",
+    "save_adapter",
     "save_codec",
     "search",
     "stale_rows",
@@ -131,11 +161,4 @@ __all__ = [
     "train_codec",
     "undeclare_tenant_column",
     "vss_extension_path",
-]
-__all__ += [
-    "drop_adapter",
-    "get_adapter_info",
-    "list_adapters",
-    "load_adapter",
-    "save_adapter",
 ]

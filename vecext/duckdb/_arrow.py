@@ -15,37 +15,25 @@ All conversions are vectorised; NULL rows are carried as a boolean ``valid`` mas
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vecext.codecs import Codec, CodecError
-
-Layout = Literal["u8", "u64", "blob"]
+from vecext.codecs import Codec, CodecError, codec_kind
+from vecext.codecs.kinds import DuckLayout as Layout
+from vecext.codecs.kinds import words as n_words
 
 
 def code_layout(codec: Codec) -> Layout:
-    if codec.kind == "pq":
-        return "u8"
-    if codec.kind == "binary":
-        return "u64"
-    return "blob"
-
-
-def n_words(code_size: int) -> int:
-    return (code_size + 7) // 8
+    """The column layout of ``codec``'s codes (its kind's ``duckdb_layout``)."""
+    return codec_kind(codec).duckdb_layout
 
 
 def column_sql_type(codec: Codec) -> str:
     """The DuckDB type of a code column for ``codec``."""
-    layout = code_layout(codec)
-    if layout == "u8":
-        return f"UTINYINT[{codec.code_size}]"
-    if layout == "u64":
-        return f"UBIGINT[{n_words(codec.code_size)}]"
-    return "BLOB"
+    return codec_kind(codec).duckdb_column_type(codec.code_size)
 
 
 def combine(arr: Any) -> pa.Array:

@@ -20,6 +20,10 @@ import pyarrow as pa
 from vecext.codecs import CodecError
 from vecext.errors import CatalogError
 
+#: DuckDB has no triggers: beside each code or list column vecext keeps
+#: ``<column>__vecext_hash``, the ``hash()`` of the vector the column was computed from
+HASH_SUFFIX = "__vecext_hash"
+
 
 def quote_ident(name: str) -> str:
     """``name`` as a DuckDB identifier: double-quoted, embedded quotes doubled."""
@@ -114,6 +118,16 @@ def primary_key(con: duckdb.DuckDBPyConnection, t: TableRef) -> str | None:
     if row and len(row[0]) == 1:
         return str(row[0][0])
     return None
+
+
+def table_indexes(con: duckdb.DuckDBPyConnection, t: TableRef) -> list[str]:
+    """Names of every index on table ``t`` (ART and HNSW alike)."""
+    rows = con.execute(
+        "SELECT index_name FROM duckdb_indexes() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ? ORDER BY 1",
+        [t.database, t.schema, t.name],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def is_read_only(con: duckdb.DuckDBPyConnection) -> bool:

@@ -1,12 +1,74 @@
-"""Install and upgrade the vecext catalog (schema ``vecext``) in a DuckDB database."""
+"""Install and upgrade the vecext catalog (schema ``vecext``) in a DuckDB database, and
+the :class:`DuckDialect` through which :mod:`vecext.catalog.store` reads and writes it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from vecext.catalog import scripts as _scripts
+from vecext.catalog.dialect import register
 from vecext.catalog.scripts import InstallResult
+from vecext.duckdb._sql import registered, transaction
 from vecext.errors import CatalogError
+
+
+@register(duckdb.DuckDBPyConnection)
+class DuckDialect:
+    """The catalog store's view of a DuckDB connection (see :class:`vecext.catalog.dialect.Dialect`)."""
+
+    backend = "duckdb"
+    api = "vecext.duckdb"
+    case_insensitive = True
+    json_type = "VARCHAR"  # DuckDB's catalog keeps JSON as text
+    vector_type = "FLOAT[]"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def require_catalog(self) -> str:
+        return require_catalog(self.con)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.con.execute(sql, list(params))
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.con.executemany(sql, [list(r) for r in rows])
+
+    def vector(self, v: np.ndarray | None) -> list[float] | None:
+        return None if v is None else np.asarray(v, np.float32).tolist()
+
+    def copy_vectors(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        # one Arrow table scanned by an INSERT: thousands of rows without a Python loop
+        vecs = [np.asarray(r[-1], np.float32) for r in rows]
+        offsets = np.zeros(len(vecs) + 1, dtype=np.int32)
+        np.cumsum([len(v) for v in vecs], out=offsets[1:])
+        values = np.concatenate(vecs) if vecs else np.zeros(0, np.float32)
+        data = {c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns[:-1])}
+        data[columns[-1]] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+        names = ", ".join(columns)
+        with registered(self.con, pa.table(data)) as src:
+            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {src}")
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return transaction(self.con)
+
+    def lock(self, key: str) -> None:
+        pass  # one writer per DuckDB database: a transaction is enough
+
+    def name_text(self, *parts: str) -> str:
+        return ".".join(parts)
 
 
 def _check_database_name(con: duckdb.DuckDBPyConnection) -> None:
@@ -30,30 +92,18 @@ def installed_version(con: duckdb.DuckDBPyConnection) -> str | None:
     ).fetchone()
     if not found or not found[0]:
         return None
-    row = con.execute("SELECT version FROM vecext.installed_version").fetchone()
-    if row is None:
-        raise CatalogError("schema vecext exists but records no installed version")
-    return str(row[0])
+    return _scripts.recorded_version(con.execute(_scripts.VERSION_SQL).fetchone())
 
 
 def install(con: duckdb.DuckDBPyConnection, target: str | None = None) -> InstallResult:
     """Install or upgrade the catalog in one transaction; a no-op when current."""
     previous = installed_version(con)
     steps = _scripts.plan("duckdb", previous, target)
-    result = InstallResult(previous=previous, current=previous or "", applied=[])
     if not steps:
-        return result
+        return InstallResult(previous=previous, current=previous or "", applied=[])
     con.execute("BEGIN TRANSACTION")
     try:
-        for script in steps:
-            con.execute(script.text())
-            now = installed_version(con)
-            if now != script.to_version:
-                raise CatalogError(
-                    f"{script.name} left the catalog at version {now}, expected {script.to_version}"
-                )
-            result.applied.append(script.name)
-            result.current = script.to_version
+        result = _scripts.apply(steps, con.execute, lambda: installed_version(con), previous)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

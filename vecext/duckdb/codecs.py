@@ -8,62 +8,36 @@ no ``ON DELETE CASCADE``: dependent rows are deleted here, in one transaction.
 
 from __future__ import annotations
 
-import json
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
+from vecext.catalog import store
+from vecext.catalog.api import codec_info, list_codecs
 from vecext.catalog.rows import CodecRecord, check_name, codec_from_rows, codec_record
+from vecext.catalog.store import CodecInfo
 from vecext.codecs import Codec, CodecError, check_fingerprint, make_codec
 from vecext.duckdb import _arrow as ar
 from vecext.duckdb._sql import (
     is_read_only,
     quote_ident,
-    registered,
     resolve_table,
     transaction,
     vector_dim,
 )
-from vecext.duckdb.catalog import installed_version, require_catalog
+from vecext.duckdb.catalog import DuckDialect, installed_version, require_catalog
 from vecext.duckdb.functions import registrar
-from vecext.duckdb.udfs import (
+from vecext.duckdb.macros import (
     GENERIC_MACROS,
     PER_CODEC_SUFFIXES,
-    CodecCache,
     codec_macro_names,
     codec_macro_sql,
-    ensure_udfs,
     generic_macro_sql,
 )
+from vecext.duckdb.udfs import ensure_udfs
 from vecext.errors import CatalogError
-
-
-@dataclass(frozen=True)
-class CodecInfo:
-    """A row of ``vecext.codecs`` (the same fields as ``vecext.postgres.CodecInfo``)."""
-
-    name: str
-    kind: str
-    dim: int
-    metric: str
-    code_size: int
-    fingerprint: str
-    params: dict[str, Any]
-    column_type: str  # the DuckDB type of this codec's code columns
-
-
-_INFO_COLUMNS = "name, kind, dim, metric, code_size, fingerprint, params"
-
-
-def _info(r: tuple[Any, ...]) -> CodecInfo:
-    params = json.loads(r[6]) if isinstance(r[6], str) else dict(r[6])
-    size = int(r[4])
-    ctype = {"pq": f"UTINYINT[{size}]", "binary": f"UBIGINT[{ar.n_words(size)}]"}.get(r[1], "BLOB")
-    return CodecInfo(r[0], r[1], int(r[2]), r[3], size, r[5], params, ctype)
 
 
 def _check_codec_name(name: str) -> str:
@@ -77,42 +51,10 @@ def _check_codec_name(name: str) -> str:
     return name
 
 
-def _columns_using(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    rows = con.execute(
-        "SELECT table_schema, table_name, code_column FROM vecext.compressed_columns "
-        "WHERE codec_name = ? OR ivf_codec_name = ? ORDER BY 1, 2, 3",
-        [name, name],
-    ).fetchall()
-    return [f"{s}.{t}.{c}" for s, t, c in rows]
-
-
 def _record_codec(rec: CodecRecord) -> Codec:
     """A private copy of the codec, rebuilt from its catalog rows (fingerprint checked)."""
     arrays = [(a.name, a.dtype, a.shape, a.data) for a in rec.arrays]
     return codec_from_rows(rec.name, rec.kind, rec.params, rec.fingerprint, arrays)
-
-
-def _vectors_table(rec: CodecRecord) -> pa.Table:
-    vecs = [v.vec for v in rec.vectors]
-    lengths = np.fromiter((len(v) for v in vecs), dtype=np.int64, count=len(vecs))
-    offsets = np.zeros(len(vecs) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = np.concatenate(vecs).astype(np.float32) if vecs else np.zeros(0, np.float32)
-    return pa.table(
-        {
-            "codec_name": pa.array([rec.name] * len(vecs), pa.string()),
-            "part": pa.array([v.part for v in rec.vectors], pa.string()),
-            "sub": pa.array([v.sub for v in rec.vectors], pa.int32()),
-            "idx": pa.array([v.idx for v in rec.vectors], pa.int32()),
-            "vec": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
-        }
-    )
-
-
-def _delete_rows(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    for table in ("codebook_vectors", "codec_arrays"):
-        con.execute(f"DELETE FROM vecext.{table} WHERE codec_name = ?", [name])
-    con.execute("DELETE FROM vecext.codecs WHERE name = ?", [name])
 
 
 def _drop_macros(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
@@ -147,91 +89,27 @@ def save_codec(
     rec = codec_record(name, codec)
     private = _record_codec(rec)
     cache = ensure_udfs(con)
+    db = DuckDialect(con)
+
+    def drop_stale(old_kind: str) -> None:
+        stale = set(codec_macro_names(name, old_kind)) - set(codec_macro_names(name, rec.kind))
+        _drop_macros(con, sorted(stale))
+
     with transaction(con):
-        old = con.execute(
-            "SELECT fingerprint, kind FROM vecext.codecs WHERE name = ?", [name]
-        ).fetchone()
-        if old is not None and old[0] != rec.fingerprint:
-            if not replace:
-                raise CatalogError(
-                    f"codec {name!r} already exists (version {old[0]}, this codec is version "
-                    f"{rec.fingerprint}); pass replace=True to replace it"
-                )
-            users = _columns_using(con, name)
-            if users:
-                raise CatalogError(
-                    f"cannot replace codec {name!r}: compressed column(s) {', '.join(users)} "
-                    f"hold codes of its version {old[0]}; drop them (drop_compressed_column) "
-                    "or save the new codec under another name"
-                )
-            _delete_rows(con, name)
-            stale = set(codec_macro_names(name, old[1])) - set(codec_macro_names(name, rec.kind))
-            _drop_macros(con, sorted(stale))
-        if old is None or old[0] != rec.fingerprint:
-            _insert_rows(con, rec)
+        store.store_codec(db, rec, replace=replace, on_replace=drop_stale)
         for sql in codec_macro_sql(name, private):
             con.execute(sql)
     cache.put(private)
-    return codec_info(con, name)
+    return store.record_info(db, rec)
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, rec: CodecRecord) -> None:
-    con.execute(
-        "INSERT INTO vecext.codecs (name, kind, dim, metric, code_size, params, fingerprint, "
-        "format_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            rec.name,
-            rec.kind,
-            rec.dim,
-            rec.metric,
-            rec.code_size,
-            rec.params_json,
-            rec.fingerprint,
-            rec.format_version,
-        ],
-    )
-    if rec.arrays:
-        con.executemany(
-            "INSERT INTO vecext.codec_arrays (codec_name, array_name, dtype, shape, data) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [[rec.name, a.name, a.dtype, a.shape, a.data] for a in rec.arrays],
-        )
-    if rec.vectors:  # thousands of rows for a PQ codebook: through Arrow
-        with registered(con, _vectors_table(rec)) as src:
-            con.execute(
-                "INSERT INTO vecext.codebook_vectors (codec_name, part, sub, idx, vec) "
-                f"SELECT codec_name, part, sub, idx, vec FROM {src}"
-            )
-
-
-def codec_info(con: duckdb.DuckDBPyConnection, name: str) -> CodecInfo:
-    """The catalog row of codec ``name``; :class:`CodecError` naming the known codecs if none."""
-    check_name(name)
-    require_catalog(con)
-    row = con.execute(
-        f"SELECT {_INFO_COLUMNS} FROM vecext.codecs WHERE name = ?", [name]
-    ).fetchone()
-    if row is None:
-        known = [c.name for c in list_codecs(con)]
-        raise CodecError(
-            f"unknown codec {name!r}; known codecs: {', '.join(known) if known else '(none)'}"
-        )
-    return _info(row)
-
-
-def _read_codec(con: duckdb.DuckDBPyConnection, info: CodecInfo) -> Codec:
-    arrays = con.execute(
-        "SELECT array_name, dtype, shape, data FROM vecext.codec_arrays WHERE codec_name = ? "
-        "ORDER BY array_name",
-        [info.name],
-    ).fetchall()
-    return codec_from_rows(info.name, info.kind, info.params, info.fingerprint, arrays)
-
-
-def _cache_codec(cache: CodecCache, con: duckdb.DuckDBPyConnection, name: str) -> Codec:
-    info = codec_info(con, name)
+def _cache_codec(con: duckdb.DuckDBPyConnection, name: str) -> Codec:
+    """Codec ``name`` from the UDF cache, loaded into it first if need be."""
+    cache = ensure_udfs(con)
+    db = DuckDialect(con)
+    info = store.codec_info(db, name)
     if info.fingerprint not in cache:
-        cache.put(_read_codec(con, info))
+        cache.put(store.read_codec(db, info))
     return cache.get(name, info.fingerprint)
 
 
@@ -245,13 +123,23 @@ def load_codec(
     otherwise :class:`~vecext.codecs.CodecVersionError` names both versions.
     """
     info = codec_info(con, name)
-    codec = _read_codec(con, info)
+    db = DuckDialect(con)
+    codec = store.read_codec(db, info)
     if fingerprint is not None:
         check_fingerprint(codec, fingerprint)
     cache = ensure_udfs(con)
     if info.fingerprint not in cache:
-        cache.put(_read_codec(con, info))  # a private copy: the caller may retrain its own
+        cache.put(store.read_codec(db, info))  # a private copy: the caller may retrain its own
     return codec
+
+
+def cached_codec(con: duckdb.DuckDBPyConnection, name: str, fingerprint: str) -> Codec:
+    """A catalog codec, rebuilt once per version in this process (the fingerprint is a
+    hash of its arrays, so one entry serves every database that holds that version).
+    The first load also puts it into the UDF cache."""
+    return store.cached_codec(
+        ("duckdb", name, fingerprint), lambda: load_codec(con, name, fingerprint=fingerprint)
+    )
 
 
 def drop_codec(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = False) -> bool:
@@ -259,28 +147,12 @@ def drop_codec(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = 
     compressed column uses it. Returns whether a codec was dropped."""
     require_catalog(con)
     check_name(name)
-    with transaction(con):
-        row = con.execute("SELECT kind FROM vecext.codecs WHERE name = ?", [name]).fetchone()
-        if row is None:
-            if missing_ok:
-                return False
-            raise CodecError(f"unknown codec {name!r}")
-        users = _columns_using(con, name)
-        if users:
-            raise CatalogError(
-                f"cannot drop codec {name!r}: compressed column(s) {', '.join(users)} use it; "
-                "drop them first (vecext.duckdb.drop_compressed_column)"
-            )
-        _delete_rows(con, name)
-        _drop_macros(con, codec_macro_names(name, str(row[0])))
-    return True
-
-
-def list_codecs(con: duckdb.DuckDBPyConnection) -> list[CodecInfo]:
-    """Every codec in the catalog, by name."""
-    require_catalog(con)
-    rows = con.execute(f"SELECT {_INFO_COLUMNS} FROM vecext.codecs ORDER BY name").fetchall()
-    return [_info(r) for r in rows]
+    return store.remove_codec(
+        DuckDialect(con),
+        name,
+        missing_ok=missing_ok,
+        before=lambda kind: _drop_macros(con, codec_macro_names(name, kind)),
+    )
 
 
 def read_vectors(
@@ -331,10 +203,10 @@ def train_codec(
     t = resolve_table(con, table)
     col, d = vector_dim(con, t, column)
     codec = make_codec(kind, d, metric, **params)  # unknown kind / parameter: fail before reading
-    exists = con.execute("SELECT fingerprint FROM vecext.codecs WHERE name = ?", [name]).fetchone()
+    exists = store.codec_version(DuckDialect(con), name)
     if exists and not replace:
         raise CatalogError(
-            f"codec {name!r} already exists (version {exists[0]}): pass replace=True to replace it"
+            f"codec {name!r} already exists (version {exists[1]}): pass replace=True to replace it"
         )
     xt = read_vectors(con, table, col, sample=sample, seed=seed)
     codec.train(xt)
@@ -345,7 +217,7 @@ def train_codec(
 @registrar
 def register_codec_functions(con: duckdb.DuckDBPyConnection) -> None:
     """UDFs, the generic macros, and every stored codec loaded with its macros."""
-    cache = ensure_udfs(con)
+    ensure_udfs(con)
     if installed_version(con) is None:
         return  # a plain connection: the macros live in the catalog's schema
     writable = not is_read_only(con)
@@ -355,10 +227,24 @@ def register_codec_functions(con: duckdb.DuckDBPyConnection) -> None:
     for (name,) in con.execute("SELECT name FROM vecext.codecs ORDER BY 1").fetchall():
         try:
             _check_codec_name(name)  # rows written by other tools: no macro over vecext's own
-            codec = _cache_codec(cache, con, name)
+            codec = _cache_codec(con, name)
         except (CodecError, CatalogError) as exc:
             warnings.warn(f"vecext: codec {name!r} not loaded: {exc}", stacklevel=2)
             continue
         if writable:
             for sql in codec_macro_sql(name, codec):
                 con.execute(sql)
+
+
+__all__ = [
+    "CodecInfo",
+    "cached_codec",
+    "codec_info",
+    "drop_codec",
+    "list_codecs",
+    "load_codec",
+    "read_vectors",
+    "register_codec_functions",
+    "save_codec",
+    "train_codec",
+]

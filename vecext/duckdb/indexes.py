@@ -1,7 +1,12 @@
 """HNSW indexes in DuckDB through the VSS extension: create, list, size.
 
+The verbs are PostgreSQL's (:mod:`vecext.postgres.indexes`): :func:`create_vector_index`,
+:func:`drop_vector_index`, :func:`list_vector_indexes`; VSS builds HNSW only. (The
+names of vecext 0.2, ``create_hnsw_index``, ``drop_hnsw_index``, ``hnsw_indexes`` and
+``estimate_hnsw_memory``, still work and warn.)
+
 VSS keeps the whole graph *and a copy of every vector* in memory (it builds a
-usearch index inside DuckDB's buffer manager), so :func:`create_hnsw_index`
+usearch index inside DuckDB's buffer manager), so :func:`create_vector_index`
 estimates the memory first and refuses when DuckDB's ``memory_limit`` cannot
 hold it, naming the amount needed.
 
@@ -20,21 +25,25 @@ any WHERE clause, so a filtered query can return fewer than ``n`` rows.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from vecext.duckdb.filters import ident
+from vecext.duckdb.index_catalog import (
+    FROM_VSS,
+    VSS_METRICS,
+    HnswIndex,
+    _deprecated,
+    _split,
+    hnsw_indexes,
+    list_vector_indexes,
+    vss_indexes,
+)
 from vecext.duckdb.vss import load_vss
 from vecext.errors import VecextError
 
-#: vecext metric -> VSS index metric
-VSS_METRICS = {"l2": "l2sq", "cosine": "cosine", "ip": "ip"}
-#: VSS index metric -> vecext metric
-FROM_VSS = {v: k for k, v in VSS_METRICS.items()}
 #: vecext metric -> the DuckDB distance function an HNSW index of that metric serves
 DISTANCE_FUNCTIONS = {
     "l2": "array_distance",
@@ -47,28 +56,15 @@ DEFAULT_EF_CONSTRUCTION = 128
 DEFAULT_EF_SEARCH = 64
 
 
-class HnswIndexError(VecextError):
+class VectorIndexError(VecextError):
     """An HNSW index cannot be created or dropped (VSS missing, not enough memory, ...)."""
 
 
-@dataclass(frozen=True)
-class HnswIndex:
-    """An HNSW index on one vector column."""
-
-    name: str
-    schema: str
-    table: str
-    column: str
-    metric: str  # vecext metric: l2, cosine, ip
-    dim: int
-    count: int
-    memory_bytes: int  # VSS's own figure (arena blocks: coarse)
-    #: recall@k per ef_search measured by :func:`vecext.duckdb.calibrate_hnsw` (its
-    #: record, kept in the index's comment), or None
-    calibration: dict[str, Any] | None = None
+#: The name of :class:`VectorIndexError` in vecext 0.2.
+HnswIndexError = VectorIndexError
 
 
-def estimate_hnsw_memory(n: int, d: int, m: int = DEFAULT_M) -> int:
+def hnsw_build_memory(n: int, d: int, *, m: int = DEFAULT_M) -> int:
     """Bytes VSS needs for an HNSW index of ``n`` vectors of dimension ``d``.
 
     Per node: the vector (``4 d`` bytes: VSS stores float32 copies), the level-0
@@ -82,6 +78,12 @@ def estimate_hnsw_memory(n: int, d: int, m: int = DEFAULT_M) -> int:
         raise ValueError(f"need n >= 0, d > 0, m >= 2; got n={n}, d={d}, m={m}")
     per_node = 4 * d + 14 + 4 * (2 * m + 1) + 4 * (m + 1) / (m - 1)
     return int(math.ceil(n * per_node * 1.3)) + (32 << 20)
+
+
+def estimate_hnsw_memory(n: int, d: int, m: int = DEFAULT_M) -> int:
+    """Deprecated name of :func:`hnsw_build_memory`."""
+    _deprecated("estimate_hnsw_memory", "hnsw_build_memory")
+    return hnsw_build_memory(n, d, m=m)
 
 
 def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -103,92 +105,13 @@ def is_file_database(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row and row[0])
 
 
-def _split(table: str) -> tuple[str | None, str]:
-    parts = table.split(".")
-    return (parts[-2] if len(parts) >= 2 else None), parts[-1]
-
-
-def hnsw_indexes(
-    con: duckdb.DuckDBPyConnection, table: str, column: str | None = None
-) -> list[HnswIndex]:
-    """HNSW indexes on ``table`` (optionally only those on ``column``)."""
-    schema, name = _split(table)
-    # duckdb_indexes() always exists; VSS's pragma only when VSS is loaded, which it
-    # is whenever an HNSW index exists (a failing probe would abort a transaction)
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database() "
-        "AND lower(table_name) = lower(?) AND lower(schema_name) = lower(coalesce(?, "
-        "current_schema())) AND sql ILIKE '%USING HNSW%'",
-        [name, schema],
-    ).fetchone()
-    if not found or not found[0]:
-        return []
-    return vss_indexes(con, schema, name, column)
-
-
-def vss_indexes(
-    con: duckdb.DuckDBPyConnection, schema: str | None, table: str, column: str | None = None
-) -> list[HnswIndex]:
-    """The rows of VSS's ``pragma_hnsw_index_info()`` for one table (VSS must be loaded)."""
-    rows = con.execute(
-        "SELECT h.index_name, h.schema_name, h.table_name, i.expressions, h.metric, "
-        "h.dimensions, h.count, h.approx_memory_usage, i.comment "
-        "FROM pragma_hnsw_index_info() h JOIN duckdb_indexes() i "
-        "ON i.database_name = h.catalog_name AND i.schema_name = h.schema_name "
-        "AND i.index_name = h.index_name "
-        "WHERE h.catalog_name = current_database() AND lower(h.table_name) = lower(?) "
-        "AND lower(h.schema_name) = lower(coalesce(?, current_schema()))",
-        [table, schema],
-    ).fetchall()
-    out = []
-    for iname, ischema, tname, exprs, metric, dim, count, mem, comment in rows:
-        col = _expression_column(exprs)
-        if col is None or (column is not None and col.lower() != column.lower()):
-            continue
-        out.append(
-            HnswIndex(
-                iname,
-                ischema,
-                tname,
-                col,
-                FROM_VSS.get(metric, metric),
-                int(dim),
-                int(count),
-                int(mem),
-                _calibration(comment),
-            )
-        )
-    return out
-
-
-def _calibration(comment: Any) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(comment) if comment else None
-    except ValueError:
-        return None
-    cal = meta.get("calibration") if isinstance(meta, dict) else None
-    return cal if isinstance(cal, dict) else None
-
-
-def _expression_column(exprs: str) -> str | None:
-    # duckdb_indexes().expressions is the text "[col]" (or "['col']" / '["col"]')
-    text = str(exprs).strip()
-    if not (text.startswith("[") and text.endswith("]")):
-        return None
-    inner = text[1:-1].strip()
-    if "," in inner or "(" in inner:  # an expression index, not a plain column
-        return None
-    if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\"":
-        inner = inner[1:-1].replace(inner[0] * 2, inner[0])
-    return inner or None
-
-
-def create_hnsw_index(
+def create_vector_index(
     con: duckdb.DuckDBPyConnection,
     table: str,
     column: str,
-    metric: str = "cosine",
     *,
+    method: str = "hnsw",
+    metric: str = "cosine",
     name: str | None = None,
     m: int = DEFAULT_M,
     ef_construction: int = DEFAULT_EF_CONSTRUCTION,
@@ -198,6 +121,8 @@ def create_hnsw_index(
 
     Parameters
     ----------
+    method
+        ``"hnsw"``, the one method VSS has (PostgreSQL also has ``"ivfflat"``).
     metric
         ``"cosine"``, ``"l2"`` or ``"ip"``; the index serves only searches with
         that metric.
@@ -206,29 +131,33 @@ def create_hnsw_index(
     m, ef_construction
         HNSW graph degree and build beam (VSS defaults 16 and 128).
     check_memory
-        Refuse (:class:`HnswIndexError`) when the estimate of
-        :func:`estimate_hnsw_memory` exceeds DuckDB's ``memory_limit``.
+        Refuse (:class:`VectorIndexError`) when the estimate of
+        :func:`hnsw_build_memory` exceeds DuckDB's ``memory_limit``.
 
     For a file database this sets ``hnsw_enable_experimental_persistence`` (see
     the module docstring for what that means after a crash).
     """
     from vecext.duckdb.discovery import vector_column
 
+    if method != "hnsw":
+        raise VectorIndexError(
+            f"unknown index method {method!r}: DuckDB's VSS extension builds 'hnsw' only"
+        )
     if metric not in VSS_METRICS:
-        raise HnswIndexError(f"unknown metric {metric!r}; use one of {', '.join(VSS_METRICS)}")
+        raise VectorIndexError(f"unknown metric {metric!r}; use one of {', '.join(VSS_METRICS)}")
     for label, value in (("m", m), ("ef_construction", ef_construction)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise HnswIndexError(f"{label} must be an integer >= 2, got {value!r}")
+            raise VectorIndexError(f"{label} must be an integer >= 2, got {value!r}")
     status = load_vss(con)
     if not status.loaded:
-        raise HnswIndexError(f"cannot create an HNSW index on {table}.{column}: {status.reason}")
+        raise VectorIndexError(f"cannot create an HNSW index on {table}.{column}: {status.reason}")
     tref, col, dim = vector_column(con, table, column)
     row = con.execute(f"SELECT count(*) FROM {tref}").fetchone()
     n = int(row[0]) if row else 0
-    need = estimate_hnsw_memory(n, dim, m)
+    need = hnsw_build_memory(n, dim, m=m)
     limit = memory_limit_bytes(con)
     if check_memory and limit is not None and need > limit:
-        raise HnswIndexError(
+        raise VectorIndexError(
             f"an HNSW index on {table}.{column} ({n} vectors x {dim} dims, M={m}) needs about "
             f"{need / 2**30:.2f} GiB, more than DuckDB's memory_limit of {limit / 2**30:.2f} GiB: "
             f"SET memory_limit = '{math.ceil(need / 2**30 * 1.2)}GiB', or search with "
@@ -242,16 +171,65 @@ def create_hnsw_index(
         f"WITH (metric = '{VSS_METRICS[metric]}', m = {int(m)}, "
         f"ef_construction = {int(ef_construction)})"
     )
-    for ix in hnsw_indexes(con, table, col):
+    for ix in list_vector_indexes(con, table, col):
         if ix.name == index_name:
             return ix
-    raise HnswIndexError(f"index {index_name} was created but VSS does not list it")
+    raise VectorIndexError(f"index {index_name} was created but VSS does not list it")
+
+
+def create_hnsw_index(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str,
+    metric: str = "cosine",
+    **options: Any,
+) -> HnswIndex:
+    """Deprecated name of :func:`create_vector_index`, whose ``metric`` is keyword-only
+    (``options``: ``name``, ``m``, ``ef_construction``, ``check_memory``)."""
+    _deprecated("create_hnsw_index", "create_vector_index")
+    return create_vector_index(con, table, column, metric=metric, **options)
+
+
+def drop_vector_index(
+    con: duckdb.DuckDBPyConnection, table: str, name: str, *, missing_ok: bool = False
+) -> bool:
+    """Drop HNSW index ``name`` of ``table``; returns whether one was dropped (an error
+    naming it if there is none, unless ``missing_ok``)."""
+    found = [ix for ix in list_vector_indexes(con, table) if ix.name == name]
+    if not found:
+        if missing_ok:
+            return False
+        raise VectorIndexError(f"table {table} has no HNSW index named {name!r}")
+    schema = found[0].schema
+    con.execute(f"DROP INDEX {ident(schema)}.{ident(name)}")
+    return True
 
 
 def drop_hnsw_index(con: duckdb.DuckDBPyConnection, table: str, name: str) -> None:
-    """Drop an HNSW index of ``table`` by name (an error naming it if there is none)."""
-    found = [ix for ix in hnsw_indexes(con, table) if ix.name == name]
-    if not found:
-        raise HnswIndexError(f"table {table} has no HNSW index named {name!r}")
-    schema = found[0].schema
-    con.execute(f"DROP INDEX {ident(schema)}.{ident(name)}")
+    """Deprecated name of :func:`drop_vector_index`."""
+    _deprecated("drop_hnsw_index", "drop_vector_index")
+    drop_vector_index(con, table, name)
+
+
+__all__ = [
+    "DEFAULT_EF_CONSTRUCTION",
+    "DEFAULT_EF_SEARCH",
+    "DEFAULT_M",
+    "DISTANCE_FUNCTIONS",
+    "FROM_VSS",
+    "VSS_METRICS",
+    "HnswIndex",
+    "HnswIndexError",
+    "VectorIndexError",
+    "create_hnsw_index",
+    "create_vector_index",
+    "drop_hnsw_index",
+    "drop_vector_index",
+    "estimate_hnsw_memory",
+    "hnsw_build_memory",
+    "hnsw_indexes",
+    "is_file_database",
+    "list_vector_indexes",
+    "memory_limit_bytes",
+    "vss_indexes",
+]

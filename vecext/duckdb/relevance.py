@@ -1,7 +1,9 @@
-"""Relevance adapters in a DuckDB database: save, load, list, drop, and the SQL macros.
+"""Relevance adapters in a DuckDB database: the SQL macros over their catalog rows.
 
-An adapter is stored as the rows of :mod:`vecext.catalog.adapters` (the same rows,
-bytes and fingerprint as in PostgreSQL). The macros ``vecext.relevance_score``,
+Saving, loading, listing and dropping adapters are :mod:`vecext.catalog.api`'s verbs
+(re-exported here, the same functions as ``vecext.postgres``'s): an adapter is stored
+as the rows of :mod:`vecext.catalog.adapters` (the same rows, bytes and fingerprint as
+in PostgreSQL). The macros ``vecext.relevance_score``,
 ``vecext.relevance_min_similarity`` and ``vecext.relevance_features`` read those rows
 and compute what the PostgreSQL functions of the same names compute (see
 ``vecext.relevance_map`` in ``sql/postgres/``): the per-query slope and intercept from
@@ -13,137 +15,13 @@ from __future__ import annotations
 
 import duckdb
 
-from vecext.catalog.adapters import (
-    AdapterInfo,
-    AdapterRecord,
-    adapter_from_rows,
-    adapter_info,
-    adapter_record,
-    check_adapter_name,
-    check_query_dim,
-)
-from vecext.duckdb._sql import is_read_only, transaction
-from vecext.duckdb.catalog import installed_version, require_catalog
+from vecext.catalog import api
+from vecext.catalog.api import *  # noqa: F403  (the verbs, where vecext 0.2 had them)
+from vecext.duckdb._sql import is_read_only
+from vecext.duckdb.catalog import installed_version
 from vecext.duckdb.functions import registrar
-from vecext.errors import CatalogError
-from vecext.relevance.base import RelevanceError, RelevanceMethod
 
-__all__ = [
-    "AdapterInfo",
-    "drop_adapter",
-    "get_adapter_info",
-    "list_adapters",
-    "load_adapter",
-    "save_adapter",
-]
-
-_INFO = "SELECT name, method, dim, version, params, fingerprint FROM vecext.relevance_adapters"
-
-
-def save_adapter(
-    con: duckdb.DuckDBPyConnection, name: str, method: RelevanceMethod, *, replace: bool = False
-) -> AdapterInfo:
-    """Store a fitted relevance method in the catalog under ``name`` (as
-    :func:`vecext.postgres.relevance.save_adapter`: the same version again is a no-op,
-    another version needs ``replace=True``)."""
-    check_adapter_name(name)
-    require_catalog(con)
-    rec = adapter_record(name, method)
-    with transaction(con):
-        row = con.execute(
-            "SELECT fingerprint FROM vecext.relevance_adapters WHERE name = ?", [name]
-        ).fetchone()
-        if row is not None and row[0] != rec.fingerprint:
-            if not replace:
-                raise CatalogError(
-                    f"relevance adapter {name!r} already exists (version {row[0]}, this one is "
-                    f"version {rec.fingerprint}); pass replace=True to replace it"
-                )
-            _delete(con, name)
-        if row is None or row[0] != rec.fingerprint:
-            _insert(con, rec)
-    return get_adapter_info(con, name)
-
-
-def _delete(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    # no ON DELETE CASCADE in DuckDB
-    con.execute("DELETE FROM vecext.relevance_arrays WHERE adapter_name = ?", [name])
-    con.execute("DELETE FROM vecext.relevance_adapters WHERE name = ?", [name])
-
-
-def _insert(con: duckdb.DuckDBPyConnection, rec: AdapterRecord) -> None:
-    con.execute(
-        "INSERT INTO vecext.relevance_adapters (name, method, dim, version, params, fingerprint) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [rec.name, rec.method, rec.dim, rec.version, rec.params, rec.fingerprint],
-    )
-    for a in rec.arrays:
-        vec = rec.vectors.get(a.name)
-        con.execute(
-            "INSERT INTO vecext.relevance_arrays (adapter_name, array_name, dtype, shape, data, vec) "
-            "VALUES (?, ?, ?, ?, ?, ?::FLOAT[])",
-            [rec.name, a.name, a.dtype, a.shape, a.data, None if vec is None else vec.tolist()],
-        )
-
-
-def list_adapters(con: duckdb.DuckDBPyConnection) -> list[AdapterInfo]:
-    """Every relevance adapter in the catalog, by name."""
-    require_catalog(con)
-    return [adapter_info(*r) for r in con.execute(_INFO + " ORDER BY name").fetchall()]
-
-
-def get_adapter_info(con: duckdb.DuckDBPyConnection, name: str) -> AdapterInfo:
-    """The catalog row of adapter ``name``; :class:`RelevanceError` naming the known ones."""
-    check_adapter_name(name)
-    require_catalog(con)
-    row = con.execute(_INFO + " WHERE name = ?", [name]).fetchone()
-    if row is None:
-        known = [a.name for a in list_adapters(con)]
-        raise RelevanceError(
-            f"unknown relevance adapter {name!r}; known adapters: "
-            f"{', '.join(known) if known else '(none)'}"
-        )
-    return adapter_info(*row)
-
-
-def load_adapter(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    *,
-    dim: int | None = None,
-    fingerprint: str | None = None,
-) -> RelevanceMethod:
-    """Rebuild adapter ``name`` from the catalog (fingerprint checked; with ``dim``, an
-    adapter of another dimension raises :class:`RelevanceError` naming both)."""
-    info = get_adapter_info(con, name)
-    if dim is not None:
-        check_query_dim(info, dim, "it was asked for dimension")
-    rows = con.execute(
-        "SELECT array_name, dtype, shape, data FROM vecext.relevance_arrays "
-        "WHERE adapter_name = ? ORDER BY array_name",
-        [name],
-    ).fetchall()
-    arrays = [(r[0], r[1], list(r[2]), bytes(r[3])) for r in rows]
-    return adapter_from_rows(
-        info.name, info.method, info.dim, info.version, info.params, info.fingerprint, arrays,
-        expected_fingerprint=fingerprint,
-    )  # fmt: skip
-
-
-def drop_adapter(con: duckdb.DuckDBPyConnection, name: str, *, missing_ok: bool = False) -> bool:
-    """Delete adapter ``name`` and its arrays. Returns whether one was dropped."""
-    check_adapter_name(name)
-    require_catalog(con)
-    with transaction(con):
-        row = con.execute(
-            "SELECT 1 FROM vecext.relevance_adapters WHERE name = ?", [name]
-        ).fetchone()
-        if row is None:
-            if missing_ok:
-                return False
-            get_adapter_info(con, name)  # raises, naming the known adapters
-        _delete(con, name)
-    return True
+__all__ = [*api.ADAPTER_VERBS, "register_relevance"]
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""vecext's DuckDB functions: vectorised Arrow UDFs and the ``vecext.*`` macros over them.
+"""vecext's DuckDB UDFs: vectorised Arrow functions over the process's codec cache.
 
 The UDFs (``vecext_udf_*``, global in DuckDB, not part of the API) receive the codec's
 name *and fingerprint* with every call and take the trained codec from this process's
@@ -11,7 +11,8 @@ different entries, and a codec replaced in the catalog is never served by a stal
 copy -- the new macros ask for the new fingerprint, which is loaded or reported as
 missing.
 
-A UDF never queries the database (it runs inside a query on the same connection);
+The ``vecext.*`` macros over them are in :mod:`vecext.duckdb.macros`. A UDF never
+queries the database (it runs inside a query on the same connection);
 :func:`vecext.duckdb.save_codec`, :func:`~vecext.duckdb.load_codec` and
 :func:`~vecext.duckdb.attach` fill the cache.
 
@@ -24,7 +25,7 @@ registers the same functions.
 
 Queries are usually constant across a scan, but DuckDB hands a UDF one copy per row;
 the UDFs notice equal rows and compute once. A PQ lookup table is large (M x 256
-floats), so ``vecext.pq_lut`` / ``vecext.<codec>_lut`` are scalar subqueries: DuckDB
+floats), so ``vecext.codec_lut`` / ``vecext.<codec>_lut`` are scalar subqueries: DuckDB
 computes them once per distinct query instead of materialising a table per row.
 """
 
@@ -39,10 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb.sqltypes import BLOB, FLOAT, UBIGINT, UTINYINT, VARCHAR
 
-from vecext.codecs import Codec, CodecError, CodecVersionError
+from vecext.codecs import Codec, CodecError, CodecVersionError, codec_kind
 from vecext.codecs.binary import hamming_rows
 from vecext.duckdb import _arrow as ar
-from vecext.duckdb._sql import quote_ident, quote_literal
 
 # -- the codec cache --------------------------------------------------------------------
 
@@ -167,7 +167,8 @@ def paired_distances(codec: Codec, Q: np.ndarray, codes: np.ndarray) -> np.ndarr
 def _rowwise(codec: Codec, Q: np.ndarray, codes: np.ndarray) -> np.ndarray:
     n = Q.shape[0]
     off = np.float32(codec.distance_offset)
-    if codec.kind == "pq":
+    query = codec_kind(codec).query_argument
+    if query == "lut":
         D = np.empty(n, np.float32)
         m = codes.shape[1]
         for i0 in range(0, n, 256):  # (256, M, 256) float32 tables per block
@@ -179,7 +180,7 @@ def _rowwise(codec: Codec, Q: np.ndarray, codes: np.ndarray) -> np.ndarray:
                 acc += lut[r, j, c[:, j]]
             D[i0 : i0 + 256] = acc + off if off else acc
         return D
-    if codec.kind == "binary":
+    if query == "codes":  # the Hamming distance between sign codes
         return hamming_rows(codec.encode(Q), codes).astype(np.float32)
     # quantiser space (after normalisation and pretransform), as Codec.distances works
     y = codec._forward(Q, "q")
@@ -239,7 +240,7 @@ def _make_udfs(cache: CodecCache) -> dict[str, tuple[Callable[..., Any], list[An
             if not both.all():
                 keep = pa.array(both)
                 qg, cg = qg.filter(keep), cg.filter(keep)
-            what = f"vecext.distance({name!r}, q, codes)"
+            what = f"vecext.codec_distance({name!r}, codes, q)"
             Q, _ = ar.list_matrix(qg, codec.d, np.float32, f"{what}: q")
             codes, _ = ar.binary_matrix(cg, codec.code_size, f"{what}: codes")
             parts.append((rows, both, paired_distances(codec, Q, codes)[:, None]))
@@ -249,13 +250,13 @@ def _make_udfs(cache: CodecCache) -> dict[str, tuple[Callable[..., Any], list[An
         q = ar.combine(q)
         parts = []
         for codec, name, rows in each_group(names, fps):
-            if codec.kind != "pq":
+            if not codec_kind(codec).has_lut:
                 raise CodecError(
-                    f"vecext.pq_lut({name!r}, q): {name!r} is a {codec.kind} codec; "
+                    f"vecext.codec_lut({name!r}, q): {name!r} is a {codec.kind} codec; "
                     "lookup tables exist for pq codecs only"
                 )
             Q, valid = ar.list_matrix(
-                _take(q, rows), codec.d, np.float32, f"vecext.pq_lut({name!r}, q): q"
+                _take(q, rows), codec.d, np.float32, f"vecext.codec_lut({name!r}, q): q"
             )
             table = codec.distance_table  # type: ignore[attr-defined]
             if _same_rows(Q):
@@ -281,10 +282,10 @@ def _make_udfs(cache: CodecCache) -> dict[str, tuple[Callable[..., Any], list[An
     u8_list, u64_list = duckdb.list_type(UTINYINT), duckdb.list_type(UBIGINT)
     key = [VARCHAR, VARCHAR]
     arrow = {
-        "vecext_udf_encode": (encoder("blob", "vecext.encode"), [*key, floats_list], BLOB),
+        "vecext_udf_encode": (encoder("blob", "vecext.codec_encode"), [*key, floats_list], BLOB),
         "vecext_udf_encode_u8": (encoder("u8", "encode"), [*key, floats_list], u8_list),
         "vecext_udf_encode_u64": (encoder("u64", "encode"), [*key, floats_list], u64_list),
-        "vecext_udf_decode": (decoder("blob", "vecext.decode"), [*key, BLOB], floats_list),
+        "vecext_udf_decode": (decoder("blob", "vecext.codec_decode"), [*key, BLOB], floats_list),
         "vecext_udf_decode_u8": (decoder("u8", "decode"), [*key, u8_list], floats_list),
         "vecext_udf_decode_u64": (decoder("u64", "decode"), [*key, u64_list], floats_list),
         "vecext_udf_distance": (distance, [*key, floats_list, BLOB], FLOAT),
@@ -330,119 +331,3 @@ def _assemble(
 #: reference once the registering connection is closed (see the module docstring).
 _UDFS = _make_udfs(CACHE)
 UDF_NAMES = sorted(_UDFS)
-
-
-# -- macros -------------------------------------------------------------------------------
-
-#: The generic functions of the SQL API (vecext/sqlapi.py), as DuckDB macros.
-GENERIC_MACROS = {
-    "codec_fingerprint": (
-        "(codec)",
-        "(SELECT fingerprint FROM vecext.codecs WHERE name = codec)",
-    ),
-    "encode": (
-        "(codec, v)",
-        "vecext_udf_encode(codec, vecext.codec_fingerprint(codec), CAST(v AS FLOAT[]))",
-    ),
-    "decode": (
-        "(codec, codes)",
-        "vecext_udf_decode(codec, vecext.codec_fingerprint(codec), CAST(codes AS BLOB))",
-    ),
-    "distance": (
-        "(codec, q, codes)",
-        "vecext_udf_distance(codec, vecext.codec_fingerprint(codec), CAST(q AS FLOAT[]), "
-        "CAST(codes AS BLOB))",
-    ),
-    "pq_lut": (
-        "(codec, q)",
-        # a scalar subquery: computed once per distinct query, not once per row
-        "(SELECT vecext_udf_pq_lut(codec, vecext.codec_fingerprint(codec), CAST(q AS FLOAT[])))",
-    ),
-}
-
-PER_CODEC_SUFFIXES = ("encode", "decode", "lut", "distance")
-
-
-def generic_macro_sql() -> list[str]:
-    return [
-        f"CREATE OR REPLACE MACRO vecext.{quote_ident(name)}{params} AS {body}"
-        for name, (params, body) in GENERIC_MACROS.items()
-    ]
-
-
-def codec_macro_names(name: str, kind: str) -> list[str]:
-    """The per-codec macros a codec of ``kind`` gets (``_lut`` for PQ only)."""
-    return [f"{name}_{s}" for s in PER_CODEC_SUFFIXES if s != "lut" or kind == "pq"]
-
-
-def codec_macro_sql(name: str, codec: Codec) -> list[str]:
-    """``CREATE OR REPLACE MACRO`` statements of ``codec``'s per-codec functions."""
-    args = f"{quote_literal(name)}, {quote_literal(codec.fingerprint)}"
-    layout = ar.code_layout(codec)
-    d, size = codec.d, codec.code_size
-    vec = f"FLOAT[{d}]"
-
-    def macro(suffix: str, params: str, body: str) -> str:
-        return (
-            f"CREATE OR REPLACE MACRO vecext.{quote_ident(f'{name}_{suffix}')}({params}) AS {body}"
-        )
-
-    out: list[str] = []
-    if layout == "u8":
-        out.append(
-            macro(
-                "encode",
-                "v",
-                f"CAST(vecext_udf_encode_u8({args}, CAST(v AS FLOAT[])) AS UTINYINT[{size}])",
-            )
-        )
-        out.append(
-            macro(
-                "decode",
-                "codes",
-                f"CAST(vecext_udf_decode_u8({args}, CAST(codes AS UTINYINT[])) AS {vec})",
-            )
-        )
-        out.append(macro("lut", "q", f"(SELECT vecext_udf_pq_lut({args}, CAST(q AS FLOAT[])))"))
-        # ADC as one inlinable expression: lists are 1-based, sub-quantizer m's table
-        # starts at m * 256 + 1; the INTEGER cast keeps 255 + 1 from overflowing UTINYINT
-        terms = " + ".join(f"lut[codes[{m + 1}]::INTEGER + {m * 256 + 1}]" for m in range(size))
-        if codec.distance_offset:
-            terms = f"({terms}) + CAST({codec.distance_offset!r} AS FLOAT)"
-        out.append(macro("distance", "codes, lut", f"({terms})"))
-    elif layout == "u64":
-        w = ar.n_words(size)
-        out.append(
-            macro(
-                "encode",
-                "v",
-                f"CAST(vecext_udf_encode_u64({args}, CAST(v AS FLOAT[])) AS UBIGINT[{w}])",
-            )
-        )
-        out.append(
-            macro(
-                "decode",
-                "codes",
-                f"CAST(vecext_udf_decode_u64({args}, CAST(codes AS UBIGINT[])) AS {vec})",
-            )
-        )
-        # bit_count returns TINYINT: widen before summing
-        terms = " + ".join(
-            f"bit_count(xor(codes[{i + 1}], query[{i + 1}]))::INTEGER" for i in range(w)
-        )
-        out.append(macro("distance", "codes, query", f"CAST({terms} AS FLOAT)"))
-    else:
-        out.append(macro("encode", "v", f"vecext_udf_encode({args}, CAST(v AS FLOAT[]))"))
-        out.append(
-            macro(
-                "decode", "codes", f"CAST(vecext_udf_decode({args}, CAST(codes AS BLOB)) AS {vec})"
-            )
-        )
-        out.append(
-            macro(
-                "distance",
-                "codes, q",
-                f"vecext_udf_distance({args}, CAST(q AS FLOAT[]), CAST(codes AS BLOB))",
-            )
-        )
-    return out

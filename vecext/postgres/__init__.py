@@ -1,6 +1,18 @@
 """PostgreSQL adapter: connections, the embedded default server, the catalog, codecs
-with their generated SQL functions, and compressed columns."""
+with their generated SQL functions, compressed columns, IVF lists, pgvector indexes,
+relevance adapters and search.
 
+The verbs are the same in :mod:`vecext.duckdb` (:data:`vecext.catalog.api.VERBS`):
+``train_codec``, ``save_codec``, ``load_codec``, ``drop_codec``, ``list_codecs``,
+``codec_info``; ``add_compressed_column``, ``refresh`` (alias ``backfill``),
+``drop_compressed_column``, ``list_compressed_columns``; ``add_ivf_lists``,
+``drop_ivf_lists``; ``create_vector_index``, ``drop_vector_index``,
+``list_vector_indexes``; ``save_adapter``, ``load_adapter``, ``drop_adapter``,
+``list_adapters``, ``adapter_info``; ``search``, ``explain``.
+"""
+
+from vecext.postgres.backend import PostgresBackend
+from vecext.postgres.calibration import calibrate, calibrate_index
 from vecext.postgres.catalog import InstallResult, install, installed_version, require_catalog
 from vecext.postgres.codecs import (
     CodecInfo,
@@ -21,98 +33,100 @@ from vecext.postgres.columns import (
     compressed_column,
     drop_compressed_column,
     list_compressed_columns,
+    refresh,
+    stale_rows,
 )
 from vecext.postgres.connection import connect, resolve_dsn
 from vecext.postgres.embedded import start_embedded, stop_embedded, vecext_home
-
-__all__ = [
-    "BackfillError",
-    "CodecInfo",
-    "CompressedColumn",
-    "InstallResult",
-    "add_compressed_column",
-    "backfill",
-    "check_column_current",
-    "codec_errors",
-    "codec_info",
-    "compressed_column",
-    "connect",
-    "drop_codec",
-    "drop_compressed_column",
-    "install",
-    "installed_version",
-    "list_codecs",
-    "list_compressed_columns",
-    "load_codec",
-    "require_catalog",
-    "resolve_dsn",
-    "save_codec",
-    "start_embedded",
-    "stop_embedded",
-    "train_codec",
-    "vecext_home",
-]
-
-# search: the entry points, native indexes, IVF lists, tenants, calibration
-from vecext.postgres.backend import PostgresBackend  # noqa: E402
-from vecext.postgres.calibration import calibrate, calibrate_index  # noqa: E402
-from vecext.postgres.indexes import (  # noqa: E402
+from vecext.postgres.indexes import (
+    IndexBuildError,
     VectorIndex,
+    VectorIndexError,
     create_vector_index,
     drop_vector_index,
     hnsw_build_memory,
     list_vector_indexes,
 )
-from vecext.postgres.ivf import (  # noqa: E402
+from vecext.postgres.ivf import (
+    IVFLists,
     add_ivf_lists,
     drop_ivf_lists,
     drop_orphaned_ivf_lists,
     ivf_lists,
     orphaned_ivf_lists,
 )
-from vecext.postgres.tenants import (  # noqa: E402
-    create_tenant_indexes,
-    declare_tenant_column,
-    tenant_indexes,
-)
-from vecext.search import explain, search  # noqa: E402
-
-__all__ += [
-    "PostgresBackend",
-    "VectorIndex",
-    "add_ivf_lists",
-    "calibrate",
-    "calibrate_index",
-    "create_tenant_indexes",
-    "create_vector_index",
-    "declare_tenant_column",
-    "drop_ivf_lists",
-    "drop_orphaned_ivf_lists",
-    "drop_vector_index",
-    "explain",
-    "hnsw_build_memory",
-    "ivf_lists",
-    "list_vector_indexes",
-    "orphaned_ivf_lists",
-    "search",
-    "tenant_indexes",
-]
-
-# relevance adapters in the catalog (the SQL functions vecext.relevance_* read them)
-from vecext.postgres.relevance import (  # noqa: E402
+from vecext.postgres.relevance import (
     AdapterInfo,
+    adapter_info,
     drop_adapter,
     get_adapter_info,
     list_adapters,
     load_adapter,
     save_adapter,
 )
+from vecext.postgres.tenants import (
+    create_tenant_indexes,
+    declare_tenant_column,
+    tenant_indexes,
+    undeclare_tenant_column,
+)
+from vecext.search import explain, search
 
-__all__ += [
+__all__ = [
     "AdapterInfo",
+    "BackfillError",
+    "CodecInfo",
+    "CompressedColumn",
+    "IVFLists",
+    "IndexBuildError",
+    "InstallResult",
+    "PostgresBackend",
+    "VectorIndex",
+    "VectorIndexError",
+    "adapter_info",
+    "add_compressed_column",
+    "add_ivf_lists",
+    "backfill",
+    "calibrate",
+    "calibrate_index",
+    "check_column_current",
+    "codec_errors",
+    "codec_info",
+    "compressed_column",
+    "connect",
+    "create_tenant_indexes",
+    "create_vector_index",
+    "declare_tenant_column",
     "drop_adapter",
+    "drop_codec",
+    "drop_compressed_column",
+    "drop_ivf_lists",
+    "drop_orphaned_ivf_lists",
+    "drop_vector_index",
+    "explain",
     "get_adapter_info",
+    "hnsw_build_memory",
+    "install",
+    "installed_version",
+    "ivf_lists",
     "list_adapters",
+    "list_codecs",
+    "list_compressed_columns",
+    "list_vector_indexes",
     "load_adapter",
+    "load_codec",
+    "orphaned_ivf_lists",
+    "refresh",
+    "require_catalog",
+    "resolve_dsn",
     "save_adapter",
+    "save_codec",
+    "search",
+    "stale_rows",
+    "start_embedded",
+    "stop_embedded",
+    "tenant_indexes",
+    "train_codec",
+    "undeclare_tenant_column",
+    "vecext_home",
 ]

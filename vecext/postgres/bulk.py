@@ -22,11 +22,27 @@ import time
 import psycopg
 from psycopg import sql
 
+from vecext.catalog import columns as cat
+from vecext.catalog.columns import CompressedColumn
 from vecext.codecs import Codec
+from vecext.errors import VecextError
 from vecext.postgres import copybin
-from vecext.postgres.columns import BackfillError, CompressedColumn
+from vecext.postgres.catalog import PgDialect
 
 BUFFER = "vecext_backfill_buffer"
+
+
+class BackfillError(VecextError):
+    """A backfill batch failed; earlier batches are committed and ``refresh`` resumes.
+
+    Attributes: ``position`` (the last committed key, as text, or ``None``) and
+    ``rows_encoded`` (rows committed by this call).
+    """
+
+    def __init__(self, message: str, position: str | None, rows_encoded: int) -> None:
+        super().__init__(message)
+        self.position = position
+        self.rows_encoded = rows_encoded
 
 
 class Backfill:
@@ -48,6 +64,7 @@ class Backfill:
         self.key_type, self.code_type = row
         self.int_key = self.key_type in copybin.INT_KEYS
         self.t = t.ident
+        assert cc.key_column is not None, "a PostgreSQL compressed column has a key"
         self.k = sql.Identifier(cc.key_column)
         self.src = sql.Identifier(cc.source_column)
         self.code = sql.Identifier(cc.code_column)
@@ -132,32 +149,27 @@ class Backfill:
             # the batch's key range: a primary-key range scan. Without it the planner,
             # knowing nothing of the fresh buffer table, may scan the whole table for
             # every batch
-            first, last = (
+            lo, hi = (
                 sql.SQL("{}::text::{}").format(sql.Literal(str(k)), sql.SQL(self.key_type))
                 for k in (keys[0], keys[-1])
             )
             cur.execute(
                 sql.SQL(
                     "UPDATE {t} AS t SET {code} = b.c FROM {buf} b "
-                    "WHERE {match} AND t.{k} BETWEEN {first} AND {last} AND t.{code} IS NULL"
+                    "WHERE {match} AND t.{k} BETWEEN {lo} AND {hi} AND t.{code} IS NULL"
                 ).format(
                     t=self.t,
                     code=self.code,
                     buf=sql.Identifier(BUFFER),
                     match=match,
                     k=self.k,
-                    first=first,
-                    last=last,
+                    lo=lo,
+                    hi=hi,
                 )
             )
             updated = max(cur.rowcount, 0)
         last = str(keys[-1])
-        conn.execute(
-            """UPDATE vecext.compressed_columns
-               SET backfill_position = %s, rows_encoded = rows_encoded + %s, updated_at = now()
-               WHERE id = %s""",
-            [last, updated, self.cc.id],
-        )
+        cat.record_progress(PgDialect(conn), self.cc.id, last, updated)
         t4 = time.perf_counter()
         for phase, dt in zip(self.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             self.seconds[phase] += dt
@@ -211,10 +223,5 @@ class Backfill:
                 rate = self.done / max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, advance=n, rate=f"{rate:,.0f}")
         with self.conn.transaction():
-            self.conn.execute(
-                """UPDATE vecext.compressed_columns
-                   SET status = 'ready', backfill_position = NULL, updated_at = now()
-                   WHERE id = %s""",
-                [self.cc.id],
-            )
+            cat.mark_ready(PgDialect(self.conn), self.cc.id, clear_position=True)
         return self.done

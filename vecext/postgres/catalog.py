@@ -1,15 +1,84 @@
-"""Install and upgrade the vecext catalog (schema ``vecext``) in PostgreSQL."""
+"""Install and upgrade the vecext catalog (schema ``vecext``) in PostgreSQL, and the
+:class:`PgDialect` through which :mod:`vecext.catalog.store` reads and writes it."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
+import numpy as np
 import psycopg
+from psycopg import sql
 
 from vecext.catalog import scripts as _scripts
+from vecext.catalog.dialect import register
 from vecext.catalog.scripts import InstallResult
 from vecext.errors import CatalogError
 from vecext.postgres import pgvector
+
+#: identifiers PostgreSQL prints without quotes (keywords aside)
+_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
+
+
+@register(psycopg.Connection)
+class PgDialect:
+    """The catalog store's view of a psycopg connection (see :class:`vecext.catalog.dialect.Dialect`)."""
+
+    backend = "postgres"
+    api = "vecext.postgres"
+    case_insensitive = False
+    json_type = "jsonb"
+    vector_type = "vector"
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def require_catalog(self) -> str:
+        return require_catalog(self.conn)
+
+    @staticmethod
+    def _sql(text: str) -> str:
+        # the store writes ? placeholders and never a literal %
+        return text.replace("?", "%s")
+
+    def rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(self._sql(query), list(params))  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description is not None else []
+
+    def run(self, query: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(self._sql(query), list(params))  # type: ignore[arg-type]
+
+    def run_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(query), rows)  # type: ignore[arg-type]
+
+    def vector(self, v: np.ndarray | None) -> str | None:
+        return None if v is None else pgvector.vector_text(v)
+
+    def copy_vectors(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self.conn.cursor() as cur, cur.copy(stmt) as copy:
+            for r in rows:
+                copy.write_row((*r[:-1], pgvector.vector_text(r[-1])))
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self.conn.transaction()  # or a savepoint in the caller's
+
+    def lock(self, key: str) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
+
+    def name_text(self, *parts: str) -> str:
+        return ".".join(
+            p if _PLAIN_IDENT.match(p) else '"' + p.replace('"', '""') + '"' for p in parts
+        )
+
 
 #: Serialises concurrent installs on one server (pg_advisory_xact_lock key).
 _INSTALL_LOCK = 0x76656378  # "vecx"
@@ -20,10 +89,7 @@ def installed_version(conn: psycopg.Connection) -> str | None:
     row = conn.execute("SELECT to_regclass('vecext.installed_version')").fetchone()
     if row is None or row[0] is None:
         return None
-    got = conn.execute("SELECT version FROM vecext.installed_version").fetchone()
-    if got is None:
-        raise CatalogError("schema vecext exists but records no installed version")
-    return str(got[0])
+    return _scripts.recorded_version(conn.execute(_scripts.VERSION_SQL).fetchone())
 
 
 def install(conn: psycopg.Connection, target: str | None = None) -> InstallResult:
@@ -46,19 +112,8 @@ def _install_locked(conn: psycopg.Connection, target: str | None) -> InstallResu
     pgvector.check_version(avail, "halfvec", where=f"database {conn.info.dbname!r}")
     previous = installed_version(conn)
     steps = _scripts.plan("postgres", previous, target)
-    result = InstallResult(previous=previous, current=previous or "", applied=[])
-    for script in steps:
-        conn.execute(script.text())  # no parameters: sent as one simple-protocol script
-        now = installed_version(conn)
-        if now != script.to_version:
-            raise CatalogError(
-                f"{script.name} left the catalog at version {now}, expected {script.to_version}"
-            )
-        result.applied.append(script.name)
-        result.current = script.to_version
-    if not steps:
-        result.current = previous or ""
-    return result
+    # no parameters: each script is sent as one simple-protocol script
+    return _scripts.apply(steps, conn.execute, lambda: installed_version(conn), previous)
 
 
 def require_catalog(conn: psycopg.Connection) -> str:

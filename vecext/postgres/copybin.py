@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from vecext.codecs import CodecError
+from vecext.codecs import CodecError, codec_kind
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = SIGNATURE + struct.pack(">ii", 0, 0)
@@ -90,11 +90,12 @@ def dump_key_vectors(keys: np.ndarray, x: np.ndarray, key_type: str = "integer")
 
 
 def _payload(kind: str, codes: np.ndarray, d_inner: int) -> tuple[list, dict]:
-    """Fields and values of the code column's binary form."""
+    """Fields and values of the code column's binary form (its kind's PostgreSQL storage)."""
     n, size = codes.shape
-    if kind == "binary":
+    storage = codec_kind(kind).pg_storage
+    if storage == "bit":
         return [("bitlen", ">i4"), ("c", "u1", (size,))], {"bitlen": d_inner, "c": codes}
-    if kind == "half":
+    if storage == "halfvec":
         halves = codes.view("<f2").reshape(n, d_inner).astype(">f2")
         return (
             [("hdim", ">i2"), ("hunused", ">i2"), ("c", ">f2", (d_inner,))],

@@ -5,19 +5,8 @@ chooses the operator class for a metric, indexes the column itself, its
 ``halfvec`` cast or its ``binary_quantize`` bit expression, sizes
 ``maintenance_work_mem`` for the build, and lists the indexes a search can use.
 
-HNSW build memory (pgvector keeps the graph in ``maintenance_work_mem``; past it
-the build goes on disk and becomes many times slower)::
-
-    per element = value + 2 m * 16 + 200 bytes
-    total       = n * per element * 1.1 + 16 MB
-
-``value`` is the indexed datum (``vector``: 4 d + 8, ``halfvec``: 2 d + 8,
-``bit``: ceil(d / 8) + 8 bytes); layer 0 keeps ``2 m`` neighbour slots of 16 bytes
-(element pointer + distance); the ~200 bytes are the element header, the
-expected upper-layer slots (16 m / (m - 1) bytes) and allocation overhead. The
-constants were measured with pgvector 0.8.6 from its "hnsw graph no longer fits
-into maintenance_work_mem after N tuples" notice (d = 32 and 384, m = 8, 16, 32:
-within 3%). IVFFlat keeps its k-means sample (50 rows per list) and the centers.
+The build-memory estimate and the settings a build runs with are in
+:mod:`vecext.postgres.index_build`.
 """
 
 from __future__ import annotations
@@ -25,58 +14,35 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from vecext.errors import VecextError
 from vecext.postgres import pgvector
-from vecext.postgres.columns import TableRef, resolve_table
+from vecext.postgres.index_build import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    MB,
+    STORAGES,
+    IndexBuildError,
+    VectorIndexError,
+    hnsw_build_memory,
+    ivfflat_build_memory,
+    raise_settings,
+    run_concurrently,
+    value_bytes,
+)
 from vecext.postgres.index_catalog import (
     VectorIndex,
     list_vector_indexes,
 )
+from vecext.postgres.tables import TableRef, resolve_table
 from vecext.search.filters import And, Eq, In, Predicate, Range, parse_filter
 
 METHODS = ("hnsw", "ivfflat")
-STORAGES = ("vector", "halfvec", "bit")
 METRIC_OPS = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
-#: pgvector HNSW defaults
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
-_MB = 1 << 20
-
-
-class VectorIndexError(VecextError):
-    """An index cannot be created or dropped as asked (column type, options, name)."""
-
-
-class IndexBuildError(VectorIndexError):
-    """The build would need more memory than the cap the caller gave (says how much)."""
-
-
-def value_bytes(storage: str, d: int) -> int:
-    """Bytes of one indexed datum (varlena header included)."""
-    if storage == "vector":
-        return 4 * d + 8
-    if storage == "halfvec":
-        return 2 * d + 8
-    if storage == "bit":
-        return math.ceil(d / 8) + 8
-    raise VectorIndexError(f"unknown index storage {storage!r}; use one of {', '.join(STORAGES)}")
-
-
-def hnsw_build_memory(n: int, d: int, *, storage: str = "vector", m: int = HNSW_M) -> int:
-    """Bytes of ``maintenance_work_mem`` for an in-memory HNSW build (see the module doc)."""
-    per = value_bytes(storage, d) + 2 * m * 16 + 200
-    return int(n * per * 1.1) + 16 * _MB
-
-
-def ivfflat_build_memory(n: int, d: int, *, storage: str = "vector", lists: int = 100) -> int:
-    """Bytes for an IVFFlat build: the k-means sample (50 rows per list) and the centers."""
-    sample = min(n, 50 * lists)
-    return int((sample + 2 * lists) * value_bytes(storage, d) * 1.1) + 16 * _MB
 
 
 def opclass(storage: str, metric: str) -> str:
@@ -166,13 +132,13 @@ def create_vector_index(
     table: str,
     column: str,
     *,
-    metric: str = "cosine",
     method: str = "hnsw",
-    storage: str = "vector",
+    metric: str = "cosine",
+    name: str | None = None,
     m: int = HNSW_M,
     ef_construction: int = HNSW_EF_CONSTRUCTION,
+    storage: str = "vector",
     lists: int | None = None,
-    name: str | None = None,
     where: Any = None,
     concurrently: bool = False,
     max_memory: int | None = None,
@@ -183,10 +149,12 @@ def create_vector_index(
 
     Parameters
     ----------
-    metric
-        ``"cosine"``, ``"l2"`` or ``"ip"`` (ignored by ``storage="bit"``: Hamming).
     method
         ``"hnsw"`` or ``"ivfflat"``.
+    metric
+        ``"cosine"``, ``"l2"`` or ``"ip"`` (ignored by ``storage="bit"``: Hamming).
+    name
+        Index name (default ``<table>_<column>_<method>_<storage>_<metric>``).
     storage
         ``"vector"`` (the column), ``"halfvec"`` (``column::halfvec(d)``) or ``"bit"``
         (``binary_quantize(column)::bit(d)``, for a Hamming candidate stage + rerank).
@@ -249,8 +217,8 @@ def create_vector_index(
     if max_memory is not None and need > max_memory:
         raise IndexBuildError(
             f"building {method} index {name!r} on {t}.{column} ({n} rows, {storage}({d}), "
-            f"m={m}) needs about {math.ceil(need / _MB)} MB of maintenance_work_mem, more than "
-            f"the cap of {max_memory // _MB} MB: raise max_memory, lower m, or index a smaller "
+            f"m={m}) needs about {math.ceil(need / MB)} MB of maintenance_work_mem, more than "
+            f"the cap of {max_memory // MB} MB: raise max_memory, lower m, or index a smaller "
             "storage (halfvec, bit)"
         )
     ddl = sql.SQL(
@@ -277,10 +245,10 @@ def create_vector_index(
             )
         )
     if concurrently:
-        _run_concurrently(conn, stmts, settings)
+        run_concurrently(conn, stmts, settings)
     else:
         with conn.transaction():
-            _raise_settings(conn, settings, local=True)
+            raise_settings(conn, settings, local=True)
             for s in stmts:
                 conn.execute(s)
     found = [i for i in list_vector_indexes(conn, t.qualified, column) if i.name == name]
@@ -307,52 +275,53 @@ def _rows(conn: psycopg.Connection, t: TableRef, column: str, where: sql.Composa
     return est
 
 
-def _current(conn: psycopg.Connection, name: str) -> int:
-    """A memory setting in bytes."""
-    (v,) = conn.execute(
-        "SELECT setting::bigint * CASE unit WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 "
-        "WHEN '8kB' THEN 8192 ELSE 1 END FROM pg_settings WHERE name = %s",
-        [name],
-    ).fetchone()  # type: ignore[misc]
-    return int(v)
-
-
-def _raise_settings(
-    conn: psycopg.Connection, settings: dict[str, str], *, local: bool
-) -> dict[str, str]:
-    """Apply ``settings`` (memory only ever raised); return the previous values."""
-    before = {}
-    for key, value in settings.items():
-        (old,) = conn.execute("SELECT current_setting(%s)", [key]).fetchone()  # type: ignore[misc]
-        before[key] = old
-        if key == "maintenance_work_mem" and _current(conn, key) >= int(value[:-2]) * 1024:
-            continue
-        conn.execute("SELECT set_config(%s, %s, %s)", [key, value, local])
-    return before
-
-
-def _run_concurrently(
-    conn: psycopg.Connection, stmts: list[sql.Composed], settings: dict[str, str]
-) -> None:
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        raise VectorIndexError(
-            "CREATE INDEX CONCURRENTLY cannot run inside a transaction block: commit first"
-        )
-    autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        before = _raise_settings(conn, settings, local=False)
-        try:
-            for s in stmts:
-                conn.execute(s)
-        finally:
-            for key, old in before.items():
-                conn.execute("SELECT set_config(%s, %s, false)", [key, old])
-    finally:
-        conn.autocommit = autocommit
-
-
 def drop_vector_index(
+    conn: psycopg.Connection,
+    table: str | None = None,
+    name: str | None = None,
+    *,
+    schema: str | None = None,
+    concurrently: bool = False,
+    missing_ok: bool = False,
+) -> bool:
+    """Drop vector index ``name`` of ``table``; returns whether one was dropped.
+
+    ``drop_vector_index(conn, name)``, the form of vecext 0.2 without the table, still
+    works and warns; ``schema`` then says where the index is.
+
+    Raises
+    ------
+    VectorIndexError
+        ``table`` has no index ``name`` (unless ``missing_ok``).
+    """
+    if name is None:
+        if table is None:
+            raise TypeError("drop_vector_index() needs the table and the index name")
+        warnings.warn(
+            "drop_vector_index(conn, name) is deprecated: pass the table first, "
+            "drop_vector_index(conn, table, name), as vecext.duckdb does",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return drop_index(
+            conn, table, schema=schema, concurrently=concurrently, missing_ok=missing_ok
+        )
+    t = resolve_table(conn, table) if table is not None else None
+    if t is None or schema is not None and schema != t.schema:
+        raise VectorIndexError(f"drop_vector_index: give the index's table, not schema={schema!r}")
+    found = conn.execute(
+        """SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           WHERE i.indrelid = %s AND c.relname = %s""",
+        [t.oid, name],
+    ).fetchone()
+    if found is None:
+        if missing_ok:
+            return False
+        raise VectorIndexError(f"table {t} has no index named {name!r}")
+    return drop_index(conn, name, schema=t.schema, concurrently=concurrently)
+
+
+def drop_index(
     conn: psycopg.Connection,
     name: str,
     *,
@@ -360,7 +329,8 @@ def drop_vector_index(
     concurrently: bool = False,
     missing_ok: bool = False,
 ) -> bool:
-    """Drop a vector index by name; returns whether one was dropped."""
+    """Drop an index by name (in ``schema``, else as the search path finds it); returns
+    whether one was dropped. Migrations use it: ``op.drop_vector_index`` names no table."""
     ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
     ddl = sql.SQL("DROP INDEX {conc} {ie} {name}").format(
         conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""),
@@ -373,8 +343,31 @@ def drop_vector_index(
     if not exists and not missing_ok:
         raise VectorIndexError(f"index {name!r} does not exist")
     if concurrently:
-        _run_concurrently(conn, [ddl], {})
+        run_concurrently(conn, [ddl], {})
     else:
         with conn.transaction():
             conn.execute(ddl)
     return bool(exists)
+
+
+__all__ = [
+    "HNSW_EF_CONSTRUCTION",
+    "HNSW_M",
+    "METHODS",
+    "METRIC_OPS",
+    "STORAGES",
+    "IndexBuildError",
+    "VectorIndex",
+    "VectorIndexError",
+    "create_vector_index",
+    "default_index_name",
+    "drop_index",
+    "drop_vector_index",
+    "hnsw_build_memory",
+    "index_expression",
+    "ivfflat_build_memory",
+    "list_vector_indexes",
+    "literal_predicate",
+    "opclass",
+    "value_bytes",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import psycopg
 
 from vecext.errors import PgvectorError
@@ -19,6 +20,12 @@ FEATURES: dict[str, tuple[int, int, int]] = {
 
 #: What vecext's catalog itself needs.
 MINIMUM = FEATURES["halfvec"]
+
+
+def vector_text(v: np.ndarray) -> str:
+    """A float vector as pgvector's text form, ``[x,y,...]``; 9 significant digits
+    identify every float32, so the value parses back bit for bit."""
+    return "[" + ",".join(f"{x:.9g}" for x in np.asarray(v, np.float32).ravel().tolist()) + "]"
 
 
 def parse_version(text: str) -> tuple[int, int, int]:

@@ -16,17 +16,18 @@ Each function reproduces the Python core's arithmetic in float32:
 from __future__ import annotations
 
 from vecext.codecs import Codec, RBQCodec
-from vecext.postgres.sqlgen import (
+from vecext.postgres.sqlgen_base import (
     FunctionDef,
-    _code_len_check,
-    _decode_fn,
-    _dim_check,
-    _metric_expr,
-    _plpgsql,
-    _prep_call,
-    _prepare_stmts,
     bit_table,
     bits_expr,
+    code_len_check,
+    decode_fn,
+    decoded_distance_fn,
+    dim_check,
+    metric_expr,
+    plpgsql,
+    prep_call,
+    prepare_stmts,
     reals,
     vec,
 )
@@ -34,7 +35,7 @@ from vecext.postgres.sqlgen import (
 
 def binary(name: str, codec: Codec) -> list[FunctionDef]:
     mean, scale = codec.mean, codec.scale  # type: ignore[attr-defined]
-    prep = _prep_call(name, codec, "v")
+    prep = prep_call(name, codec, "v")
     encode = FunctionDef(
         "encode",
         "v vector",
@@ -45,7 +46,7 @@ def binary(name: str, codec: Codec) -> list[FunctionDef]:
     )
     signs = bits_expr("bit_send(codes)", codec.d_inner, "pm", offset=4)
     inner = [f"y := {vec(mean)} + {vec(scale)} * {signs};"]
-    decode = _decode_fn(name, codec, "codes bit", "bit", inner, pm=True)
+    decode = decode_fn(name, codec, "codes bit", "bit", inner, pm=True)
     distance = FunctionDef(
         "distance", "codes bit, q bit", "bit, bit", "real", "sql", "SELECT (codes <~> q)::real"
     )
@@ -53,18 +54,18 @@ def binary(name: str, codec: Codec) -> list[FunctionDef]:
 
 
 def half(name: str, codec: Codec) -> list[FunctionDef]:
-    prep = _prep_call(name, codec, "v")
+    prep = prep_call(name, codec, "v")
     encode = FunctionDef(
         "encode", "v vector", "vector", "halfvec", "sql", f"SELECT ({prep})::halfvec"
     )
-    decode = _decode_fn(name, codec, "codes halfvec", "halfvec", ["y := codes::vector;"])
+    decode = decode_fn(name, codec, "codes halfvec", "halfvec", ["y := codes::vector;"])
     distance = FunctionDef(
         "distance",
         "codes halfvec, q vector",
         "halfvec, vector",
         "real",
         "sql",
-        "SELECT " + _metric_expr(codec, _prep_call(name, codec, "q"), "codes::vector"),
+        "SELECT " + metric_expr(codec, prep_call(name, codec, "q"), "codes::vector"),
     )
     return [encode, decode, distance]
 
@@ -86,36 +87,24 @@ def int8(name: str, codec: Codec) -> list[FunctionDef]:
         "vector",
         "bytea",
         "plpgsql",
-        _plpgsql(
+        plpgsql(
             ["x vector;"],
             [
-                _dim_check(name, "v", codec.d),
-                *_prepare_stmts(codec, "v", "x"),
+                dim_check(name, "v", codec.d),
+                *prepare_stmts(codec, "v", "x"),
                 f"RETURN ({enc});",
             ],
         ),
     )
     # Int8Codec._decode: t = (code + 0.5) / 255 in float32; vmin + t * vdiff in float64
     inner = [
-        _code_len_check(name, "codes", d),
+        code_len_check(name, "codes", d),
         "y := (SELECT array_agg((lo::float8 + ((get_byte(codes, (i - 1)::int)::real + 0.5::real)"
         " / 255::real)::float8 * df::float8)::real ORDER BY i) "
         f"FROM unnest({reals(vmin)}, {reals(vdiff)}) WITH ORDINALITY AS t(lo, df, i))::vector;",
     ]
-    decode = _decode_fn(name, codec, "codes bytea", "bytea", inner)
-    dist_stmts = [
-        *inner,
-        f"RETURN {_metric_expr(codec, _prep_call(name, codec, 'q'), 'y')};",
-    ]
-    distance = FunctionDef(
-        "distance",
-        "codes bytea, q vector",
-        "bytea, vector",
-        "real",
-        "plpgsql",
-        _plpgsql(["y vector;"], dist_stmts),
-    )
-    return [encode, decode, distance]
+    decode = decode_fn(name, codec, "codes bytea", "bytea", inner)
+    return [encode, decode, decoded_distance_fn(name, codec, inner)]
 
 
 def _f16(u: str) -> str:
@@ -131,7 +120,7 @@ def rbq_inner_decode(name: str, codec: RBQCodec) -> list[str]:
     """Statements setting ``y`` (quantiser space) from ``codes`` (RBQCodec._decode)."""
     d, nb, bits = codec.d_inner, codec.nbytes, codec.bits
     assert codec.mean is not None
-    out = [_code_len_check(name, "codes", codec.code_size), f"y := {vec(codec.mean)};"]
+    out = [code_len_check(name, "codes", codec.code_size), f"y := {vec(codec.mean)};"]
     for i in range(bits):
         o = bits * nb + 2 * i
         a = _f16(f"get_byte(codes, {o}) + 256 * get_byte(codes, {o + 1})")
@@ -143,7 +132,7 @@ def rbq_inner_decode(name: str, codec: RBQCodec) -> list[str]:
 def rbq(name: str, codec: Codec) -> list[FunctionDef]:
     assert isinstance(codec, RBQCodec) and codec.mean is not None
     d, bits = codec.d_inner, codec.bits
-    stmts = [_dim_check(name, "v", codec.d), *_prepare_stmts(codec, "v", "x")]
+    stmts = [dim_check(name, "v", codec.d), *prepare_stmts(codec, "v", "x")]
     stmts.append(f"r := x - {vec(codec.mean)};")
     for _ in range(bits):
         stmts += [
@@ -171,16 +160,7 @@ def rbq(name: str, codec: Codec) -> list[FunctionDef]:
         "codes bytea := '';",
         "sc bytea := '';",
     ]
-    encode = FunctionDef("encode", "v vector", "vector", "bytea", "plpgsql", _plpgsql(decls, stmts))
+    encode = FunctionDef("encode", "v vector", "vector", "bytea", "plpgsql", plpgsql(decls, stmts))
     inner = rbq_inner_decode(name, codec)
-    decode = _decode_fn(name, codec, "codes bytea", "bytea", inner, pm=True)
-    dist = [*inner, f"RETURN {_metric_expr(codec, _prep_call(name, codec, 'q'), 'y')};"]
-    distance = FunctionDef(
-        "distance",
-        "codes bytea, q vector",
-        "bytea, vector",
-        "real",
-        "plpgsql",
-        _plpgsql(["y vector;", f"pm vector[] := {bit_table('-1')};"], dist),
-    )
-    return [encode, decode, distance]
+    decode = decode_fn(name, codec, "codes bytea", "bytea", inner, pm=True)
+    return [encode, decode, decoded_distance_fn(name, codec, inner, pm=True)]

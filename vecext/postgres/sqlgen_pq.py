@@ -25,18 +25,18 @@ from __future__ import annotations
 import numpy as np
 
 from vecext.codecs import PQCodec
-from vecext.postgres.sqlgen import (
+from vecext.postgres.sqlgen_base import (
     PQ_GROUP,
     FunctionDef,
-    _code_len_check,
-    _decode_fn,
-    _dim_check,
-    _plpgsql,
-    _prepare_stmts,
-    _tree_concat,
     bit_table,
     bits_expr,
+    code_len_check,
+    decode_fn,
+    dim_check,
+    plpgsql,
+    prepare_stmts,
     reals,
+    tree_concat,
     vec,
 )
 
@@ -51,6 +51,10 @@ def _groups(m: int) -> list[tuple[int, int]]:
 def functions(name: str, codec: PQCodec) -> list[FunctionDef]:
     return [_encode(name, codec), _lut(name, codec), _distance(codec), _decode(name, codec)]
 
+
+#: variables the encoder and the lookup table both compute with: the prepared query or
+#: vector (``x``, ``y``), the tiled sub-vectors (``t``), differences (``e``), their sums (``l``)
+_WORK = ["x vector;", "y real[];", "t vector;", "e vector;", "l vector;"]
 
 #: mask bytes expanded per statement: PL/pgSQL re-initialises every expression once
 #: per transaction, so the argmin loops over one small lookup expression instead of
@@ -67,7 +71,7 @@ def vectors(rows: np.ndarray) -> str:
 def _encode(name: str, codec: PQCodec) -> FunctionDef:
     assert codec.centroids is not None
     C, dsub = codec.centroids, codec.dsub
-    stmts = [_dim_check(name, "v", codec.d), *_prepare_stmts(codec, "v", "x"), "y := x::real[];"]
+    stmts = [dim_check(name, "v", codec.d), *prepare_stmts(codec, "v", "x"), "y := x::real[];"]
     decls = []
     for g, (m0, mg) in enumerate(_groups(codec.m)):
         # cj[j + 1][p * mg + m] = C[m0 + m, rev(p), j]: centroid-major, bit-reversed
@@ -108,11 +112,7 @@ def _encode(name: str, codec: PQCodec) -> FunctionDef:
     hexes = ", ".join(f"hx[1 + codes[{j + 1}]::int]" for j in range(codec.m))
     stmts.append(f"RETURN pg_catalog.decode(array_to_string(ARRAY[{hexes}], ''), 'hex');")
     decls += [
-        "x vector;",
-        "y real[];",
-        "t vector;",
-        "e vector;",
-        "l vector;",
+        *_WORK,
         "a vector;",
         "b vector;",
         "mk vector;",
@@ -127,14 +127,14 @@ def _encode(name: str, codec: PQCodec) -> FunctionDef:
         "hx text[] := '{" + ",".join(f"{b:02x}" for b in range(256)) + "}';",
         "codes real[] := '{}';",
     ]
-    return FunctionDef("encode", "v vector", "vector", "bytea", "plpgsql", _plpgsql(decls, stmts))
+    return FunctionDef("encode", "v vector", "vector", "bytea", "plpgsql", plpgsql(decls, stmts))
 
 
 def _lut(name: str, codec: PQCodec) -> FunctionDef:
     assert codec.centroids is not None
     C, dsub = codec.centroids, codec.dsub
     l2 = codec.inner_metric == "l2"
-    stmts = [_dim_check(name, "q", codec.d), *_prepare_stmts(codec, "q", "x"), "y := x::real[];"]
+    stmts = [dim_check(name, "q", codec.d), *prepare_stmts(codec, "q", "x"), "y := x::real[];"]
     decls = []
     for g, (m0, mg) in enumerate(_groups(codec.m)):
         # sub-quantizer major: cj[j + 1][m * 256 + k] = C[m0 + m, k, j]; for ip negated:
@@ -144,7 +144,7 @@ def _lut(name: str, codec: PQCodec) -> FunctionDef:
         fills = [f"array_fill(y[{(m0 + i) * dsub + 1} + j], '{{256}}')::vector" for i in range(mg)]
         stmts += [
             f"FOR j IN 0..{dsub - 1} LOOP",
-            f"  t := {_tree_concat(fills)};",  # each value of the query's sub-vectors 256 times
+            f"  t := {tree_concat(fills)};",  # each value of the query's sub-vectors 256 times
             f"  e := t - c{g}[j + 1];" if l2 else f"  e := t * c{g}[j + 1];",
             "  l := coalesce(l + e * e, e * e);" if l2 else "  l := coalesce(l + e, e);",
             "END LOOP;",
@@ -152,15 +152,8 @@ def _lut(name: str, codec: PQCodec) -> FunctionDef:
             "l := NULL;",
         ]
     stmts.append("RETURN lut;")
-    decls += [
-        "x vector;",
-        "y real[];",
-        "t vector;",
-        "e vector;",
-        "l vector;",
-        "lut real[] := '{}';",
-    ]
-    return FunctionDef("lut", "q vector", "vector", "real[]", "plpgsql", _plpgsql(decls, stmts))
+    decls += [*_WORK, "lut real[] := '{}';"]
+    return FunctionDef("lut", "q vector", "vector", "real[]", "plpgsql", plpgsql(decls, stmts))
 
 
 def distance_expr(m: int, codes: str, lut: str, offset: float) -> str:
@@ -184,10 +177,10 @@ def _decode(name: str, codec: PQCodec) -> FunctionDef:
         start = f"{j * K * dsub} + get_byte(codes, {j}) * {dsub}"
         pieces.append(f"cb[{start} + 1 : {start} + {dsub}]")
     inner = [
-        _code_len_check(name, "codes", codec.m),
+        code_len_check(name, "codes", codec.m),
         f"cb := {reals(codec.centroids)};",
         f"y := ({' || '.join(pieces)})::vector;",
     ]
-    fn = _decode_fn(name, codec, "codes bytea", "bytea", inner)
+    fn = decode_fn(name, codec, "codes bytea", "bytea", inner)
     body = fn.body.replace("DECLARE\n", "DECLARE\n  cb real[];\n", 1)
     return FunctionDef(fn.suffix, fn.args, fn.arg_types, fn.returns, fn.language, body)

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from vecext.codecs.kinds import inner_dim
 from vecext.sqlalchemy.types import code_type
 
 _QUERY = sa.text(
@@ -36,8 +37,7 @@ def code_types(conn: sa.Connection, table: str, schema: str | None = None) -> di
         _QUERY, {"schema": schema, "table": table}
     ):
         params = params or {}
-        pt = params.get("pretransform") or {}
-        d_inner = int(pt.get("d_out", dim)) if pt else int(dim)
+        d_inner = inner_dim(dim, params)
         out[column] = code_type(kind, d_inner, int(size), codec, bits=params.get("bits", 2))
     return out
 

@@ -34,6 +34,7 @@ from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
+from vecext.codecs.kinds import KINDS, codec_kind
 from vecext.errors import VecextError
 from vecext.sqlalchemy import values as V
 
@@ -76,6 +77,33 @@ def _repr(cls_name: str, **kw: Any) -> str:
     return f"{cls_name}({args})"
 
 
+class _CodeType:
+    """What every code type has: its constructor from a codec's catalog row, and the
+    codec parameters that the type fixes (``op.create_codec`` trains with them)."""
+
+    @classmethod
+    def for_codec(cls, dim: int, code_size: int, codec: str | None, params: dict[str, Any]) -> Any:
+        """The type of a codec whose quantiser sees ``dim`` dimensions."""
+        return cls(dim=dim, codec=codec)  # type: ignore[call-arg]
+
+    def codec_params(self) -> dict[str, Any]:
+        """Codec parameters the type determines (PQ: ``m``; rbq: ``bits``)."""
+        return {}
+
+
+class _DimCodes(_CodeType):
+    """A code type sized by the dimension its quantiser sees (``bit(dim)``, ``halfvec(dim)``)."""
+
+    def __init__(self, dim: int, codec: str | None = None) -> None:
+        dim = _positive("dim", dim)
+        super().__init__(dim)  # type: ignore[call-arg]  # next in the MRO: the pgvector type
+        self.dim = dim
+        self.codec = _check_codec(codec)
+
+    def __repr__(self) -> str:
+        return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
+
+
 class _CodeComparator:
     """Methods shared by every code type's comparator (mixed into each Comparator)."""
 
@@ -98,22 +126,44 @@ class _CodeComparator:
     def distance_to(self, q: Any, codec: str | None = None) -> sa.ColumnElement[float]:
         """The codec's estimated distance to a float query ``q`` (smaller is closer).
 
-        The fast per-codec function of the SQL API: a PQ lookup-table sum, a Hamming
-        distance against the encoded query, or the distance to the decoded codes.
+        The fast per-codec function of the SQL API, ``vecext.<codec>_distance(codes,
+        q)``, with the query side its kind takes: a PQ lookup table, the encoded query
+        (Hamming distance between sign codes), or the float query itself.
         """
         name = self._codec(codec)
-        kind = self.type.kind
         qv = query_vector(q)
-        if kind == "pq":
+        query = codec_kind(self.type.kind).query_argument
+        if query == "lut":
             other: Any = vecext_func(f"{name}_lut", qv, type_=postgresql.ARRAY(sa.REAL))
-        elif kind == "binary":
+        elif query == "codes":
             other = vecext_func(f"{name}_encode", qv, type_=self.type)
         else:
             other = qv
         return vecext_func(f"{name}_distance", self.expr, other, type_=sa.REAL())
 
 
-class PQCodes(TypeDecorator[Any]):
+class _ByteaCodes(_CodeType, TypeDecorator[Any]):
+    """Codes stored as their bytes in a ``bytea`` column (PQ, int8, rbq); each subclass
+    says how wide they are (``code_size``)."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+    kind: ClassVar[str]
+    code_size: Any
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return V.bytes_to_db(value, self.code_size, self.kind)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return V.bytes_from_db(value)
+
+    class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
+        pass
+
+    comparator_factory = Comparator
+
+
+class PQCodes(_ByteaCodes):
     """Product-quantizer codes: ``m`` bytes per row in a ``bytea`` column.
 
     Parameters
@@ -124,8 +174,7 @@ class PQCodes(TypeDecorator[Any]):
         The catalog codec that made the codes (needed by the distance methods).
     """
 
-    impl = sa.LargeBinary
-    cache_ok = True
+    cache_ok = True  # not inherited: SQLAlchemy asks every TypeDecorator class
     kind: ClassVar[str] = "pq"
 
     def __init__(self, m: int, codec: str | None = None) -> None:
@@ -137,16 +186,19 @@ class PQCodes(TypeDecorator[Any]):
     def code_size(self) -> int:
         return self.m
 
-    def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_to_db(value, self.m, "pq")
+    @classmethod
+    def for_codec(
+        cls, dim: int, code_size: int, codec: str | None, params: dict[str, Any]
+    ) -> PQCodes:
+        return cls(m=code_size, codec=codec)
 
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_from_db(value)
+    def codec_params(self) -> dict[str, Any]:
+        return {"m": self.m}
 
     def __repr__(self) -> str:
         return _repr(type(self).__name__, m=self.m, codec=self.codec)
 
-    class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
+    class Comparator(_ByteaCodes.Comparator):
         def lut(self, q: Any, codec: str | None = None) -> sa.ColumnElement[Any]:
             """``vecext.<codec>_lut(q)``: the query's M x 256 lookup table."""
             return vecext_func(
@@ -175,7 +227,7 @@ class PQCodes(TypeDecorator[Any]):
     comparator_factory = Comparator
 
 
-class BinaryCodes(BIT):
+class BinaryCodes(_DimCodes, BIT):
     """Binary (sign) codes of ``dim`` bits in a pgvector ``bit(dim)`` column.
 
     Extends :class:`pgvector.sqlalchemy.BIT` (``hamming_distance``,
@@ -184,12 +236,6 @@ class BinaryCodes(BIT):
 
     cache_ok = True
     kind: ClassVar[str] = "binary"
-
-    def __init__(self, dim: int, codec: str | None = None) -> None:
-        dim = _positive("dim", dim)
-        super().__init__(dim)
-        self.dim = dim
-        self.codec = _check_codec(codec)
 
     @property
     def code_size(self) -> int:
@@ -201,9 +247,6 @@ class BinaryCodes(BIT):
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return V.bits_from_db(value, self.dim)
 
-    def __repr__(self) -> str:
-        return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
-
     class Comparator(BIT.Comparator, _CodeComparator):
         def hamming_distance_to(self, q: Any, codec: str | None = None) -> sa.ColumnElement[Any]:
             """``codes <~> vecext.<codec>_encode(q)``: Hamming distance to the encoded query."""
@@ -213,7 +256,7 @@ class BinaryCodes(BIT):
     comparator_factory = Comparator
 
 
-class HalfCodes(TypeDecorator[Any]):
+class HalfCodes(_DimCodes, TypeDecorator[Any]):
     """Half-precision codes in a pgvector ``halfvec(dim)`` column.
 
     The comparator has pgvector's halfvec distances (``l2_distance``,
@@ -225,12 +268,6 @@ class HalfCodes(TypeDecorator[Any]):
     cache_ok = True
     kind: ClassVar[str] = "half"
 
-    def __init__(self, dim: int, codec: str | None = None) -> None:
-        dim = _positive("dim", dim)
-        super().__init__(dim)
-        self.dim = dim
-        self.codec = _check_codec(codec)
-
     @property
     def code_size(self) -> int:
         return 2 * self.dim
@@ -240,9 +277,6 @@ class HalfCodes(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return V.half_from_db(value)
-
-    def __repr__(self) -> str:
-        return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
 
     class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
         def _half(self, q: Any) -> sa.ColumnElement[Any]:
@@ -267,10 +301,9 @@ class HalfCodes(TypeDecorator[Any]):
     comparator_factory = Comparator
 
 
-class Int8Codes(TypeDecorator[Any]):
+class Int8Codes(_ByteaCodes):
     """8-bit scalar codes, one byte per dimension, in a ``bytea`` column."""
 
-    impl = sa.LargeBinary
     cache_ok = True
     kind: ClassVar[str] = "int8"
 
@@ -283,19 +316,8 @@ class Int8Codes(TypeDecorator[Any]):
     def code_size(self) -> int:
         return self.dim
 
-    def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_to_db(value, self.code_size, self.kind)
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return V.bytes_from_db(value)
-
     def __repr__(self) -> str:
         return _repr(type(self).__name__, dim=self.dim, codec=self.codec)
-
-    class Comparator(TypeDecorator.Comparator[Any], _CodeComparator):
-        pass
-
-    comparator_factory = Comparator
 
 
 class RBQCodes(Int8Codes):
@@ -315,16 +337,22 @@ class RBQCodes(Int8Codes):
     def code_size(self) -> int:
         return self.bits * ((self.dim + 7) // 8) + 2 * self.bits
 
+    @classmethod
+    def for_codec(
+        cls, dim: int, code_size: int, codec: str | None, params: dict[str, Any]
+    ) -> RBQCodes:
+        return cls(dim=dim, bits=int(params.get("bits", 2)), codec=codec)
+
+    def codec_params(self) -> dict[str, Any]:
+        return {"bits": self.bits}
+
     def __repr__(self) -> str:
         return _repr(type(self).__name__, dim=self.dim, bits=self.bits, codec=self.codec)
 
 
+#: codec kind -> the column type of its codes (each kind's record names its type)
 CODE_TYPES: dict[str, type[Any]] = {
-    "pq": PQCodes,
-    "binary": BinaryCodes,
-    "half": HalfCodes,
-    "int8": Int8Codes,
-    "rbq": RBQCodes,
+    kind: globals()[k.sqlalchemy_type] for kind, k in KINDS.items() if k.sqlalchemy_type
 }
 
 for _cls in CODE_TYPES.values():
@@ -335,13 +363,11 @@ for _cls in CODE_TYPES.values():
 
 def code_type(kind: str, dim: int, code_size: int, codec: str | None = None, **params: Any) -> Any:
     """The column type for a codec ``kind`` whose quantiser sees ``dim`` dimensions."""
-    if kind == "pq":
-        return PQCodes(m=code_size, codec=codec)
-    if kind == "rbq":
-        return RBQCodes(dim=dim, bits=int(params.get("bits", 2)), codec=codec)
-    if kind in CODE_TYPES:
-        return CODE_TYPES[kind](dim=dim, codec=codec)
-    raise CodeTypeError(f"no column type for codec kind {kind!r}; known: {', '.join(CODE_TYPES)}")
+    if kind not in CODE_TYPES:
+        raise CodeTypeError(
+            f"no column type for codec kind {kind!r}; known: {', '.join(CODE_TYPES)}"
+        )
+    return CODE_TYPES[kind].for_codec(dim, code_size, codec, params)
 
 
 def code_type_for(codec: Any, name: str | None = None) -> Any:

@@ -24,6 +24,18 @@ def _where(column: str | None) -> str:
     return f" for column {column}" if column else ""
 
 
+def _one_code(value: Any, kind: str, column: str | None) -> np.ndarray:
+    """``value`` as one 1-D code row (a ``(1, n)`` array is taken as its row)."""
+    arr = np.asarray(value)
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 1:
+        raise CodeValueError(
+            f"{kind} codes{_where(column)} must be one code (1-D), got shape {arr.shape}"
+        )
+    return arr
+
+
 def bytes_to_db(value: Any, width: int, kind: str, column: str | None = None) -> bytes | None:
     """uint8 array / bytes of exactly ``width`` bytes -> ``bytes`` for a bytea column."""
     if value is None:
@@ -36,13 +48,7 @@ def bytes_to_db(value: Any, width: int, kind: str, column: str | None = None) ->
             raise CodeValueError(
                 f"{kind} codes{_where(column)} must be bytes or a uint8 array, got dtype {arr.dtype}"
             )
-        if arr.ndim == 2 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 1:
-            raise CodeValueError(
-                f"{kind} codes{_where(column)} must be one code (1-D), got shape {arr.shape}"
-            )
-        out = arr.tobytes()
+        out = _one_code(arr, kind, column).tobytes()
     if len(out) != width:
         raise CodeValueError(
             f"{kind} codes{_where(column)} are {len(out)} bytes wide, expected {width}"
@@ -65,13 +71,7 @@ def bits_to_db(value: Any, dim: int, column: str | None = None) -> str | None:
     elif type(value).__name__ == "Bit" and hasattr(value, "to_text"):  # pgvector.Bit
         text = value.to_text()
     else:
-        arr = np.asarray(value)
-        if arr.ndim == 2 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 1:
-            raise CodeValueError(
-                f"binary codes{_where(column)} must be one code (1-D), got shape {arr.shape}"
-            )
+        arr = _one_code(value, "binary", column)
         if arr.dtype == np.bool_:
             bits = arr
         elif arr.dtype == np.uint8:
@@ -108,13 +108,7 @@ def half_to_db(value: Any, dim: int, column: str | None = None) -> Any:
     """uint8 half codes (``2 * dim`` bytes) or float values -> a float16 array."""
     if value is None:
         return None
-    arr = np.asarray(value)
-    if arr.ndim == 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim != 1:
-        raise CodeValueError(
-            f"half codes{_where(column)} must be one code (1-D), got shape {arr.shape}"
-        )
+    arr = _one_code(value, "half", column)
     if arr.dtype == np.uint8:
         if arr.shape[0] != 2 * dim:
             raise CodeValueError(

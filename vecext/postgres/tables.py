@@ -1,0 +1,136 @@
+"""Tables and vector columns of PostgreSQL as vecext resolves them.
+
+A table name is resolved the way PostgreSQL resolves it (``to_regclass``: search
+path, quoting), once, into a :class:`TableRef` that carries its OID; a vector column
+into a :class:`VectorColumn` with its dimension. :func:`read_vectors` samples a
+column with binary COPY for training codecs and IVF lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from vecext.codecs import CodecError
+from vecext.errors import CatalogError
+from vecext.postgres import copybin
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table as PostgreSQL resolved it: OID, schema and name as stored."""
+
+    oid: int
+    schema: str
+    name: str
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        """The quoted, schema-qualified name (what ``to_regclass`` reads back)."""
+        return self.ident.as_string(None)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class VectorColumn:
+    """A pgvector ``vector(dim)`` column of a table."""
+
+    table: TableRef
+    name: str
+    dim: int
+
+
+def resolve_table(conn: psycopg.Connection, table: str) -> TableRef:
+    """A table by (optionally schema-qualified, SQL-quoted) name, as PostgreSQL resolves it."""
+    try:
+        row = conn.execute(
+            """SELECT c.oid, n.nspname, c.relname FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p')""",
+            [table],
+        ).fetchone()
+    except psycopg.errors.InvalidName as exc:
+        if not conn.autocommit:
+            conn.rollback()
+        raise CatalogError(f"invalid table name {table!r}: {exc.diag.message_primary}") from None
+    if row is None:
+        raise CatalogError(f"table {table!r} does not exist")
+    return TableRef(int(row[0]), row[1], row[2])
+
+
+def column_type(conn: psycopg.Connection, t: TableRef, column: str) -> tuple[str, int, int] | None:
+    row = conn.execute(
+        """SELECT format_type(atttypid, atttypmod), atttypid = to_regtype('vector'), atttypmod
+           FROM pg_attribute WHERE attrelid = %s AND attname = %s AND attnum > 0
+           AND NOT attisdropped""",
+        [t.oid, column],
+    ).fetchone()
+    return None if row is None else (row[0], bool(row[1]), int(row[2]))
+
+
+def resolve_column(
+    conn: psycopg.Connection, table: str, column: str, *, dim: int | None = None
+) -> VectorColumn:
+    """A ``vector(d)`` column; with ``dim``, ``d`` must equal it (the error names both)."""
+    t = resolve_table(conn, table)
+    typ = column_type(conn, t, column)
+    if typ is None:
+        raise CatalogError(f"table {t} has no column {column!r}")
+    text, is_vector, typmod = typ
+    want = f"vector({dim})" if dim else "vector(d)"
+    if not is_vector or typmod < 0:
+        raise CodecError(f"column {t}.{column} is {text}, expected {want}")
+    if dim is not None and typmod != dim:
+        raise CodecError(
+            f"column {t}.{column} has dimension {typmod} ({text}), "
+            f"but the codec expects dimension {dim} ({want})"
+        )
+    return VectorColumn(t, column, typmod)
+
+
+def read_vectors(
+    conn: psycopg.Connection, col: VectorColumn, *, sample: int, seed: int
+) -> np.ndarray:
+    """Up to ``sample`` non-NULL vectors of ``col``, repeatable for a given ``seed``.
+
+    A table of at most ``2 * sample`` rows is shuffled (``setseed`` + ``ORDER BY
+    random()``); a larger one is sampled row by row (``TABLESAMPLE BERNOULLI``
+    at ``sample / rows``, ``REPEATABLE (seed)``), so neither favours the first
+    rows on disk.
+    """
+    t, c = col.table, sql.Identifier(col.name)
+    est = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s", [t.oid]).fetchone()
+    rows = float(est[0]) if est else -1.0
+    if rows < 0:  # never analysed
+        n = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(t.ident)).fetchone()
+        rows = float(n[0]) if n else 0.0
+    if rows <= 2 * sample:
+        conn.execute("SELECT setseed(%s)", [(int(seed) % 2000 - 1000) / 1000])
+        query = sql.SQL(
+            "COPY (SELECT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY random() LIMIT {n}) "
+            "TO STDOUT (FORMAT binary)"
+        ).format(c=c, t=t.ident, n=sql.Literal(int(sample)))
+    else:
+        query = sql.SQL(
+            "COPY (SELECT {c} FROM {t} TABLESAMPLE BERNOULLI ({pct}) REPEATABLE ({seed}) "
+            "WHERE {c} IS NOT NULL LIMIT {n}) TO STDOUT (FORMAT binary)"
+        ).format(
+            c=c,
+            t=t.ident,
+            pct=sql.Literal(min(100.0, 100.0 * sample / rows)),
+            seed=sql.Literal(int(seed)),
+            n=sql.Literal(int(sample)),
+        )
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        data = b"".join(bytes(b) for b in copy)
+    _, x = copybin.parse_key_vectors(data, col.dim, None)
+    return x
