@@ -98,3 +98,22 @@ def duck(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[duckdb.Duck
     con = vd.connect(target)
     yield con
     con.close()
+
+
+# -- the search tables, shared by tests/contract and the backend folders -------------------
+
+
+@pytest.fixture(scope="session")
+def pg_search_env(pg_server_dsn: str, pg_template: str) -> Iterator[object]:
+    """PostgreSQL's fully equipped ``items`` (see ``tests/postgres/conftest.py``)."""
+    from tests.postgres.conftest import build_search_env
+
+    yield from build_search_env(pg_server_dsn, pg_template)
+
+
+@pytest.fixture(scope="session")
+def duck_search_env() -> Iterator[tuple[duckdb.DuckDBPyConnection, object]]:
+    """DuckDB's fully equipped ``items``, the same rows (see ``tests/duckdb/conftest.py``)."""
+    from tests.duckdb.conftest import SearchData, build_search_env
+
+    yield from build_search_env(SearchData())

@@ -225,14 +225,19 @@ def load_search_table(
 
 
 @pytest.fixture(scope="session")
-def search_data() -> SearchData:
-    return SearchData()
+def search_env(
+    duck_search_env: tuple[duckdb.DuckDBPyConnection, SearchData],
+) -> tuple[duckdb.DuckDBPyConnection, SearchData]:
+    return duck_search_env
 
 
-@pytest.fixture(scope="session")
-def search_env(search_data: SearchData) -> Iterator[tuple[duckdb.DuckDBPyConnection, SearchData]]:
+def build_search_env(
+    search_data: SearchData,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, SearchData]]:
     """In-memory DuckDB with ``items`` fully equipped: PQ codes with IVF lists (both
-    calibrated), binary codes (calibrated) and a VSS HNSW index, all for cosine."""
+    calibrated), binary codes (calibrated) and a VSS HNSW index, all for cosine. (The
+    session fixture is ``duck_search_env`` in ``tests/conftest.py``, shared with
+    ``tests/contract/``.)"""
     import vecext.duckdb as vd
     from vecext.duckdb.calibration import calibrate
     from vecext.duckdb.indexes import create_vector_index

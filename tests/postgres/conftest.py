@@ -87,11 +87,12 @@ def mconn(module_dsn: str) -> Iterator[psycopg.Connection]:
 # search tests (vecext.postgres.search): one database for the whole session
 
 
-@pytest.fixture(scope="session")
-def search_env(pg_server_dsn: str, pg_template: str) -> Iterator[object]:
+def build_search_env(pg_server_dsn: str, pg_template: str) -> Iterator[object]:
     """``items`` with every search path: PQ and binary compressed columns (calibrated),
     IVF lists on the PQ column with a ``(cat, list)`` index, and an HNSW index; and
-    ``plain`` (its first 2,000 rows, vectors only). See ``tests/postgres/search_data.py``."""
+    ``plain`` (its first 2,000 rows, vectors only). See ``tests/postgres/search_data.py``.
+    (The session fixture is ``pg_search_env`` in ``tests/conftest.py``, shared with
+    ``tests/contract/``.)"""
     from tests.postgres.search_data import load, make_data
     from vecext.postgres import add_compressed_column, connect, install, train_codec
     from vecext.postgres.calibration import calibrate
@@ -106,10 +107,17 @@ def search_env(pg_server_dsn: str, pg_template: str) -> Iterator[object]:
     try:
         with connect(data.dsn, autocommit=True) as conn:
             install(conn)
-            load(conn, "items", data)
+            load(conn, "items", data, tenants=data.tenant.tolist())
             load(conn, "plain", data, n=2_000)
             train_codec(
-                conn, "srch_pq", "items", "embedding", "pq", metric="cosine", m=8, niter=10,
+                conn,
+                "srch_pq",
+                "items",
+                "embedding",
+                "pq",
+                metric="cosine",
+                m=8,
+                niter=10,
                 sample=8_000,
             )
             add_compressed_column(conn, "items", "embedding", "srch_pq", "emb_pq", progress=False)
@@ -128,6 +136,11 @@ def search_env(pg_server_dsn: str, pg_template: str) -> Iterator[object]:
     finally:
         faiss.omp_set_num_threads(before)
         _drop_db(pg_server_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def search_env(pg_search_env: object) -> object:
+    return pg_search_env
 
 
 @pytest.fixture

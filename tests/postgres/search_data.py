@@ -23,6 +23,8 @@ class SearchData:
     xb: np.ndarray
     cat: np.ndarray
     xq: np.ndarray
+    #: ``tiny`` (the first 20 rows), ``small`` (every 10th other row), ``big`` the rest
+    tenant: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
     dsn: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -50,7 +52,9 @@ def make_data(seed: int = 0) -> SearchData:
     xq = (xb[rng.choice(N, 20, replace=False)] + 0.3 * rng.standard_normal((20, D))).astype(
         np.float32
     )
-    return SearchData(xb, cat, xq)
+    tenant = np.where(np.arange(N) % 10 == 0, "small", "big")
+    tenant[:20] = "tiny"
+    return SearchData(xb, cat, xq, tenant)
 
 
 def vector_text(x: np.ndarray) -> str:

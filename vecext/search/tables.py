@@ -10,20 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from vecext.codecs.kinds import preference
 from vecext.search.contracts import CodeColumn
 from vecext.search.curves import planner_calibration
 from vecext.search.planner import Capabilities
 
-__all__ = ["KIND_ORDER", "best_first", "capabilities", "index_curve"]
-
-#: Preference among compressed columns for the default choice (lower is better).
-KIND_ORDER = {"pq": 0, "rbq": 1, "int8": 2, "binary": 3, "half": 4}
+__all__ = ["best_first", "capabilities", "index_curve"]
 
 
 def best_first(codes: Iterable[CodeColumn]) -> list[CodeColumn]:
     """Compressed columns in the order a search prefers them: with IVF lists first,
-    then by kind (:data:`KIND_ORDER`)."""
-    return sorted(codes, key=lambda c: (c.list_column is None, KIND_ORDER.get(c.kind, 9)))
+    then by kind (``CodecKind.preference`` in :mod:`vecext.codecs.kinds`)."""
+    return sorted(codes, key=lambda c: (c.list_column is None, preference(c.kind)))
 
 
 def index_curve(record: Any, metric: str) -> dict[str, Any] | None:

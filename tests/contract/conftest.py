@@ -1,0 +1,101 @@
+"""The backend contract: behaviour every database backend must have, tested once.
+
+A test here takes the ``backend`` fixture and runs once per database. The fixture
+yields a :class:`Db`, a small adapter over one backend's connection: the same
+equipped ``items`` table (20,000 x 32 seeded vectors with ``cat`` and ``tenant``,
+PQ and binary compressed columns with IVF lists, calibrated, and an HNSW index; see
+``pg_search_env`` and ``duck_search_env`` in ``tests/conftest.py``), SQL with ``?``
+placeholders, and the adapter module's verbs. What differs between the databases
+stays in ``tests/postgres`` and ``tests/duckdb``.
+
+To add a backend: give :data:`BACKENDS` a builder for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+import vecext
+from vecext.search.registry import backend_for
+
+
+@dataclass
+class Db:
+    """One backend under test."""
+
+    name: str
+    conn: Any
+    #: the adapter module (``vecext.postgres``, ``vecext.duckdb``): the same verbs
+    api: ModuleType
+    #: the rows of ``items`` (``xb``, ``cat``, ``tenant``, ``xq``, ``truth()``) and
+    #: what the fixture built (``extra``: ``ivf``, ``cal_pq``, ``cal_bin``, ``hnsw``)
+    data: Any
+    #: how a float vector is bound: SQL with one ``?`` and its parameter
+    vector_param: Callable[[np.ndarray], tuple[str, Any]]
+
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``query`` (``?`` placeholders) and fetch its rows (``[]`` without any)."""
+        if self.name == "postgres":
+            query = query.replace("?", "%s")
+        cur = self.conn.execute(query, params or [])
+        return cur.fetchall() if cur.description is not None else []
+
+    def json(self, value: Any) -> Any:
+        """A JSON column's value as Python (PostgreSQL decodes jsonb, DuckDB gives text)."""
+        return json.loads(value) if isinstance(value, str) else value
+
+    @property
+    def backend_class(self) -> type:
+        return type(backend_for(self.conn))
+
+    def search(self, q: np.ndarray, k: int = 10, **kw: Any) -> vecext.SearchResult:
+        """``vecext.search`` on ``items.embedding``."""
+        return vecext.search(self.conn, "items", "embedding", q, k, **kw)
+
+    def explain(self, q: np.ndarray, k: int = 10, **kw: Any) -> str:
+        return vecext.explain(self.conn, "items", "embedding", q, k, **kw)
+
+
+def _postgres(request: pytest.FixtureRequest) -> Iterator[Db]:
+    import vecext.postgres as vp
+    from tests.postgres.search_data import vector_text
+
+    data = request.getfixturevalue("pg_search_env")
+    conn = vp.connect(data.dsn, autocommit=True)
+    try:
+        yield Db("postgres", conn, vp, data, lambda v: ("?::vector", vector_text(v)))
+    finally:
+        conn.close()
+
+
+def _duckdb(request: pytest.FixtureRequest) -> Iterator[Db]:
+    import vecext.duckdb as vd
+
+    con, data = request.getfixturevalue("duck_search_env")
+    d = data.xb.shape[1]
+    yield Db("duckdb", con, vd, data, lambda v: (f"?::FLOAT[{d}]", [float(x) for x in v]))
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Db]]] = {
+    "postgres": _postgres,
+    "duckdb": _duckdb,
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> Iterator[Db]:
+    """Each backend in turn, over its equipped ``items`` table."""
+    yield from BACKENDS[request.param](request)
+
+
+def recall(ids: np.ndarray, truth: np.ndarray) -> float:
+    if len(truth) == 0:
+        return 1.0
+    return len(set(np.asarray(ids).tolist()) & set(truth.tolist())) / len(truth)
