@@ -235,7 +235,8 @@ def build_search_env(
     search_data: SearchData,
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, SearchData]]:
     """In-memory DuckDB with ``items`` fully equipped: PQ codes with IVF lists (both
-    calibrated), binary codes (calibrated) and a VSS HNSW index, all for cosine. (The
+    calibrated), binary codes (calibrated) and a VSS HNSW index, all for cosine; and
+    ``plain`` (its first 2,000 rows, vectors only). (The
     session fixture is ``duck_search_env`` in ``tests/conftest.py``, shared with
     ``tests/contract/``.)"""
     import vecext.duckdb as vd
@@ -245,6 +246,11 @@ def build_search_env(
 
     con = vd.connect(":memory:")
     load_search_table(con, search_data)
+    # ``plain``: the first 2,000 rows, vectors only (as in PostgreSQL's search table)
+    con.execute(
+        f"CREATE TABLE plain (id BIGINT PRIMARY KEY, embedding FLOAT[{SEARCH_D}], cat VARCHAR)"
+    )
+    con.execute("INSERT INTO plain SELECT id, embedding, cat FROM items WHERE id < 2000")
     vd.train_codec(con, "items_pq", "items", "embedding", "pq", metric="cosine", m=8, niter=10)
     vd.add_compressed_column(con, "items", "embedding", "items_pq", "emb_pq", progress=False)
     vd.train_codec(con, "items_bin", "items", "embedding", "binary", metric="cosine")
