@@ -8,7 +8,9 @@ PQ and binary compressed columns with IVF lists, calibrated, and an HNSW index; 
 placeholders, and the adapter module's verbs. What differs between the databases
 stays in ``tests/postgres`` and ``tests/duckdb``.
 
-To add a backend: give :data:`BACKENDS` a builder for it.
+The ``fresh`` fixture gives each backend's fresh database with only the catalog
+(:class:`Fresh`: the same, plus tables loaded from numpy and the generated functions
+of a codec). To add a backend: give :data:`BACKENDS` and :data:`FRESH` a builder.
 """
 
 from __future__ import annotations
@@ -93,6 +95,65 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Db]]] = {
 def backend(request: pytest.FixtureRequest) -> Iterator[Db]:
     """Each backend in turn, over its equipped ``items`` table."""
     yield from BACKENDS[request.param](request)
+
+
+@dataclass
+class Fresh(Db):
+    """A fresh database of one backend with the vecext catalog and nothing else."""
+
+    #: the schema tables are created in (``public``, ``main``)
+    schema: str = ""
+
+    def load_table(self, table: str, x: np.ndarray) -> None:
+        """``table (id INTEGER PRIMARY KEY, embedding <vector type>(d))`` holding ``x``."""
+        if self.name == "postgres":
+            from tests.postgres.conftest import load_table
+        else:
+            from tests.duckdb.conftest import load_table
+        load_table(self.conn, table, x)
+
+    def functions(self, codec: str) -> set[str]:
+        """The SQL functions (PostgreSQL) or macros (DuckDB) generated for ``codec``."""
+        if self.name == "postgres":
+            query = "SELECT proname FROM pg_proc WHERE pronamespace = 'vecext'::regnamespace"
+        else:
+            query = (
+                "SELECT function_name FROM duckdb_functions() WHERE schema_name = 'vecext' "
+                "AND database_name = current_database()"
+            )
+        return {r[0] for r in self.sql(query) if r[0].startswith(codec + "_")}
+
+
+def _fresh_postgres(request: pytest.FixtureRequest) -> Iterator[Fresh]:
+    import vecext.postgres as vp
+    from tests.postgres.search_data import vector_text
+
+    conn = request.getfixturevalue("pg_catalog")
+    yield Fresh("postgres", conn, vp, None, lambda v: ("?::vector", vector_text(v)), "public")
+
+
+def _fresh_duckdb(request: pytest.FixtureRequest) -> Iterator[Fresh]:
+    import vecext.duckdb as vd
+
+    con = vd.connect(vss=False)
+    try:
+        yield Fresh(
+            "duckdb", con, vd, None, lambda v: ("?::FLOAT[]", [float(x) for x in v]), "main"
+        )
+    finally:
+        con.close()
+
+
+FRESH: dict[str, Callable[[pytest.FixtureRequest], Iterator[Fresh]]] = {
+    "postgres": _fresh_postgres,
+    "duckdb": _fresh_duckdb,
+}
+
+
+@pytest.fixture(params=list(FRESH))
+def fresh(request: pytest.FixtureRequest) -> Iterator[Fresh]:
+    """Each backend in turn, a fresh database with the catalog installed."""
+    yield from FRESH[request.param](request)
 
 
 def recall(ids: np.ndarray, truth: np.ndarray) -> float:
