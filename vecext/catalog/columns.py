@@ -140,6 +140,13 @@ def record_progress(db: Dialect, cc_id: int, position: str, rows: int) -> None:
     )
 
 
+def set_position(db: Dialect, cc_id: int, position: str) -> None:
+    """Record ``position`` (DuckDB: the refresh mark) without counting rows."""
+    db.run(
+        "UPDATE vecext.compressed_columns SET backfill_position = ? WHERE id = ?", [position, cc_id]
+    )
+
+
 def mark_ready(db: Dialect, cc_id: int, *, clear_position: bool) -> None:
     """Every row is encoded: status ``ready`` (and no resume position, if asked)."""
     position = ", backfill_position = NULL" if clear_position else ""

@@ -225,6 +225,32 @@ class Codec(ABC):
             D += np.float32(self.distance_offset)
         return D.astype(np.float32, copy=False)
 
+    def scan(self, q: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` codes nearest to one query ``q`` (d,): ``(D, I)``, 1-D, at most ``k``
+        of them, nearest first, ties in any order.
+
+        The candidate stage of a search over stored codes: :meth:`distances` of the
+        nearest, without the full sort of :meth:`search`; PQ and binary codecs scan with
+        FAISS (:meth:`_scan`)."""
+        k = positive_int(k, "k")
+        codes = as_codes(codes, self.code_size)
+        y = self._forward(np.asarray(q, dtype=np.float32).reshape(1, -1), "q")
+        kk = min(k, codes.shape[0])
+        if kk == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        D, Ik = self._scan(y, codes, kk)
+        if self.distance_offset:
+            D = D + np.float32(self.distance_offset)
+        return D.astype(np.float32, copy=False), Ik.astype(np.int64, copy=False)
+
+    def _scan(self, y: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`scan` of the transformed query ``y`` (1, d_inner), ``0 < k <= n``,
+        without the distance offset: numpy here, FAISS in the PQ and binary codecs."""
+        D = self._distances(y, codes)[0]
+        Ik = np.argpartition(D, k - 1)[:k] if k < D.shape[0] else np.arange(D.shape[0])
+        Ik = Ik[np.argsort(D[Ik], kind="stable")]
+        return D[Ik], Ik
+
     def search(self, xq: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force k-NN over ``codes`` with :meth:`distances`.
 

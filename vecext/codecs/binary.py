@@ -30,6 +30,7 @@ Popcounts give inner products of sign vectors: ``<b_i, b_j> = d - 2 hamming(b_i,
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 
 from vecext.codecs.base import Codec
@@ -135,6 +136,10 @@ class BinaryCodec(Codec):
 
     def _distances(self, q: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return hamming(self._encode(q), codes).astype(np.float32)
+
+    def _scan(self, y: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        D, Ik = faiss.knn_hamming(self._encode(y), codes, k)  # FAISS' popcount scan
+        return D[0].astype(np.float32), Ik[0]
 
     def _array_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"mean": (self.d_inner,), "scale": (self.d_inner,)}

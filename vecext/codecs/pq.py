@@ -195,6 +195,24 @@ class PQCodec(Codec):
             D += lut[:, j, :][:, codes[:, j]]
         return D
 
+    def _scan(self, y: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        # FAISS' ADC scan over the codes in place (its LUT is this codec's: same
+        # centroids; the inner-product scan keeps the largest, negated here)
+        y = np.ascontiguousarray(self._rotate(y, self.rotation), dtype=np.float32)
+        D = np.empty((1, k), dtype=np.float32)
+        Ik = np.empty((1, k), dtype=np.int64)
+        ip = self.inner_metric != "l2"
+        heap = faiss.float_minheap_array_t() if ip else faiss.float_maxheap_array_t()
+        heap.nh = 1
+        heap.k = k
+        heap.ids = faiss.swig_ptr(Ik)
+        heap.val = faiss.swig_ptr(D)
+        scan = self._pq.search_ip if ip else self._pq.search
+        scan(faiss.swig_ptr(y), 1, faiss.swig_ptr(codes), codes.shape[0], heap, True)
+        if ip:
+            np.negative(D, out=D)
+        return D[0], Ik[0]
+
     # -- state ----------------------------------------------------------------
 
     def _arrays(self) -> dict[str, np.ndarray]:

@@ -66,6 +66,7 @@ from vecext.duckdb.relevance import (
     load_adapter,
     save_adapter,
 )
+from vecext.duckdb.scan import candidate_scan, set_candidate_scan, set_faiss_threads
 from vecext.duckdb.tenants import declare_tenant_column, tenant_column, undeclare_tenant_column
 from vecext.duckdb.vss import VssStatus, load_vss, vss_extension_path
 from vecext.search import explain, search
@@ -120,6 +121,7 @@ __all__ = [
     "backfill",
     "calibrate",
     "calibrate_hnsw",
+    "candidate_scan",
     "check_column_current",
     "codec_info",
     "compressed_column",
@@ -156,6 +158,8 @@ __all__ = [
     "save_adapter",
     "save_codec",
     "search",
+    "set_candidate_scan",
+    "set_faiss_threads",
     "stale_rows",
     "tenant_column",
     "train_codec",

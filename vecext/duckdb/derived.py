@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from vecext.duckdb import codeset
 from vecext.duckdb._sql import HASH_SUFFIX, TableRef, quote_ident, registered
 
 #: rows of one batch: ``rowid`` between two bound parameters
@@ -72,6 +73,7 @@ def write_batch(
     hi: int,
 ) -> None:
     """Store ``values`` (one per row of ``batch``) in ``derived`` with the vectors' hashes."""
+    codeset.bump()  # cached codes and list ids of this process are reloaded
     update = pa.table({"rid": batch.column("rid"), "x": values, "h": batch.column("h")})
     col, h = quote_ident(derived), quote_ident(derived + HASH_SUFFIX)
     with registered(con, update) as u:

@@ -37,6 +37,7 @@ from rich.progress import (
 from vecext.catalog import columns as cat
 from vecext.codecs import Codec, CodecError
 from vecext.duckdb import _arrow as ar
+from vecext.duckdb import codeset
 from vecext.duckdb._sql import (
     HASH_SUFFIX,
     TableRef,
@@ -172,7 +173,26 @@ def refresh(
         cat.mark_ready(DuckDialect(con), reg.id, clear_position=False)
     if list_column:
         refresh_lists(con, f"{t.schema}.{t.name}", reg.code_column, batch_size=batch_size)
+    if done:
+        _record_mark(con, t, reg, stale)
     return total
+
+
+def _record_mark(
+    con: duckdb.DuckDBPyConnection, t: TableRef, reg: CompressedColumn, stale: str
+) -> None:
+    """Record the refresh mark (:mod:`vecext.duckdb.codeset`): the highest rowid, read in
+    the snapshot that finds no stale codes (nor lists), so every row at or below it is
+    current. Rows written later get higher rowids and the search reranks them exactly."""
+    if reg.list_column:
+        stale = f"({stale} OR {stale_sql(reg.source_column, reg.list_column)})"
+    with transaction(con):
+        row = con.execute(
+            f"SELECT count(*) FILTER (WHERE {stale}), max(rowid) FROM {t.sql}"
+        ).fetchone()
+        if row is not None and int(row[0]) == 0:
+            mark = -1 if row[1] is None else int(row[1])
+            cat.set_position(DuckDialect(con), reg.id, codeset.MARK_TEXT.format(mark))
 
 
 #: The same function under the name of its first use: fill the codes of a new column.

@@ -36,6 +36,7 @@ import duckdb
 import numpy as np
 
 from vecext.codecs import Codec
+from vecext.duckdb import scan
 from vecext.duckdb._arrow import bytes_to_words
 from vecext.duckdb.filters import ident
 from vecext.duckdb.indexes import DISTANCE_FUNCTIONS
@@ -85,16 +86,13 @@ class Context:
         return "" if b is None else f" LIMIT {int(b)}"
 
 
-
 def cached_codec(con: duckdb.DuckDBPyConnection, name: str, fingerprint: str) -> Codec:
     """A catalog codec, rebuilt once per version in this process (the fingerprint is a
     hash of its arrays, so one entry can serve every database that holds that version).
     The first load also puts it into the connection's UDF cache."""
     from vecext.duckdb.codecs import load_codec
 
-    return _CODECS.get(
-        (name, fingerprint), lambda: load_codec(con, name, fingerprint=fingerprint)
-    )
+    return _CODECS.get((name, fingerprint), lambda: load_codec(con, name, fingerprint=fingerprint))
 
 
 def _result(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +192,8 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
     the same statement (a rowid join is cheap next to the code scan, so ``dmax`` beyond
     ``depth`` would only cost), the rows by (exact distance, id); all lists (or none)
     scan without a list condition, and the rows read are then not counted."""
+    if scan.candidate_scan() == "faiss":
+        return scan.candidates(ctx, stage)
     code, depth, lists = stage.code, stage.depth, stage.lists
     every = lists is None or len(lists) >= int(code.nlist)
     if every:
