@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -32,6 +33,7 @@ RESULT_KEYS = [
     "bytes_per_vector",
     "storage_bytes",
     "build_s",
+    "disk_bytes_per_row",
 ]
 PG_METHODS = ["exact", "pgvector-hnsw", "pgvector-halfvec-hnsw", "pgvector-bit-rerank"]
 
@@ -199,3 +201,49 @@ def test_postgres_exact_allows_a_btree_on_the_filter_column(bench_data, tmp_path
     assert "Bitmap Index Scan" in exact["params"]["plan"]  # finds the 8 rows, stays exact
     assert exact["recall_at_k"] == 1.0 and exact["min_rows_returned"] == 8
     assert "Bitmap Index Scan" in hnsw["params"]["plan"]  # the planner's choice, recorded
+
+
+def test_postgres_method_options_and_disk_bytes(bench_data, tmp_path, pg_dsn):
+    doc = bench(tmp_path, bench_data, "postgres", ["exact", "pgvector-hnsw@ef=80"], "--dsn", pg_dsn)
+    exact, hnsw = doc["results"]
+    assert hnsw["params"]["ef_search"] == 80 and "ef_search = 80" in hnsw["params"]["settings"]
+    # table (+ the method's index) on disk per row: at least the 32 float32 of a vector
+    assert 128 < exact["disk_bytes_per_row"] < hnsw["disk_bytes_per_row"]
+    result = runner.invoke(app, ["bench", "--dataset", str(bench_data), "--queries", "x",
+                                 "--backend", "postgres", "--dsn", pg_dsn,
+                                 "--methods", "exact@ef=80", "--json", str(tmp_path / "x.json")])  # fmt: skip
+    assert result.exit_code == 1 and "takes no option ef" in " ".join(result.output.split())
+
+
+def test_postgres_binary_copy_loads_every_value(bench_data, pg_dsn):
+    import psycopg
+    import pyarrow as pa
+    from pgvector.psycopg import register_vector
+
+    from vecext.datasets import load_dataset
+    from vecext.tools.bench import pg_store
+
+    ds = load_dataset(str(bench_data), "x")
+    attrs = ds.attrs.set_column(
+        ds.attrs.schema.get_field_index("color"),
+        "color",
+        pa.array([None if i % 7 == 0 else c for i, c in enumerate(ds.attrs["color"].to_pylist())]),
+    )
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        register_vector(conn)
+        meta = pg_store.ensure_table(conn, "t_load", ds.xb, attrs, rebuild=True, task=_no_task)
+        rows = conn.execute(
+            "SELECT id, embedding, pos, color, rank FROM t_load ORDER BY id"
+        ).fetchall()
+    assert meta["n"] == len(rows) == ds.xb.shape[0]
+    assert [r[0] for r in rows] == list(range(len(rows)))
+    np.testing.assert_array_equal(np.array([r[1].to_numpy() for r in rows]), ds.xb)
+    assert [r[2] for r in rows] == attrs["pos"].to_pylist()
+    assert [r[3] for r in rows] == attrs["color"].to_pylist()
+    assert [r[4] for r in rows] == attrs["rank"].to_pylist()
+
+
+def _no_task(*args, **kwargs):
+    from contextlib import nullcontext
+
+    return nullcontext(lambda *a, **k: None)

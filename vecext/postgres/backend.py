@@ -21,6 +21,7 @@ from vecext.postgres import calibration, pgvector, strategies
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter, table_identifier
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
+from vecext.postgres.info_cache import cache_for
 from vecext.relevance.base import RelevanceMethod
 from vecext.search.contracts import (
     CodeColumn,
@@ -33,8 +34,6 @@ from vecext.search.planner import Capabilities
 from vecext.search.registry import register
 from vecext.search.tables import best_first, capabilities
 
-#: Filters estimated to keep at most this many rows are counted exactly (bounded).
-COUNT_BOUND = 50_000
 #: Preference among index storages (a vector index needs no rerank).
 _STORAGE_ORDER = {"vector": 0, "halfvec": 1, "bit": 2}
 
@@ -46,6 +45,8 @@ class PostgresBackend(SqlBackend):
 
     name = "postgres"
     connection_type = psycopg.Connection
+    #: estimates are the planner's: the engine counts exactly near its thresholds
+    refine_estimates = True
     statements: ClassVar[Any] = strategies
     calibration: ClassVar[Any] = calibration
     conn: psycopg.Connection
@@ -67,8 +68,26 @@ class PostgresBackend(SqlBackend):
             raise SearchError(str(exc)) from None
 
     def table_info(self, table: str, column: str, metric: str) -> TableInfo:
+        """What the table offers, from this connection's cache when the table's stamp
+        (:mod:`vecext.postgres.info_cache`, one query) says nothing changed since."""
+        regclass = self._regclass_text(table)
+        cache = cache_for(self.conn)
+        stamp = cache.stamp(self.conn, regclass)
+        if stamp is None:
+            raise SearchError(f"table {table!r} does not exist")
+        info = cache.get(stamp, column, metric)
+        if info is not None:
+            info.table = table
+            info.notes.append("table facts and catalog rows: cached on this connection (unchanged)")
+            return info
+        info = self._read_info(table, column, metric, regclass)
+        cache.put(stamp, info)
+        info.notes.append("table facts and catalog rows: read from the catalog")
+        return info
+
+    def _read_info(self, table: str, column: str, metric: str, regclass: str) -> TableInfo:
         conn = self.conn
-        row = conn.execute(_BASE_INFO, {"table": self._regclass_text(table)}).fetchone()
+        row = conn.execute(_BASE_INFO, {"table": regclass}).fetchone()
         if row is None:
             raise SearchError(f"table {table!r} does not exist")
         oid, schema, relname, reltuples, attrs, pk, index_rows, pgv, has_catalog = row
@@ -205,12 +224,20 @@ class PostgresBackend(SqlBackend):
         return float(doc[0]["Plan"]["Plan Rows"])
 
     def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
-        """The PostgreSQL planner's estimate; a bounded exact count when it is small."""
+        """The PostgreSQL planner's estimate, kept per connection while the table's
+        statistics are unchanged (the engine counts exactly near a threshold, see
+        :attr:`refine_estimates`)."""
         t: TableRef = info.ref
         where, params = self.where(info, pred)
+        cache = cache_for(self.conn)
+        key = where.as_string(self.conn) + "\x00" + repr(params)
+        est = cache.estimate(info, key)
+        if est is not None:
+            info.notes.append(f"filter estimate {est:.0f} rows: cached on this connection")
+            return est
         est = self._estimate(t, where, params)
-        if est <= COUNT_BOUND:
-            return float(self.count_matching(info, pred, COUNT_BOUND + 1))
+        cache.keep_estimate(info, key, est)
+        info.notes.append(f"filter estimate {est:.0f} rows: PostgreSQL's planner")
         return est
 
     def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int) -> int:
@@ -224,6 +251,7 @@ class PostgresBackend(SqlBackend):
             prepare=False,
         ).fetchone()  # type: ignore[misc]
         return int(n)
+
 
 def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
     out, notes = [], []

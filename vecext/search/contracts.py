@@ -271,6 +271,9 @@ class SqlBackend(ABC):
 
     name: ClassVar[str]
     planner_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: :meth:`estimate_matching` is an estimate (not a count): the engine counts the
+    #: matching rows, bounded, when the estimate is near the exact-scan threshold
+    refine_estimates: ClassVar[bool] = False
     connection_type: ClassVar[type]
     statements: ClassVar[Any]
     calibration: ClassVar[Any]

@@ -36,7 +36,7 @@ from vecext.search.result import SearchResult
 from vecext.search.settings import PlannerSettings
 from vecext.search.validate import check_query
 
-__all__ = ["Prepared", "execute", "fallback_step", "knn", "make_plan", "prepare"]
+__all__ = ["Prepared", "execute", "fallback_step", "knn", "make_plan", "prepare", "refine_estimate"]
 
 
 @dataclass
@@ -109,8 +109,34 @@ def prepare(
         info.caps = info.alternatives[using]
     s = settings or PlannerSettings(recall_target=recall_target)
     s = s.resolve(getattr(backend, "planner_defaults", None))
-    est = backend.estimate_matching(info, pred) if pred is not None else float(info.caps.n_rows)
+    est = float(info.caps.n_rows)
+    if pred is not None:
+        est = backend.estimate_matching(info, pred)
+        if getattr(backend, "refine_estimates", False):
+            est = refine_estimate(backend, info, pred, est, s)
     return Prepared(backend, info, qv, metric, pred, s, est, tenant)
+
+
+#: An estimate within this factor of the exact-scan threshold is checked by a count.
+REFINE_FACTOR = 2.0
+
+
+def refine_estimate(
+    backend: Backend, info: TableInfo, pred: Predicate, est: float, s: PlannerSettings
+) -> float:
+    """``est`` counted exactly (up to the threshold) when it is near the planner's
+    exact-scan threshold, where it decides the plan; recorded in ``info.notes``. Far
+    from it the estimate stands: a plan that finds fewer rows than match still falls
+    back to an exact scan (:func:`knn`), and an exact scan is exact at any size."""
+    limit = int(s.exact_max_rows)
+    if not limit / REFINE_FACTOR < est <= limit * REFINE_FACTOR:
+        return est
+    n = backend.count_matching(info, pred, limit + 1)
+    if n <= limit:
+        info.notes.append(f"counted {n} matching rows (estimate near the exact-scan threshold)")
+        return float(n)
+    info.notes.append(f"counted more than {limit} matching rows (estimate {est:.0f})")
+    return max(est, float(n))
 
 
 def make_plan(prep: Prepared, k: int, strategy: str = "auto") -> Plan:
@@ -163,8 +189,7 @@ def fallback_step(p: Plan, got: int, k: int, matching: int) -> str:
     """Record in ``p`` that ``got`` rows of ``min(k, matching)`` came back and an exact
     scan replaces them; returns the strategy name to report."""
     p.steps.append(
-        f"{p.strategy} returned {got} rows but {min(k, matching)} match: "
-        "fell back to an exact scan"
+        f"{p.strategy} returned {got} rows but {min(k, matching)} match: fell back to an exact scan"
     )
     return f"{p.strategy}+exact"
 

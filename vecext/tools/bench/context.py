@@ -64,6 +64,21 @@ class BenchContext:
     id_column: str = "id"
     vector_column: str = "embedding"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the method's options (``pgvector-hnsw@ef=200,iterative=relaxed_order``), as text
+    options: dict[str, str] = field(default_factory=dict)
+    #: the options a method read (:meth:`option`); the runner refuses the others
+    used_options: set[str] = field(default_factory=set)
+
+    def option(self, name: str, kind: type, default: Any = None) -> Any:
+        """The method option ``name`` as ``kind`` (``default`` when not given)."""
+        self.used_options.add(name)
+        if name not in self.options:
+            return default
+        text = self.options[name]
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"method option {name}={text!r} is not a {kind.__name__}") from None
 
     @property
     def n(self) -> int:

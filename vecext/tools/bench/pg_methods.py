@@ -84,6 +84,13 @@ class _PgMethod(BaseMethod):
             pg_store.index_bytes(self.conn, name) for name in self.indexes
         )
 
+    def disk_bytes(self) -> int:
+        """The table (with its vectors) and the indexes the method searches."""
+        assert self.ctx.table is not None
+        return pg_store.relation_bytes(self.conn, [self.ctx.table], table=True) + (
+            pg_store.relation_bytes(self.conn, self.indexes)
+        )
+
     def _index(self, suffix: str, using: sql.Composable, element_bytes: int) -> float:
         ctx = self.ctx
         assert ctx.table is not None
@@ -147,7 +154,18 @@ class _PgHnswMethod(_PgMethod):
     ) -> None:
         if self.feature:
             pgvector.require(ctx.conn, self.feature)
-        params = {**HNSW_PARAMS, **(params or {})}
+        # method options: name@ef=200+iterative=relaxed_order
+        self.ef_search = int(ctx.option("ef", int, HNSW_EF_SEARCH))
+        iterative = str(ctx.option("iterative", str, "off"))
+        if iterative not in ("off", "relaxed_order", "strict_order") or self.ef_search < 1:
+            raise BenchError(f"bad options ef={self.ef_search}, iterative={iterative}")
+        self.settings = (
+            f"SET LOCAL hnsw.ef_search = {self.ef_search}; "
+            f"SET LOCAL hnsw.iterative_scan = {iterative}"
+        )
+        params = {**HNSW_PARAMS, "ef_search": self.ef_search, **(params or {})}
+        if iterative != "off":
+            params["iterative_scan"] = iterative
         super().__init__(ctx, params=params, bytes_per_vector=bytes_per_vector)
 
     def build(self) -> float | None:
@@ -198,11 +216,12 @@ class PgBitRerank(_PgHnswMethod):
     feature = "binary_quantize"
 
     def __init__(self, ctx: BenchContext) -> None:
-        self.candidates = RERANK_CANDIDATES_PER_ROW * ctx.k
+        self.candidates = int(ctx.option("candidates", int, RERANK_CANDIDATES_PER_ROW * ctx.k))
+        ef = int(ctx.option("ef", int, HNSW_EF_SEARCH))
         params: dict[str, Any] = {"candidates": self.candidates}
-        if self.candidates > HNSW_EF_SEARCH:
+        if self.candidates > ef:
             params["note"] = (
-                f"an HNSW scan returns at most ef_search={HNSW_EF_SEARCH} rows, "
+                f"an HNSW scan returns at most ef_search={ef} rows, "
                 f"fewer than the {self.candidates} candidates asked for"
             )
         super().__init__(ctx, bytes_per_vector=ctx.d / 8, params=params)

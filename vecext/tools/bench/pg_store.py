@@ -29,6 +29,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from vecext.tools.bench import pg_load
 from vecext.tools.bench.registry import BenchError
 
 #: Bump when the table layout changes, so that old tables are reloaded.
@@ -139,30 +140,27 @@ def ensure_table(
     cols = attribute_columns(attrs)
     ident = sql.Identifier(table)
     start = time.perf_counter()
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
     defs = [sql.SQL("id bigint NOT NULL"), sql.SQL("embedding vector({}) NOT NULL").format(d)]
     defs += [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols]
-    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(defs)))
     names = [sql.Identifier("id"), sql.Identifier("embedding")] + [
         sql.Identifier(c) for c, _ in cols
     ]
-    values = [attrs.column(c).to_pylist() for c, _ in cols]
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
+    # created in the COPY's transaction, so COPY FREEZE writes frozen rows (no later
+    # hint-bit writes or anti-wraparound vacuum of a freshly loaded table)
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY, FREEZE)").format(
         ident, sql.SQL(", ").join(names)
     )
     with (
         task(f"COPY {n:,} rows into {table}", total=n) as advance,
         conn.transaction(),
         conn.cursor() as cur,
-        cur.copy(copy_sql) as copy,
     ):
-        copy.set_types(["int8", "vector"] + [_COPY_TYPES[t] for _, t in cols])
-        step = 4096
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            for row in zip(range(lo, hi), xb[lo:hi], *(v[lo:hi] for v in values), strict=True):
-                copy.write_row(row)
-            advance(hi - lo)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(defs)))
+        with cur.copy(copy_sql) as copy:
+            for rows, data in pg_load.copy_batches(xb, attrs, cols):
+                copy.write(data)
+                advance(rows)
     conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(ident))
     conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(ident))
     load_s = time.perf_counter() - start
@@ -279,6 +277,20 @@ def _poll_progress(
                     advance(0, completed=100.0 * row[1] / row[2], description=f"{label}: {row[0]}")
     except psycopg.Error:
         return  # progress is a nicety; the build itself reports errors
+
+
+def relation_bytes(conn: psycopg.Connection, names: list[str], *, table: bool = False) -> int:
+    """Bytes on disk of relations by name: ``pg_table_size`` (heap, TOAST, free-space
+    and visibility maps) when ``table``, else ``pg_relation_size`` (an index)."""
+    fn = "pg_table_size" if table else "pg_relation_size"
+    total = 0
+    for name in names:
+        (size,) = conn.execute(
+            sql.SQL("SELECT {}(%s::regclass)").format(sql.SQL(fn)),
+            [sql.Identifier(*name.split(".")).as_string(conn)],
+        ).fetchone()  # type: ignore[misc]
+        total += int(size)
+    return total
 
 
 def index_bytes(conn: psycopg.Connection, name: str) -> int:

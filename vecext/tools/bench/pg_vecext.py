@@ -42,6 +42,7 @@ from vecext.postgres import (
 )
 from vecext.postgres.catalog import installed_version
 from vecext.search import SearchResult
+from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.pg_methods import PgHnsw
 from vecext.tools.bench.pg_store import attribute_columns
@@ -191,6 +192,15 @@ class PgVecext(VecextMethod):
     def note(self, r: SearchResult) -> None:
         self.params["last_plan"] = {"strategy": r.strategy, **r.plan.params}
 
+    #: indexes (beyond the table) the method searches
+    index_names: tuple[str, ...] = ()
+
+    def disk_bytes(self) -> int:
+        """The table (vectors and, in the in-table layout, codes) and its indexes searched."""
+        return pg_store.relation_bytes(self.conn, [self.table], table=True) + (
+            pg_store.relation_bytes(self.conn, list(self.index_names))
+        )
+
     def storage_bytes(self) -> int:
         total = int(self.ctx.extra.get("pg_vector_bytes", 0))
         if self.using:
@@ -214,6 +224,7 @@ class VecextAuto(PgVecext):
         s += hnsw.build() or 0.0
         s += ensure_index_calibration(self.ctx, f"{self.table}_hnsw")
         self.hnsw_bytes = hnsw.storage_bytes() - int(self.ctx.extra.get("pg_vector_bytes", 0))
+        self.index_names = tuple(hnsw.indexes)
         self.using = None  # the planner chooses
         self.code_column = column
         return s

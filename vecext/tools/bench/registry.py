@@ -146,6 +146,10 @@ class BaseMethod(ABC):
     def close(self) -> None:
         return None
 
+    def disk_bytes(self) -> int | None:
+        """Bytes on disk of what the method searches (``None``: not measured)."""
+        return None
+
 
 _REGISTRY: dict[tuple[str, str], MethodFactory] = {}
 _loaded: set[str] = set()

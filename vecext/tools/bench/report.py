@@ -31,6 +31,7 @@ RESULT_KEYS = (
     "bytes_per_vector",
     "storage_bytes",
     "build_s",
+    "disk_bytes_per_row",
 )
 
 
@@ -77,6 +78,7 @@ def results_table(results: Iterable[dict[str, Any]], title: str = "vecext bench"
         ("B/vec", "right"),
         ("storage MB", "right"),
         ("build s", "right"),
+        ("disk B/row", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in results:
@@ -95,6 +97,7 @@ def results_table(results: Iterable[dict[str, Any]], title: str = "vecext bench"
             _fmt(r["bytes_per_vector"], "g"),
             _fmt(r["storage_bytes"] / 1e6 if r["storage_bytes"] is not None else None, ",.1f"),
             _fmt(r["build_s"], ".1f"),
+            _fmt(r.get("disk_bytes_per_row"), ",.0f"),
         )
     return table
 

@@ -129,7 +129,11 @@ def run_bench(config: BenchConfig, *, console: Console | None = None) -> BenchRu
         raise BenchError("no methods given (--methods exact,...)")
     if len(set(names)) != len(names):
         raise BenchError(f"a method is listed twice: {', '.join(names)}")
-    factories = [(name, get_factory(name, config.backend)) for name in names]  # fail fast
+    # fail fast: unknown methods and malformed options before anything is loaded
+    factories = [
+        (name, get_factory(base, config.backend), opts)
+        for name, (base, opts) in ((n, parse_method(n)) for n in names)
+    ]
     console = console or Console(stderr=True)
     machine = machine_info()  # first: its load average is other work on the machine, not ours
 
@@ -162,10 +166,11 @@ def run_bench(config: BenchConfig, *, console: Console | None = None) -> BenchRu
         results: list[dict[str, Any]] = []
         all_ids: list[list[np.ndarray]] = []
         try:
-            for name, factory in factories:
-                method = factory(ctx)
+            for name, factory, opts in factories:
+                mctx = dataclasses.replace(ctx, options=opts, used_options=set())
+                method = factory(mctx)
                 try:
-                    row, ids = _run_method(ctx, name, method, truth, qrels, shared)
+                    row, ids = _run_method(mctx, name, method, truth, qrels, shared)
                 finally:
                     method.close()
                 results.append(row)
@@ -221,6 +226,19 @@ def _setup_backend(
     return []
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, str]]:
+    """``"name@a=1,b=x"`` -> ``("name", {"a": "1", "b": "x"})`` (options are the method's)."""
+    base, _, rest = spec.partition("@")
+    opts: dict[str, str] = {}
+    if rest:
+        for item in rest.split(";" if ";" in rest else "+"):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip() or not value.strip():
+                raise BenchError(f"bad method option {item!r} in {spec!r}: expected NAME=VALUE")
+            opts[key.strip()] = value.strip()
+    return base.strip(), opts
+
+
 def _run_method(
     ctx: BenchContext,
     name: str,
@@ -233,6 +251,9 @@ def _run_method(
     start = time.perf_counter()
     reported = method.build()
     build_s = (time.perf_counter() - start) if reported is None else float(reported)
+    unknown = sorted(set(ctx.options) - ctx.used_options)
+    if unknown:
+        raise BenchError(f"method {name} takes no option {', '.join(unknown)}")
     with ctx.task(f"{name}: warm-up", total=nq) as adv:
         for i in range(nq):
             method.search(xq[i])
@@ -271,6 +292,7 @@ def _run_method(
         "bytes_per_vector": method.bytes_per_vector,
         "storage_bytes": int(method.storage_bytes()),
         "build_s": ctx.load_s + build_s,
+        "disk_bytes_per_row": _per_row(method, ctx.n),
     }
     assert tuple(row) == RESULT_KEYS
     return row, ids
@@ -287,3 +309,10 @@ def _check(name: str, ids: list[np.ndarray], ctx: BenchContext) -> None:
             raise BenchError(f"{name} returned ids outside 0..{ctx.n - 1} for query {i}")
         if got.size and not ctx.filter_mask[got].all():
             raise BenchError(f"{name} returned rows that do not match the filter for query {i}")
+
+
+def _per_row(method: BenchMethod, n: int) -> float | None:
+    """Bytes on disk per row of what the method searches (table, code stores, indexes)."""
+    disk = getattr(method, "disk_bytes", None)
+    total = disk() if disk is not None else None
+    return round(total / n, 1) if total is not None and n else None

@@ -40,7 +40,12 @@ class VecextMethod(BaseMethod):
         bpv = ctx.d / 8 if kind else 4 * ctx.d
         if strategy == "ivf":
             bpv += 4  # the list id
-        super().__init__(ctx, params={"strategy": strategy}, bytes_per_vector=bpv)
+        #: method option: name@recall=0.99
+        self.recall = float(ctx.option("recall", float, 0.95))
+        params: dict[str, Any] = {"strategy": strategy}
+        if self.recall != 0.95:
+            params["recall_target"] = self.recall
+        super().__init__(ctx, params=params, bytes_per_vector=bpv)
         assert ctx.conn is not None and ctx.table is not None
         self.conn: Any = ctx.conn
         self.table: str = ctx.table
@@ -59,7 +64,7 @@ class VecextMethod(BaseMethod):
     def search(self, q: np.ndarray) -> np.ndarray:
         r = search(
             self.conn, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,
-            filter=self.ctx.filter, using=self.using,
+            filter=self.ctx.filter, using=self.using, recall_target=self.recall,
         )  # fmt: skip
         self.note(r)
         return np.asarray(r.ids, dtype=np.int64)
