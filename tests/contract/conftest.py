@@ -44,9 +44,9 @@ class Db:
 
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run ``query`` (``?`` placeholders) and fetch its rows (``[]`` without any)."""
-        if self.name == "postgres":
-            query = query.replace("?", "%s")
-        cur = self.conn.execute(query, params or [])
+        if self.name == "postgres" and params:
+            query = query.replace("%", "%%").replace("?", "%s")
+        cur = self.conn.execute(query, params or None)
         return cur.fetchall() if cur.description is not None else []
 
     def json(self, value: Any) -> Any:
@@ -112,6 +112,19 @@ class Fresh(Db):
             from tests.duckdb.conftest import load_table
         load_table(self.conn, table, x)
 
+    def columns(self, table: str) -> set[str]:
+        rows = self.sql(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [self.schema, table],
+        )
+        return {r[0] for r in rows}
+
+    def rows(self, table: str) -> list[tuple[Any, list[float] | None]]:
+        """Every ``(id, vector)`` of ``table`` by id (vectors as float32 values)."""
+        got = self.sql(f"SELECT id, embedding FROM {table} ORDER BY id")
+        return [(i, None if v is None else floats(v)) for i, v in got]
+
     def functions(self, codec: str) -> set[str]:
         """The SQL functions (PostgreSQL) or macros (DuckDB) generated for ``codec``."""
         if self.name == "postgres":
@@ -154,6 +167,11 @@ FRESH: dict[str, Callable[[pytest.FixtureRequest], Iterator[Fresh]]] = {
 def fresh(request: pytest.FixtureRequest) -> Iterator[Fresh]:
     """Each backend in turn, a fresh database with the catalog installed."""
     yield from FRESH[request.param](request)
+
+
+def floats(v: Any) -> list[float]:
+    """A vector column's value (pgvector's ``Vector``, a DuckDB list) as float32 values."""
+    return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, np.float32).tolist()
 
 
 def recall(ids: np.ndarray, truth: np.ndarray) -> float:

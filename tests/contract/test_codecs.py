@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.contract.conftest import Fresh
+from tests.contract.conftest import Fresh, floats
 from tests.duckdb.conftest import clustered
 from vecext.catalog.rows import codec_record
 from vecext.codecs import CodecError, CodecVersionError, make_codec
@@ -21,11 +21,6 @@ def _encode_sql(db: Fresh, name: str, x: np.ndarray) -> bytes:
     cast, value = db.vector_param(x)
     (got,) = db.sql(f"SELECT vecext.encode(?, {cast})", [name, value])[0]
     return bytes(got) if not isinstance(got, list) else bytes(np.array(got, np.uint8))
-
-
-def _floats(v) -> list[float]:
-    """A vector column's value (pgvector's ``Vector``, a DuckDB list) as float32 values."""
-    return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, np.float32).tolist()
 
 
 def test_round_trip_gives_identical_codes_rows_and_fingerprint(fresh: Fresh) -> None:
@@ -69,7 +64,7 @@ def test_round_trip_gives_identical_codes_rows_and_fingerprint(fresh: Fresh) -> 
             [name],
         )
         want = sorted((v.part, v.sub, v.idx, v.vec.tolist()) for v in rec.vectors)
-        assert [(p, s, i, _floats(v)) for p, s, i, v in vecs] == want
+        assert [(p, s, i, floats(v)) for p, s, i, v in vecs] == want
         assert db.sql("SELECT vecext.codec_fingerprint(?)", [name]) == [(codec.fingerprint,)]
     assert [c.name for c in api.list_codecs(db.conn)] == sorted(codecs)
     assert {"rt_pq_encode", "rt_pq_distance", "rt_pq_lut"} <= db.functions("rt_pq")

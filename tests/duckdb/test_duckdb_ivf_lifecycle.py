@@ -1,19 +1,16 @@
-"""IVF lists over their whole life in DuckDB: ``refresh`` brings their list ids
-current after inserts and updates (DuckDB has no triggers), the IVF search finds
-rows without a list id before that, and dropping the compressed column drops its
-lists (list and hash columns, centroids); the source vectors are never touched."""
+"""IVF lists in DuckDB, which has no triggers: ``refresh`` brings their list ids current
+after inserts and updates, and names the fix when their columns are gone. (The life
+every backend shares: ``tests/contract/test_ivf_lifecycle.py``.)"""
 
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 import vecext.duckdb as vd
 from tests.duckdb.conftest import load_clustered_table
-from vecext.duckdb.ivf import add_ivf_lists, ivf_lists, refresh_lists
+from vecext.duckdb.ivf import add_ivf_lists, refresh_lists
 from vecext.errors import CatalogError
-from vecext.search import search
 
 N, D = 2_000, 16
 
@@ -47,10 +44,6 @@ def _codec_rows(con, name: str) -> tuple[int, int, int]:
     ).fetchone()
 
 
-def _truth(x: np.ndarray, q: np.ndarray, k: int) -> list[int]:
-    return np.argsort(((x.astype(np.float64) - q) ** 2).sum(1), kind="stable")[:k].tolist()
-
-
 def _lists_of(con, lists, ids: list[int]) -> list[int | None]:
     got = dict(
         con.execute(
@@ -58,44 +51,6 @@ def _lists_of(con, lists, ids: list[int]) -> list[int | None]:
         ).fetchall()
     )
     return [got[i] for i in ids]
-
-
-def test_dropping_a_compressed_column_drops_its_ivf_lists(table) -> None:
-    con, x = table
-    cols0 = _columns(con) - {"v_pq", "v_pq__vecext_hash"}
-    before = _checksum(con)
-    lists = add_ivf_lists(con, "t", "v", 8, niter=5)
-    assert {lists.list_column, lists.hash_column} <= _columns(con)
-
-    vd.drop_compressed_column(con, "t", "v_pq")
-
-    assert _columns(con) == cols0
-    assert _codec_rows(con, lists.codec_name) == (0, 0, 0)
-    assert con.execute("SELECT count(*) FROM vecext.compressed_columns").fetchone() == (0,)
-    assert _checksum(con) == before
-    # the column and its lists can be added again under the same names
-    vd.add_compressed_column(con, "t", "v", "t_pq", "v_pq", progress=False)
-    again = add_ivf_lists(con, "t", "v", 8, niter=5)
-    assert (again.list_column, again.codec_name) == (lists.list_column, lists.codec_name)
-    r = search(con, "t", "v", x[3] + 0.01, 5, metric="l2", strategy="ivf")
-    assert r.strategy == "ivf" and r.ids[0] == 3
-    vd.drop_compressed_column(con, "t", "v_pq")
-    assert _columns(con) == cols0 and _checksum(con) == before
-    # the PQ codec is no longer used by anything: it can go
-    vd.drop_codec(con, "t_pq")
-
-
-def test_dropping_another_compressed_column_keeps_the_lists(table) -> None:
-    con, x = table
-    before = _checksum(con)
-    vd.train_codec(con, "t_bin", "t", "v", "binary", metric="l2")
-    vd.add_compressed_column(con, "t", "v", "t_bin", "v_bin", progress=False)
-    lists = add_ivf_lists(con, "t", "v", 8, niter=5, code_column="v_pq")
-    vd.drop_compressed_column(con, "t", "v_bin")
-    assert ivf_lists(con, "t", "v_pq") == lists
-    assert {lists.list_column, lists.hash_column} <= _columns(con)
-    assert _codec_rows(con, lists.codec_name)[0] == 1
-    assert _checksum(con) == before
 
 
 def test_refresh_brings_list_ids_current(table) -> None:
@@ -110,11 +65,6 @@ def test_refresh_brings_list_ids_current(table) -> None:
     old = _lists_of(con, lists, [7])[0]
     assert _lists_of(con, lists, [50000, 50001]) == [None, None]
 
-    # before refresh: rows without a list id are candidates of every IVF search
-    for rid, v in ((50000, far[0]), (50001, far[1])):
-        r = search(con, "t", "v", v, 5, metric="l2", strategy="ivf")
-        assert r.strategy == "ivf" and r.ids[0] == rid and len(r) == 5
-
     # one refresh re-encodes the codes and reassigns the lists of exactly those rows
     assert vd.refresh(con, "t", "v_pq", progress=False) == 4
     want = coarse.assign(far[:3]).tolist()
@@ -126,42 +76,7 @@ def test_refresh_brings_list_ids_current(table) -> None:
     got = con.execute(f"SELECT {lists.list_column} FROM t WHERE v IS NOT NULL ORDER BY id")
     assert [r[0] for r in got.fetchall()] == coarse.assign(xs).tolist()
 
-    # and the IVF search finds each row where its vector is now
-    for rid, v in ((50000, far[0]), (50001, far[1]), (7, far[2])):
-        r = search(con, "t", "v", v, 5, metric="l2", strategy="ivf")
-        assert r.strategy == "ivf" and r.ids[0] == rid and len(r) == 5
-    r = search(con, "t", "v", x[8], 5, metric="l2", strategy="ivf")
-    assert 8 not in r.ids.tolist()
-    # a filtered IVF search keeps returning k rows
-    r = search(con, "t", "v", far[1], 10, metric="l2", strategy="ivf", filter={"grp": "b"})
-    assert len(r) == 10 and r.ids[0] == 50001
-
-
-def test_ivf_search_returns_k_rows_when_many_rows_have_no_list(table) -> None:
-    """Rows inserted since the last refresh (no codes, no list) are all candidates."""
-    con, x = table
-    add_ivf_lists(con, "t", "v", 8, niter=5)
-    new = (x[:300] + 0.05).astype(np.float32)
-    src = pa.table(
-        {
-            "id": np.arange(60_000, 60_300, dtype=np.int64),
-            "v": pa.FixedSizeListArray.from_arrays(pa.array(new.ravel()), D),
-            "grp": ["c"] * 300,
-        }
-    )
-    con.register("_new", src)
-    con.execute("INSERT INTO t (id, v, grp) SELECT * FROM _new")
-    con.unregister("_new")
-    allx = np.concatenate([x, new])
-    ids = np.concatenate([np.arange(N), np.arange(60_000, 60_300)])
-    for i in (0, 17, 250):
-        q = new[i] + 0.001
-        r = search(con, "t", "v", q, 10, metric="l2", strategy="ivf")
-        assert len(r) == 10 and r.ids[0] == 60_000 + i
-        assert set(r.ids.tolist()) >= {int(ids[j]) for j in _truth(allx, q, 10)[:3]}
-        # a filter matching only new rows: all of them are candidates
-        r = search(con, "t", "v", q, 10, metric="l2", strategy="ivf", filter={"grp": "c"})
-        assert len(r) == 10 and r.ids[0] == 60_000 + i
+    # (that the IVF search finds them before and after: tests/contract/test_ivf_lifecycle.py)
 
 
 def test_refresh_names_the_fix_when_list_columns_are_gone(table) -> None:
