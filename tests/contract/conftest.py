@@ -10,7 +10,7 @@ stays in ``tests/postgres`` and ``tests/duckdb``.
 
 The ``fresh`` fixture gives each backend's fresh database with only the catalog
 (:class:`Fresh`: the same, plus tables loaded from numpy and the generated functions
-of a codec). To add a backend: give :data:`BACKENDS` and :data:`FRESH` a builder.
+of a codec). To add a backend: give :data:`BACKENDS` its two builders.
 """
 
 from __future__ import annotations
@@ -85,18 +85,6 @@ def _duckdb(request: pytest.FixtureRequest) -> Iterator[Db]:
     yield Db("duckdb", con, vd, data, lambda v: (f"?::FLOAT[{d}]", [float(x) for x in v]))
 
 
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Db]]] = {
-    "postgres": _postgres,
-    "duckdb": _duckdb,
-}
-
-
-@pytest.fixture(params=list(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> Iterator[Db]:
-    """Each backend in turn, over its equipped ``items`` table."""
-    yield from BACKENDS[request.param](request)
-
-
 @dataclass
 class Fresh(Db):
     """A fresh database of one backend with the vecext catalog and nothing else."""
@@ -157,16 +145,24 @@ def _fresh_duckdb(request: pytest.FixtureRequest) -> Iterator[Fresh]:
         con.close()
 
 
-FRESH: dict[str, Callable[[pytest.FixtureRequest], Iterator[Fresh]]] = {
-    "postgres": _fresh_postgres,
-    "duckdb": _fresh_duckdb,
+Builder = Callable[[pytest.FixtureRequest], Iterator[Any]]
+#: backend -> (its equipped search table, a fresh database)
+BACKENDS: dict[str, tuple[Builder, Builder]] = {
+    "postgres": (_postgres, _fresh_postgres),
+    "duckdb": (_duckdb, _fresh_duckdb),
 }
 
 
-@pytest.fixture(params=list(FRESH))
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> Iterator[Db]:
+    """Each backend in turn, over its equipped ``items`` table."""
+    yield from BACKENDS[request.param][0](request)
+
+
+@pytest.fixture(params=list(BACKENDS))
 def fresh(request: pytest.FixtureRequest) -> Iterator[Fresh]:
     """Each backend in turn, a fresh database with the catalog installed."""
-    yield from FRESH[request.param](request)
+    yield from BACKENDS[request.param][1](request)
 
 
 def floats(v: Any) -> list[float]:
