@@ -192,6 +192,14 @@ def create_vector_index(
     for label, v in (("m", m), ("ef_construction", ef_construction)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise VectorIndexError(f"{label} must be a positive integer, got {v!r}")
+    # pgvector's bounds, said before the build rather than as a raw server error
+    if not 2 <= m <= 100:
+        raise VectorIndexError(f"m must be an integer >= 2 (pgvector allows 2 to 100), got {m}")
+    if not 2 * m <= ef_construction <= 1000:
+        raise VectorIndexError(
+            f"ef_construction must be at least 2 * m = {2 * m} and at most 1000 (pgvector), "
+            f"got {ef_construction}"
+        )
     pgvector.require(conn, {"bit": "binary_quantize", "halfvec": "halfvec"}.get(storage, "hnsw"))
     t = resolve_table(conn, table)
     typ, d = _column(conn, t, column)
