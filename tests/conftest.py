@@ -14,12 +14,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import psycopg
 import pytest
 from psycopg import conninfo
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "vecext_test_template"
+
+
+def clustered(n: int, d: int, seed: int = 0, nc: int = 20, offset: float = 1.0) -> np.ndarray:
+    """Gaussian clusters shifted off the origin (not centred), float32 (the backend tests' data)."""
+    rng = np.random.default_rng(seed)
+    centroids = 2.0 * rng.standard_normal((nc, d)).astype(np.float32)
+    labels = rng.integers(0, nc, n)
+    noise = rng.standard_normal((n, d)).astype(np.float32) * 0.5
+    return (centroids[labels] + noise + offset).astype(np.float32)
 
 
 def with_dbname(dsn: str, dbname: str) -> str:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import clustered
 from tests.contract.conftest import Fresh, floats
-from tests.duckdb.conftest import clustered
 from vecext.catalog.rows import codec_record
 from vecext.codecs import CodecError, CodecVersionError, make_codec
 from vecext.errors import CatalogError

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import clustered
 from tests.contract.conftest import Fresh, recall
-from tests.duckdb.conftest import clustered
 from vecext.errors import VecextError
 from vecext.search import SearchError
 

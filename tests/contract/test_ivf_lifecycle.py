@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.conftest import clustered
 from tests.contract.conftest import Fresh
-from tests.duckdb.conftest import clustered
 from vecext.errors import CatalogError
 
 N, D = 1_500, 16

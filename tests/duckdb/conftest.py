@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import vecext.duckdb as vd
+from tests.conftest import clustered
 from vecext.codecs import Codec, make_codec
 
 D = 32
@@ -67,15 +68,6 @@ def vdb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[duckdb.DuckD
     con = vd.connect(target, vss=False)
     yield con
     con.close()
-
-
-def clustered(n: int, d: int, seed: int = 0, nc: int = 20, offset: float = 1.0) -> np.ndarray:
-    """Gaussian clusters shifted off the origin (not centred), float32."""
-    rng = np.random.default_rng(seed)
-    centroids = 2.0 * rng.standard_normal((nc, d)).astype(np.float32)
-    labels = rng.integers(0, nc, n)
-    noise = rng.standard_normal((n, d)).astype(np.float32) * 0.5
-    return (centroids[labels] + noise + offset).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

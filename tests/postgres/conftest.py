@@ -10,7 +10,12 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.conftest import _create_db, _drop_db, with_dbname
+from tests.conftest import (
+    _create_db,
+    _drop_db,
+    clustered,  # noqa: F401  (the modules here import it from this one)
+    with_dbname,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,15 +26,6 @@ def _faiss_single_thread() -> Iterator[None]:
     faiss.omp_set_num_threads(1)
     yield
     faiss.omp_set_num_threads(before)
-
-
-def clustered(n: int, d: int, seed: int = 0, nc: int = 20, offset: float = 1.0) -> np.ndarray:
-    """Gaussian clusters shifted off the origin (not centred), float32."""
-    rng = np.random.default_rng(seed)
-    centroids = 2.0 * rng.standard_normal((nc, d)).astype(np.float32)
-    labels = rng.integers(0, nc, n)
-    noise = rng.standard_normal((n, d)).astype(np.float32) * 0.5
-    return (centroids[labels] + noise + offset).astype(np.float32)
 
 
 def vector_text(x: np.ndarray) -> str:
