@@ -1,4 +1,4 @@
-"""PostgreSQL-only search input: a quoted table name is refused, and a search leaves the
+"""PostgreSQL-only search input: a quoted table name is read as SQL reads it, and a search leaves the
 caller's session settings and transaction alone. (Bad arguments, query vectors,
 missing tables, bound values and checked identifiers on every backend:
 ``tests/contract/test_errors.py``.)"""
@@ -11,9 +11,16 @@ from vecext.postgres import connect, search
 from vecext.search import SearchError
 
 
-def test_a_quoted_table_name_is_refused(sconn, search_env) -> None:
-    with pytest.raises(SearchError):
-        search(sconn, '"items"', "embedding", search_env.xq[0], 10)
+def test_a_quoted_table_name_is_read_as_sql_reads_it(sconn, search_env) -> None:
+    """One spelling for every function (``vecext.catalog.names``): ``"items"`` and
+    ``public."items"`` are the table items; a broken quote is refused."""
+    want = search(sconn, "items", "embedding", search_env.xq[0], 10, strategy="exact").ids
+    for name in ('"items"', 'public."items"', '"public".items'):
+        r = search(sconn, name, "embedding", search_env.xq[0], 10, strategy="exact")
+        assert r.ids.tolist() == want.tolist()
+    for bad in ('"items', '"ite"ms"', '"Items"'):
+        with pytest.raises(SearchError):
+            search(sconn, bad, "embedding", search_env.xq[0], 10)
     (n,) = sconn.execute("SELECT count(*) FROM items").fetchone()
     assert n == 20_000
 

@@ -53,17 +53,20 @@ def _qualified(table: str, schema: str | None) -> str:
     return f"{schema}.{table}" if schema else table
 
 
-def _regclass(pconn: Any, table: str, schema: str | None) -> int:
-    from vecext.postgres.filters import quote_table
+def table_ref(table: str, schema: str | None) -> Any:
+    """What vecext's functions take for an Alembic ``(table, schema)``: the parts as they
+    are with a schema, else the name as :mod:`vecext.catalog.names` reads it."""
+    return (schema, table) if schema else table
 
-    row = pconn.execute(
-        "SELECT to_regclass(%s)::oid", [quote_table(_qualified(table, schema))]
-    ).fetchone()
-    if row is None or row[0] is None:
-        raise MigrationError(
-            f"table {_qualified(table, schema)!r} does not exist in database {pconn.info.dbname!r}"
-        )
-    return int(row[0])
+
+def _regclass(pconn: Any, table: str, schema: str | None) -> int:
+    from vecext.errors import CatalogError
+    from vecext.postgres.tables import resolve_table
+
+    try:
+        return resolve_table(pconn, table_ref(table, schema)).oid
+    except CatalogError as exc:
+        raise MigrationError(f"{exc} (database {pconn.info.dbname!r})") from None
 
 
 def column_type(pconn: Any, table: str, column: str, schema: str | None = None) -> str:
@@ -166,7 +169,7 @@ def create_codec(operations: Operations, op: ops.CreateCodecOp) -> None:
             pg_codecs.train_codec(
                 pconn,
                 op.name,
-                _qualified(op.table, op.schema),
+                table_ref(op.table, op.schema),
                 op.column,
                 op.kind,
                 metric=op.metric,
@@ -270,10 +273,9 @@ def drop_compressed_column(operations: Operations, op: ops.DropCompressedColumnO
             "vecext operations)"
         )
     # the SQL function drops the column's IVF lists too, except catalog 0.1.0's
-    from vecext.postgres.filters import quote_table
     from vecext.postgres.ivf import drop_lists_for_old_catalog
 
-    drop_lists_for_old_catalog(pconn, quote_table(_qualified(op.table, op.schema)), op.code_column)
+    drop_lists_for_old_catalog(pconn, table_ref(op.table, op.schema), op.code_column)
     pconn.execute(
         "SELECT vecext.drop_compressed_column(%s::oid::regclass, %s)", [oid, op.code_column]
     )

@@ -19,10 +19,6 @@ from vecext.alembic.ops import CreateVectorIndexOp, DropVectorIndexOp, Migration
 log = logging.getLogger("vecext.alembic")
 
 
-def _qualified(table: str, schema: str | None) -> str:
-    return f"{schema}.{table}" if schema else table
-
-
 def memory_estimate(pconn: Any, op: CreateVectorIndexOp, dim: int) -> str:
     """A log line: the build-memory estimate of :mod:`vecext.postgres.indexes`."""
     from vecext.postgres import indexes as pg
@@ -51,7 +47,7 @@ def create(pconn: Any, op: CreateVectorIndexOp, dim: int) -> None:
     try:
         pg.create_vector_index(
             pconn,
-            _qualified(op.table, op.schema),
+            (op.schema, op.table) if op.schema else op.table,
             op.column,
             metric=op.metric,
             method=op.method,

@@ -1,9 +1,10 @@
 """Vector codecs: PQ/OPQ, binary, residual binary, int8, float16, PCA/Matryoshka.
 
 Pure numpy + FAISS; no database imports. See :mod:`vecext.codecs.base` for the
-distance conventions.
+distance conventions. Importing it makes FAISS fork-safe (:mod:`vecext.codecs.forksafe`).
 """
 
+from vecext.codecs import forksafe
 from vecext.codecs.base import (
     METRICS,
     Codec,
@@ -25,6 +26,8 @@ from vecext.codecs.registry import (
 )
 from vecext.codecs.scalar import HalfCodec, Int8Codec
 from vecext.codecs.transforms import PCA, Matryoshka, Transform
+
+forksafe.register()
 
 __all__ = [
     "KINDS",

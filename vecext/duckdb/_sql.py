@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from vecext.catalog.names import parse_duckdb_table
+from vecext.catalog.names import quote_ident as _quote
 from vecext.codecs import CodecError
 from vecext.errors import CatalogError
 
@@ -27,9 +29,10 @@ HASH_SUFFIX = "__vecext_hash"
 
 def quote_ident(name: str) -> str:
     """``name`` as a DuckDB identifier: double-quoted, embedded quotes doubled."""
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise CatalogError(f"invalid SQL identifier {name!r}")
-    return '"' + name.replace('"', '""') + '"'
+    try:
+        return _quote(name)
+    except CatalogError:
+        raise CatalogError(f"invalid SQL identifier {name!r}") from None
 
 
 def quote_literal(value: str) -> str:
@@ -55,25 +58,59 @@ class TableRef:
         return self.name if self.schema == "main" else f"{self.schema}.{self.name}"
 
 
-def resolve_table(con: duckdb.DuckDBPyConnection, table: str) -> TableRef:
-    """Find ``table`` (``"name"`` or ``"schema.name"``, case-insensitive as in SQL)."""
-    if not isinstance(table, str) or not table:
-        raise CatalogError(f"table must be a non-empty string, got {table!r}")
-    db, current = con.execute("SELECT current_database(), current_schema()").fetchone()  # type: ignore[misc]
-    candidates = [(current, table)]
-    if "." in table:
-        schema, _, name = table.partition(".")
-        candidates.append((schema, name))
-    for schema, name in candidates:
-        row = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() "
-            "WHERE database_name = ? AND lower(schema_name) = lower(?) "
-            "AND lower(table_name) = lower(?)",
-            [db, schema, name],
-        ).fetchone()
-        if row:
-            return TableRef(db, row[0], row[1])
-    raise CatalogError(f"table {table!r} does not exist in DuckDB database {db!r}")
+#: a table among candidate spellings, best first (``rank``); a NULL database / schema
+#: stands for the current one
+_LOOKUP = """SELECT t.database_name, t.schema_name, t.table_name
+      FROM duckdb_tables() t,
+           (SELECT unnest(?::STRUCT(rank INTEGER, db VARCHAR, sch VARCHAR, tbl VARCHAR)[],
+                          recursive := true)) c
+     WHERE lower(t.database_name) = lower(coalesce(c.db, current_database()))
+       AND lower(t.schema_name) = lower(coalesce(c.sch, current_schema()))
+       AND lower(t.table_name) = lower(c.tbl)
+     ORDER BY c.rank LIMIT 1"""
+
+
+def lookup(table: object) -> tuple[str, list[dict[str, object]]]:
+    """The query and its parameter that find ``table`` (:mod:`vecext.catalog.names`):
+    ``name`` in the current schema; ``a.name`` in schema ``a``, else in database ``a``'s
+    ``main`` schema; ``db.schema.name``. Case-insensitive, as DuckDB's SQL."""
+    parts = parse_duckdb_table(table).parts
+    if len(parts) == 1:
+        cands = [(None, None, parts[0])]
+    elif len(parts) == 2:
+        cands = [(None, parts[0], parts[1]), (parts[0], "main", parts[1])]
+    else:
+        cands = [parts]
+    return _LOOKUP, [
+        {"rank": i, "db": db, "sch": sch, "tbl": tbl} for i, (db, sch, tbl) in enumerate(cands)
+    ]
+
+
+def resolve_table(con: duckdb.DuckDBPyConnection, table: object) -> TableRef:
+    """Find ``table`` (``name``, ``schema.name`` or ``database.schema.name``, parts quoted or
+    not, see :mod:`vecext.catalog.names`), in any attached database."""
+    query, cands = lookup(table)
+    row = con.execute(query, [cands]).fetchone()
+    if row is None:
+        db = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        raise CatalogError(
+            f"table {str(parse_duckdb_table(table))!r} does not exist (current database {db!r})"
+        )
+    return TableRef(str(row[0]), str(row[1]), str(row[2]))
+
+
+def catalog_table(con: duckdb.DuckDBPyConnection, table: object) -> TableRef:
+    """:func:`resolve_table`, for verbs that write catalog rows: the table must be in the
+    current database, whose ``vecext`` schema holds the catalog."""
+    t = resolve_table(con, table)
+    db = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    if t.database != db:
+        raise CatalogError(
+            f"table {t.sql} is in database {t.database!r}, but vecext's catalog is in the "
+            f"current database {db!r}: run USE {quote_ident(t.database)} (and install the "
+            "catalog there) to add compressed columns, IVF lists or tenants to it"
+        )
+    return t
 
 
 def column_type(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> tuple[str, str]:

@@ -63,6 +63,7 @@ class DuckDBBackend(SqlBackend):
 
     name = "duckdb"
     connection_type = duckdb.DuckDBPyConnection
+    driver_errors = (duckdb.Error,)
     statements: ClassVar[Any] = strategies
     calibration: ClassVar[Any] = calibration
     conn: duckdb.DuckDBPyConnection
@@ -211,6 +212,7 @@ class DuckDBBackend(SqlBackend):
             inner += f" LIMIT {int(limit)}"
         row = self.conn.execute(f"SELECT count(*) FROM ({inner})", params).fetchone()
         return int(row[0]) if row else 0
+
 
 #: compressed columns of one source column, and the table's tenant column on every row
 #: (one row with NULLs when there are no compressed columns)

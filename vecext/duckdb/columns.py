@@ -20,10 +20,10 @@ from vecext.codecs import CodecError
 from vecext.duckdb import _arrow as ar
 from vecext.duckdb._sql import (
     TableRef,
+    catalog_table,
     has_column,
     primary_key,
     quote_ident,
-    resolve_table,
     table_indexes,
     transaction,
     vector_dim,
@@ -49,7 +49,7 @@ def list_compressed_columns(
     """The registered compressed columns (of ``table``, or all)."""
     require_catalog(con)
     db = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
-    t = resolve_table(con, table) if table is not None else None
+    t = catalog_table(con, table) if table is not None else None
     return cat.compressed_columns(  # type: ignore[return-value]
         DuckDialect(con),
         lambda s, n: TableRef(db, s, n),
@@ -64,7 +64,7 @@ def compressed_column(
 ) -> CompressedColumn:
     """The catalog entry of ``table.code_column``; :class:`CatalogError` if it has none."""
     require_catalog(con)
-    return registration(con, resolve_table(con, table), code_column)
+    return registration(con, catalog_table(con, table), code_column)
 
 
 def check_column_current(
@@ -119,7 +119,7 @@ def add_compressed_column(
     require_catalog(con)
     cat.check_batch_size(batch_size)
     c = load_codec(con, codec)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     src, d = vector_dim(con, t, source_column)
     if d != c.d:
         raise CodecError(
@@ -161,7 +161,7 @@ def drop_compressed_column(con: duckdb.DuckDBPyConnection, table: str, code_colu
     too, in the same transaction.
     """
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     reg = registration(con, t, code_column)
     refuse_with_indexes(con, t, f"drop column {reg.code_column}")
     list_column, ivf_codec = reg.list_column, reg.ivf_codec

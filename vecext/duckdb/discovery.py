@@ -11,7 +11,8 @@ from typing import Any
 
 import duckdb
 
-from vecext.duckdb._sql import TableRef
+from vecext.duckdb._sql import TableRef, lookup
+from vecext.errors import CatalogError
 from vecext.search.contracts import SearchError
 
 _VECTOR_TYPES = ("FLOAT", "DOUBLE")
@@ -32,26 +33,25 @@ def vector_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tu
     return t.sql, name, dim
 
 
-def _table(con: duckdb.DuckDBPyConnection, table: str) -> tuple[TableRef, bool]:
-    """``table`` (``name`` or ``schema.name``, case-insensitive as in SQL), and whether the
-    database has the vecext catalog, in one query (failing queries would abort a caller's
-    open transaction, so nothing is probed by trial)."""
-    if not isinstance(table, str) or not table or "\x00" in table:
-        raise SearchError(f"invalid table name {table!r}")
-    schema, _, name = table.rpartition(".")
-    rows = con.execute(
-        "SELECT database_name, schema_name, table_name, "
-        "lower(table_name) = lower(?) AND lower(schema_name) = lower(coalesce(?, "
-        "current_schema())) AS wanted FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND (wanted "
-        "OR (schema_name = 'vecext' AND table_name = 'tenant_columns'))",
-        [name, schema or None],
-    ).fetchall()
-    catalog = any(r[1] == "vecext" and r[2] == "tenant_columns" for r in rows)
-    found = [r for r in rows if r[3]]
-    if not found:
+def _table(con: duckdb.DuckDBPyConnection, table: Any) -> tuple[TableRef, bool]:
+    """``table`` (:mod:`vecext.catalog.names`: ``name``, ``schema.name`` or
+    ``database.schema.name``, case-insensitive as in SQL, ATTACHed databases included), and
+    whether vecext's catalog applies to it (the table is in the current database, which has
+    the catalog), in one query (failing queries would abort a caller's open transaction,
+    so nothing is probed by trial)."""
+    try:
+        query, cands = lookup(table)
+    except CatalogError as exc:
+        raise SearchError(str(exc)) from None
+    row = con.execute(
+        f"SELECT f.*, f.database_name = current_database() AND EXISTS (SELECT 1 FROM "
+        "duckdb_tables() WHERE database_name = current_database() AND schema_name = 'vecext' "
+        f"AND table_name = 'tenant_columns') FROM ({query}) f",
+        [cands],
+    ).fetchone()
+    if row is None:
         raise SearchError(f"table {table!r} does not exist")
-    return TableRef(str(found[0][0]), str(found[0][1]), str(found[0][2])), catalog
+    return TableRef(str(row[0]), str(row[1]), str(row[2])), bool(row[3])
 
 
 def _columns(
@@ -67,8 +67,15 @@ def _columns(
         else "0, false"
     )
     params = [t.database, t.schema, t.name] if count else []
+    # duckdb_columns(), not pragma_table_info(): the latter misreads a quoted name with ""
     rows = con.execute(
-        f"SELECT name, type, pk, {extra} FROM pragma_table_info(?)", [*params, t.sql]
+        f"SELECT c.column_name, c.data_type, list_contains(coalesce((SELECT "
+        "first(k.constraint_column_names) FROM duckdb_constraints() k WHERE k.database_name = "
+        "c.database_name AND k.schema_name = c.schema_name AND k.table_name = c.table_name AND "
+        f"k.constraint_type = 'PRIMARY KEY'), []), c.column_name), {extra} "
+        "FROM duckdb_columns() c WHERE c.database_name = ? AND c.schema_name = ? "
+        "AND c.table_name = ? ORDER BY c.column_index",
+        [*params, t.database, t.schema, t.name],
     ).fetchall()
     columns = {str(r[0]): str(r[1]) for r in rows}
     pk = [str(r[0]) for r in rows if r[2]]

@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from vecext.catalog.names import parse_duckdb_table
+
 #: vecext metric -> VSS index metric
 VSS_METRICS = {"l2": "l2sq", "cosine": "cosine", "ip": "ip"}
 #: VSS index metric -> vecext metric
@@ -52,9 +54,10 @@ class HnswIndex:
         return "hnsw"
 
 
-def _split(table: str) -> tuple[str | None, str]:
-    parts = table.split(".")
-    return (parts[-2] if len(parts) >= 2 else None), parts[-1]
+def _split(table: object) -> tuple[str | None, str]:
+    """``(schema or None, name)`` of a table name (:mod:`vecext.catalog.names`)."""
+    name = parse_duckdb_table(table)
+    return name.schema, name.name
 
 
 def list_vector_indexes(

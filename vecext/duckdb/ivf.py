@@ -36,9 +36,9 @@ from vecext.codecs.ivf import IVFCodec
 from vecext.duckdb import _arrow as ar
 from vecext.duckdb._sql import (
     HASH_SUFFIX,
+    catalog_table,
     has_column,
     quote_ident,
-    resolve_table,
     transaction,
     vector_dim,
 )
@@ -105,7 +105,7 @@ def add_ivf_lists(
         dimension and metric must match; ``nlist`` is then its own).
     """
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     src, d = vector_dim(con, t, column)
     db = DuckDialect(con)
     cc_id, code_col, existing, metric = cat_ivf.lists_source(db, t, src, code_column)
@@ -166,7 +166,7 @@ def _assign(
 def ivf_lists(con: duckdb.DuckDBPyConnection, table: str, code_column: str) -> IVFLists | None:
     """The IVF lists of compressed column ``table.code_column``, or ``None``."""
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     found = cat_ivf.lists_of(DuckDialect(con), t, code_column)
     return None if found is None else IVFLists(t, *found)
 

@@ -41,10 +41,10 @@ from vecext.duckdb import codeset
 from vecext.duckdb._sql import (
     HASH_SUFFIX,
     TableRef,
+    catalog_table,
     column_type,
     has_column,
     quote_ident,
-    resolve_table,
     table_indexes,
     transaction,
 )
@@ -86,7 +86,7 @@ def checked_codec(con: duckdb.DuckDBPyConnection, cc: cat.CompressedColumn) -> C
 def stale_rows(con: duckdb.DuckDBPyConnection, table: str, code_column: str) -> int:
     """How many rows of a compressed column :func:`refresh` would (re-)encode."""
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     reg = registration(con, t, code_column)
     stale = stale_sql(reg.source_column, reg.code_column)
     row = con.execute(f"SELECT count(*) FROM {t.sql} WHERE {stale}").fetchone()
@@ -115,7 +115,7 @@ def refresh(
     """
     require_catalog(con)
     cat.check_batch_size(batch_size)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     reg = registration(con, t, code_column)
     for col in (reg.source_column, reg.code_column, reg.hash_column):
         if not has_column(con, t, col):

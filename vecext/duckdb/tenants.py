@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import duckdb
 
-from vecext.duckdb._sql import column_type, resolve_table
+from vecext.duckdb._sql import catalog_table, column_type
 from vecext.duckdb.catalog import require_catalog
 from vecext.errors import CatalogError
 
@@ -27,7 +27,7 @@ from vecext.errors import CatalogError
 def tenant_column(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
     """The declared tenant column of ``table``, or ``None``."""
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     row = con.execute(
         "SELECT tenant_column FROM vecext.tenant_columns WHERE table_schema = ? AND table_name = ?",
         [t.schema, t.name],
@@ -42,7 +42,7 @@ def declare_tenant_column(con: duckdb.DuckDBPyConnection, table: str, column: st
     another column is refused (undeclare the first one).
     """
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     name, _ = column_type(con, t, column)  # CatalogError naming the table if missing
     current = tenant_column(con, f"{t.schema}.{t.name}")
     if current is not None:
@@ -60,7 +60,7 @@ def declare_tenant_column(con: duckdb.DuckDBPyConnection, table: str, column: st
 def undeclare_tenant_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Forget the tenant column: searches no longer require (or accept) ``tenant=``."""
     require_catalog(con)
-    t = resolve_table(con, table)
+    t = catalog_table(con, table)
     con.execute(
         "DELETE FROM vecext.tenant_columns WHERE table_schema = ? AND table_name = ?",
         [t.schema, t.name],

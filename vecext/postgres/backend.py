@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import sql
 
+from vecext.errors import CatalogError
 from vecext.postgres import calibration, pgvector, strategies
 from vecext.postgres.columns import TableRef
-from vecext.postgres.filters import compile_filter, table_identifier
+from vecext.postgres.filters import compile_filter
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
 from vecext.postgres.info_cache import cache_for
+from vecext.postgres.tables import table_candidates
 from vecext.relevance.base import RelevanceMethod
 from vecext.search.contracts import (
     CodeColumn,
@@ -29,7 +31,7 @@ from vecext.search.contracts import (
     SqlBackend,
     TableInfo,
 )
-from vecext.search.filters import FilterError, Predicate
+from vecext.search.filters import Predicate
 from vecext.search.planner import Capabilities
 from vecext.search.registry import register
 from vecext.search.tables import best_first, capabilities
@@ -47,6 +49,7 @@ class PostgresBackend(SqlBackend):
     connection_type = psycopg.Connection
     #: estimates are the planner's: the engine counts exactly near its thresholds
     refine_estimates = True
+    driver_errors = (psycopg.Error,)
     statements: ClassVar[Any] = strategies
     calibration: ClassVar[Any] = calibration
     conn: psycopg.Connection
@@ -58,14 +61,22 @@ class PostgresBackend(SqlBackend):
 
     # -- what the table has ----------------------------------------------------
 
-    def _regclass_text(self, table: str) -> str:
-        if not isinstance(table, str) or not table or "\x00" in table:
-            raise SearchError(f"invalid table name {table!r}")
+    def _regclass_text(self, table: Any) -> str:
+        """``table`` (:mod:`vecext.catalog.names`) as the quoted text ``to_regclass`` reads:
+        every part quoted by vecext, so it always parses (no syntax errors). An unquoted
+        mixed-case name is tried as written, then lower-cased (one query, only then)."""
         try:
-            # quoted by psycopg, so to_regclass always parses it (no syntax errors)
-            return table_identifier(table).as_string(self.conn)
-        except FilterError as exc:
+            cands = table_candidates(table)
+        except CatalogError as exc:
             raise SearchError(str(exc)) from None
+        if len(cands) == 1:
+            return cands[0]
+        row = self.conn.execute(
+            "SELECT u.name FROM unnest(%s::text[]) WITH ORDINALITY AS u(name, i) "
+            "WHERE to_regclass(u.name) IS NOT NULL ORDER BY u.i LIMIT 1",
+            [cands],
+        ).fetchone()
+        return str(row[0]) if row else cands[0]
 
     def table_info(self, table: str, column: str, metric: str) -> TableInfo:
         """What the table offers, from this connection's cache when the table's stamp

@@ -7,18 +7,29 @@ with ``%s`` placeholders) and the table-name helpers of the adapter.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from vecext.catalog.names import parse_pg_table
+from vecext.errors import CatalogError
+from vecext.postgres.tables import resolve_table
 from vecext.search import sqlfilter
 from vecext.search.filters import FilterError, Predicate, Within
 
 #: pgvector's distance operator of each metric
 _OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
+
+
+def bound_ident(*parts: str) -> sql.Composable:
+    """``sql.Identifier(*parts)`` for a statement run with parameters: psycopg reads each
+    ``%`` as a placeholder, inside quoted identifiers too, so ``%`` is written ``%%``."""
+    ident = sql.Identifier(*parts)
+    if any("%" in p for p in parts):
+        return sql.SQL(ident.as_string(None).replace("%", "%%"))
+    return ident
 
 
 class PostgresDialect:
@@ -35,10 +46,7 @@ class PostgresDialect:
         return sql.SQL("TRUE")
 
     def column(self, name: str, alias: str | None) -> sql.Composable:
-        ident = sql.Identifier(alias, name) if alias else sql.Identifier(name)
-        if "%" in name or "%" in (alias or ""):
-            return sql.SQL(ident.as_string(None).replace("%", "%%"))
-        return ident
+        return bound_ident(alias, name) if alias else bound_ident(name)
 
     def compose(self, template: str, *parts: sql.Composable) -> sql.Composable:
         return sql.SQL(template.replace(sqlfilter.PLACEHOLDER, "%s")).format(*parts)
@@ -86,40 +94,25 @@ def compile_filter(
     return sqlfilter.compile_filter(pred, DIALECT, alias)
 
 
-def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:
-    """Column name -> type of ``table`` (``schema.table`` or a name on the search path)."""
-    row = conn.execute("SELECT to_regclass(%s)::oid", [quote_table(table)]).fetchone()
-    if row is None or row[0] is None:
-        raise FilterError(f"table {table!r} does not exist")
+def table_columns(conn: psycopg.Connection, table: Any) -> dict[str, str]:
+    """Column name -> type of ``table`` (named as :mod:`vecext.catalog.names` says)."""
+    try:
+        oid = resolve_table(conn, table).oid
+    except CatalogError as exc:
+        raise FilterError(str(exc)) from None
     rows = conn.execute(
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        [row[0]],
+        [oid],
     ).fetchall()
     return {name: typ for name, typ in rows}
 
 
-def quote_table(table: str) -> str:
-    """A ``to_regclass``-ready text for a possibly schema-qualified table name.
-
-    ``"app.items"`` means schema app, table items; a name with a dot inside it must
-    be passed already quoted (``'"my.table"'``).
-    """
-    if table.startswith('"'):
-        return table
-    parts = table.split(".")
-    if len(parts) > 2:
-        raise FilterError(f"table name {table!r} has too many dots")
-    return ".".join(
-        json.dumps(p) for p in parts
-    )  # JSON string quoting == SQL identifier quoting for "
+def quote_table(table: Any) -> str:
+    """A ``to_regclass``-ready text for ``table`` (:mod:`vecext.catalog.names`), parts as written."""
+    return parse_pg_table(table).sql
 
 
-def table_identifier(table: str) -> sql.Composable:
-    """A psycopg Identifier for ``table`` / ``schema.table``."""
-    if table.startswith('"'):
-        raise FilterError("pass quoted table names unquoted, e.g. 'schema.table'")
-    parts = table.split(".")
-    if len(parts) > 2:
-        raise FilterError(f"table name {table!r} has too many dots")
-    return sql.Identifier(*parts)
+def table_identifier(table: Any) -> sql.Identifier:
+    """A psycopg Identifier for ``table`` / ``schema.table`` (:mod:`vecext.catalog.names`)."""
+    return sql.Identifier(*parse_pg_table(table).parts)

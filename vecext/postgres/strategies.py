@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format, TransactionStatus
 
+from vecext.postgres.filters import bound_ident
 from vecext.postgres.index_catalog import VectorIndex
 from vecext.postgres.ivf import cached_codec
 from vecext.search.contracts import Candidates, Request, Stage, TableInfo
@@ -52,17 +53,19 @@ class Context:
     where: sql.Composable
     where_params: list[Any]
 
+    # every statement here binds parameters, so names holding % are written %%
+    # (:class:`vecext.postgres.filters.PostgresDialect`)
     @property
     def t(self) -> sql.Composable:
-        return self.info.ref.ident  # type: ignore[no-any-return]
+        return bound_ident(self.info.ref.schema, self.info.ref.name)
 
     @property
-    def id(self) -> sql.Identifier:
-        return sql.Identifier(self.info.id_column)
+    def id(self) -> sql.Composable:
+        return bound_ident(self.info.id_column)
 
     @property
-    def col(self) -> sql.Identifier:
-        return sql.Identifier(self.info.column)
+    def col(self) -> sql.Composable:
+        return bound_ident(self.info.column)
 
     @property
     def op(self) -> sql.SQL:

@@ -1,7 +1,7 @@
 """Tables and vector columns of PostgreSQL as vecext resolves them.
 
-A table name is resolved the way PostgreSQL resolves it (``to_regclass``: search
-path, quoting), once, into a :class:`TableRef` that carries its OID; a vector column
+A table name follows :mod:`vecext.catalog.names` and is resolved the way PostgreSQL
+resolves it (``to_regclass``: search path), once, into a :class:`TableRef` that carries its OID; a vector column
 into a :class:`VectorColumn` with its dimension. :func:`read_vectors` samples a
 column with binary COPY for training codecs and IVF lists.
 """
@@ -9,11 +9,13 @@ column with binary COPY for training codecs and IVF lists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
+from vecext.catalog.names import parse_pg_table, quote_ident
 from vecext.codecs import CodecError
 from vecext.errors import CatalogError
 from vecext.postgres import copybin
@@ -49,21 +51,29 @@ class VectorColumn:
     dim: int
 
 
-def resolve_table(conn: psycopg.Connection, table: str) -> TableRef:
-    """A table by (optionally schema-qualified, SQL-quoted) name, as PostgreSQL resolves it."""
-    try:
-        row = conn.execute(
-            """SELECT c.oid, n.nspname, c.relname FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p')""",
-            [table],
-        ).fetchone()
-    except psycopg.errors.InvalidName as exc:
-        if not conn.autocommit:
-            conn.rollback()
-        raise CatalogError(f"invalid table name {table!r}: {exc.diag.message_primary}") from None
+def table_candidates(table: Any) -> list[str]:
+    """Quoted ``to_regclass`` texts for ``table``, in the order vecext tries them.
+
+    ``table`` follows :mod:`vecext.catalog.names` (``name``, ``schema.name``, parts
+    quoted or not, a ``psycopg.sql.Identifier``): the parts as written, then with the
+    unquoted ones in lower case, as SQL folds them.
+    """
+    name = parse_pg_table(table)
+    return [".".join(quote_ident(p) for p in parts) for parts in name.candidates()]
+
+
+_RESOLVE = """SELECT c.oid, n.nspname, c.relname
+      FROM unnest(%s::text[]) WITH ORDINALITY AS u(name, i)
+      JOIN pg_class c ON c.oid = to_regclass(u.name)
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') ORDER BY u.i LIMIT 1"""
+
+
+def resolve_table(conn: psycopg.Connection, table: Any) -> TableRef:
+    """A table by name (see :mod:`vecext.catalog.names`), as PostgreSQL resolves it."""
+    row = conn.execute(_RESOLVE, [table_candidates(table)]).fetchone()
     if row is None:
-        raise CatalogError(f"table {table!r} does not exist")
+        raise CatalogError(f"table {str(parse_pg_table(table))!r} does not exist")
     return TableRef(int(row[0]), row[1], row[2])
 
 

@@ -26,6 +26,7 @@ from vecext.search.validate import MAX_K, check_k
 
 __all__ = ["MAX_K", "METRICS", "Request", "SearchError", "TableInfo", "explain", "search"]
 
+
 def search(
     conn: Any,
     table: str,
@@ -107,6 +108,23 @@ def search(
         isinstance(max_scan_rows, bool) or not isinstance(max_scan_rows, int) or max_scan_rows <= 0
     ):
         raise SearchError(f"max_scan_rows must be a positive integer, got {max_scan_rows!r}")
+    try:
+        return _search(
+            backend, table, column, q, k, cap, metric, filter, strategy, recall_target,
+            max_scan_rows, settings, explain_only, tenant, using, min_relevance, relevance,
+        )  # fmt: skip
+    except backend.driver_errors as exc:
+        # bad input the checks above did not catch: a vecext error, the driver's in __cause__
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SearchError(f"search of {table}.{column} failed in the database: {msg}") from exc
+
+
+def _search(
+    backend: Any, table: Any, column: str, q: Any, k: int, cap: int | None, metric: str,
+    filter: Any, strategy: str, recall_target: float, max_scan_rows: int | None,
+    settings: PlannerSettings | None, explain_only: bool, tenant: Any, using: str | None,
+    min_relevance: float | None, relevance: Any,
+) -> SearchResult:  # fmt: skip
     prep = engine.prepare(
         backend, table, column, q, metric=metric, filter=filter, tenant=tenant, using=using,
         settings=settings, recall_target=recall_target,

@@ -186,6 +186,8 @@ class Backend(Protocol):
     #: this backend's values of the floors in :class:`~vecext.search.planner.PlannerSettings`
     #: (a setting the caller leaves unset takes it)
     planner_defaults: ClassVar[Mapping[str, Any]]
+    #: the driver's exception classes: a search turns them into :class:`SearchError`
+    driver_errors: ClassVar[tuple[type[Exception], ...]]
 
     @classmethod
     def accepts(cls, conn: Any) -> bool:
@@ -274,6 +276,7 @@ class SqlBackend(ABC):
     #: :meth:`estimate_matching` is an estimate (not a count): the engine counts the
     #: matching rows, bounded, when the estimate is near the exact-scan threshold
     refine_estimates: ClassVar[bool] = False
+    driver_errors: ClassVar[tuple[type[Exception], ...]] = ()
     connection_type: ClassVar[type]
     statements: ClassVar[Any]
     calibration: ClassVar[Any]

@@ -30,6 +30,7 @@ import numpy as np
 from vecext.search import twostage
 from vecext.search.contracts import Backend, Hits, Request, SearchError, Step, TableInfo
 from vecext.search.filters import Eq, Predicate, check_columns, combine, describe, parse_filter
+from vecext.search.filtertypes import check_values
 from vecext.search.floors import hnsw_ef, rows_scanned
 from vecext.search.planner import Plan, plan
 from vecext.search.result import SearchResult
@@ -86,9 +87,10 @@ def prepare(
     ``tenant_hint`` says how to name a tenant in the caller's API.
     """
     info = backend.table_info(table, column, metric)
-    qv = check_query(q, info.dim, f"{table}.{column}")
+    qv = check_query(q, info.dim, f"{table}.{column}", metric)
     pred = parse_filter(filter)
     check_columns(pred, info.columns, table)
+    check_values(pred, info.columns, table)
     if info.tenant_column is not None:
         if tenant is None:
             raise error(

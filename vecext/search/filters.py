@@ -1,7 +1,8 @@
 """Structured filter predicates, compiled to SQL with bound parameters.
 
 A filter is given as a mapping (``{"pos": "n", "lexname": ["a", "b"],
-"year": (2000, 2010)}``: equality, IN, inclusive range), as predicate objects
+"year": (2000, 2010)}``: equality, IN, inclusive range; ``{"tag": None}`` means
+``tag IS NULL`` and ``None`` in a list adds ``OR tag IS NULL``), as predicate objects
 (:class:`Eq`, :class:`In`, :class:`Range`, :class:`And`), as ``COLUMN=VALUE``
 strings (the CLI), or as a SQLAlchemy boolean expression. Whatever the form,
 column names become quoted identifiers checked against the table, and values
@@ -206,6 +207,8 @@ def matches(pred: Predicate | None, row: Mapping[str, Any]) -> bool:
     if isinstance(pred, And):
         return all(matches(p, row) for p in pred.parts)
     if isinstance(pred, Eq):
+        if pred.value is None:
+            return row[pred.column] is None
         return bool(row[pred.column] == pred.value)
     if isinstance(pred, In):
         return row[pred.column] in pred.values
@@ -255,7 +258,7 @@ def describe(pred: Predicate | None) -> str:
     if isinstance(pred, And):
         return " AND ".join(describe(p) for p in pred.parts)
     if isinstance(pred, Eq):
-        return f"{pred.column} = {pred.value!r}"
+        return f"{pred.column} IS NULL" if pred.value is None else f"{pred.column} = {pred.value!r}"
     if isinstance(pred, In):
         return f"{pred.column} IN ({', '.join(map(repr, pred.values))})"
     if isinstance(pred, Range):

@@ -92,9 +92,17 @@ def compile_filter(
         raise FilterError(f"cannot compile filter {pred!r}")
     col = dialect.column(pred.column, alias)
     if isinstance(pred, Eq):
+        if pred.value is None:  # {"tag": None} means IS NULL (``= NULL`` matches nothing)
+            return dialect.compose("{} IS NULL", col), []
         return dialect.compose(f"{{}} = {PLACEHOLDER}", col), [pred.value]
     if isinstance(pred, In):
-        return dialect.any_of(col, tuple(pred.values))
+        values = tuple(v for v in pred.values if v is not None)
+        if len(values) < len(pred.values):  # [None, "a"]: IS NULL OR = ANY
+            if not values:
+                return dialect.compose("{} IS NULL", col), []
+            s, ps = dialect.any_of(col, values)
+            return dialect.compose("({} IS NULL OR {})", col, s), ps
+        return dialect.any_of(col, values)
     if isinstance(pred, Within):
         return dialect.within(col, pred)
     parts, params = [], []

@@ -12,7 +12,7 @@ from vecext.search.contracts import SearchError
 MAX_K = 10_000
 
 
-def check_query(q: Any, dim: int, column: str) -> np.ndarray:
+def check_query(q: Any, dim: int, column: str, metric: str | None = None) -> np.ndarray:
     arr = np.asarray(q, dtype=np.float32)
     if arr.ndim == 2 and arr.shape[0] == 1:
         arr = arr[0]
@@ -24,6 +24,11 @@ def check_query(q: Any, dim: int, column: str) -> np.ndarray:
         )
     if not np.isfinite(arr).all():
         raise SearchError("the query vector holds NaN or infinite values")
+    if metric == "cosine" and not np.any(arr):
+        raise SearchError(
+            "the query vector is all zeros: it has no direction, so its cosine distance to "
+            "every row is undefined; use metric='l2' or 'ip', or a non-zero query"
+        )
     return arr
 
 
