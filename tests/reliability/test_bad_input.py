@@ -91,6 +91,8 @@ def test_none_means_is_null(conn):
 def test_filter_value_of_the_wrong_type(conn, filt, match):
     with pytest.raises(FilterError, match=match):
         vecext.search(conn, "bad_items", "embedding", Q, 5, filter=filt)
+    # the connection searches on (PostgreSQL once lost its prepared stamp statement here)
+    assert len(vecext.search(conn, "bad_items", "embedding", Q, 5)) == 5
 
 
 def test_filter_values_of_the_right_type_still_work(conn):

@@ -90,7 +90,7 @@ def test_parser_spellings():
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(_pg_name(), min_size=1, max_size=2).map(tuple))
 def test_pg_search_under_any_name(rconn, parts):
@@ -222,7 +222,7 @@ def dcon():
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(_pg_name(), min_size=1, max_size=2).map(tuple))
 def test_duckdb_search_under_any_name(dcon, parts):

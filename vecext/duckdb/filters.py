@@ -11,6 +11,8 @@ from typing import Any
 
 import duckdb
 
+from vecext.duckdb._sql import resolve_table
+from vecext.errors import CatalogError
 from vecext.search import sqlfilter
 from vecext.search.filters import FilterError, Predicate, Within
 
@@ -27,13 +29,6 @@ def ident(name: str) -> str:
     if "\x00" in name:
         raise FilterError("identifiers cannot contain NUL characters")
     return '"' + name.replace('"', '""') + '"'
-
-
-def table_ident(table: str) -> str:
-    parts = table.split(".")
-    if len(parts) > 3:
-        raise FilterError(f"table name {table!r} has too many dots")
-    return ".".join(ident(p) for p in parts)
 
 
 class DuckDBDialect:
@@ -81,20 +76,16 @@ def compile_filter(pred: Predicate | None, alias: str | None = None) -> tuple[st
     return sqlfilter.compile_filter(pred, DIALECT, alias)
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Column name -> type of ``table``; :class:`FilterError` if it does not exist."""
-    parts = table.split(".")
-    name = parts[-1]
-    schema = parts[-2] if len(parts) >= 2 else None
-    q = "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?"
-    params: list[Any] = [name]
-    if schema:
-        q += " AND schema_name = ?"
-        params.append(schema)
-    else:
-        q += " AND schema_name = current_schema()"
-    q += " ORDER BY column_index"
-    rows = con.execute(q, params).fetchall()
-    if not rows:
-        raise FilterError(f"table {table!r} does not exist")
+def table_columns(con: duckdb.DuckDBPyConnection, table: Any) -> dict[str, str]:
+    """Column name -> type of ``table`` (:mod:`vecext.catalog.names`); :class:`FilterError`
+    if it does not exist."""
+    try:
+        t = resolve_table(con, table)
+    except CatalogError as exc:
+        raise FilterError(str(exc)) from None
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [t.database, t.schema, t.name],
+    ).fetchall()
     return {c: t for c, t in rows}

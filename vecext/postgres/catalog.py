@@ -221,6 +221,7 @@ def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
     earlier: dict[str, tuple[str, str]] = {}
     for s in chain[: names.index(script_name)]:
         earlier.update(_routines(s.text())[0])
+    _refuse_dropping_used(conn, [n for n in mine if n not in earlier], script_name)
     for name, (kind, _) in mine.items():
         if name in earlier:
             conn.execute(
@@ -238,10 +239,26 @@ def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
     return True
 
 
-def uninstall(conn: psycopg.Connection) -> None:
-    """Drop the catalog (schema ``vecext``) and what depends on it.
+def _refuse_dropping_used(conn: psycopg.Connection, routines: list[str], script: str) -> None:
+    """Undoing ``script`` drops ``routines``: a :class:`CatalogError` naming the objects
+    of yours that use one of them."""
+    from vecext.postgres.uninstall import dependants, refuse_dependants
+
+    if not routines:
+        return
+    prefixes = tuple(f"vecext.{n}(" for n in routines)
+    users, _, _ = dependants(conn)
+    in_way = [d for d in users if d.uses.split(" ", 1)[-1].startswith(prefixes)]
+    refuse_dependants(in_way, f"undo {script}")
+
+
+def uninstall(conn: psycopg.Connection) -> list[str]:
+    """Drop vecext's own objects (never ``DROP SCHEMA ... CASCADE``); refuse, naming
+    them, while objects of yours depend on them (:mod:`vecext.postgres.uninstall`).
 
     Compressed columns in user tables lose their triggers but keep their data;
-    source vector columns are never touched.
+    source vector columns are never touched. Returns what was dropped.
     """
-    conn.execute("DROP SCHEMA IF EXISTS vecext CASCADE")
+    from vecext.postgres.uninstall import uninstall as _uninstall
+
+    return _uninstall(conn)

@@ -172,6 +172,14 @@ def _prepared(conn: psycopg.Connection, query: sql.Composed, regclass: str) -> A
     costs more than running it (0.8 against 0.2 ms). A connection with psycopg's
     automatic preparation off (``prepare_threshold = None``, as for per-value plans)
     still prepares this one statement, and only it."""
+    pending = getattr(getattr(conn, "_prepared", None), "_to_flush", None)
+    if pending:
+        # psycopg still owes the server a DEALLOCATE ALL (it queues one when a command
+        # reports ROLLBACK, as a savepoint's does) and sends it after the next statement:
+        # after this one's PREPARE it would drop it while psycopg kept its name, and the
+        # next search on the connection would fail ("prepared statement does not exist")
+        # whenever nothing cleared psycopg's names in between (a search that raised)
+        conn.execute("SELECT 1", prepare=False)
     threshold = conn.prepare_threshold
     if threshold is None:
         conn.prepare_threshold = 1 << 30  # nothing is prepared implicitly meanwhile

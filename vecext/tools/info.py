@@ -18,12 +18,13 @@ from vecext.errors import VecextError
 class Report:
     rows: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, key: str, value: Any) -> None:
         self.rows.append((key, str(value)))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"items": dict(self.rows), "errors": self.errors}
+        return {"items": dict(self.rows), "errors": self.errors, "warnings": self.warnings}
 
 
 def collect(dsn: str | None = None, duckdb_path: str | None = None) -> Report:
@@ -43,6 +44,7 @@ def _postgres(report: Report, dsn: str | None) -> None:
     # of the report imports its own when it runs
     from vecext.postgres import catalog, connection, pgvector
     from vecext.postgres.embedded import default_datadir, start_embedded
+    from vecext.postgres.health import catalog_warnings
 
     try:
         if dsn:
@@ -62,6 +64,8 @@ def _postgres(report: Report, dsn: str | None) -> None:
                 "postgres catalog",
                 f"installed, version {cat}" if cat else "not installed (run `vecext install`)",
             )
+            if cat:
+                report.warnings += catalog_warnings(conn)
     except VecextError as exc:
         if not dsn:
             report.add("embedded data directory", default_datadir())

@@ -8,7 +8,7 @@ from vecext.tools.cli.advise import advise
 from vecext.tools.cli.bench import bench
 from vecext.tools.cli.demo import demo
 from vecext.tools.cli.relevance import eval_relevance
-from vecext.tools.cli.server import info, install, stop
+from vecext.tools.cli.server import info, install, stop, uninstall
 
 app = typer.Typer(
     help="vecext: compressed vector columns, filtered ANN and relevance thresholds "
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command()(info)
 app.command()(install)
+app.command()(uninstall)
 app.command()(demo)
 app.command()(stop)
 app.command()(bench)

@@ -31,6 +31,8 @@ def info(
         for key, value in report.rows:
             table.add_row(key, value)
         console.print(table)
+        for msg in report.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {msg}")
         for msg in report.errors:
             err_console.print(f"[bold red]error:[/] {msg}")
     if report.errors:
@@ -74,6 +76,24 @@ def install(
         )
     else:
         console.print(f"vecext catalog already at {result.current} in {where}: nothing to do")
+
+
+def uninstall(dsn: DsnOption = None) -> None:
+    """Drop vecext's own objects from PostgreSQL (functions, catalog tables, triggers,
+    code stores), never your tables, views or columns: refuses, naming them, while
+    objects of yours depend on vecext's. Code columns keep their data."""
+    try:
+        from vecext.postgres import catalog, connection
+
+        with connection.connect(dsn) as conn:
+            dropped = catalog.uninstall(conn)
+            where = connection.describe_target(connection.resolve_dsn(dsn))
+    except VecextError as exc:
+        raise fail(exc) from exc
+    if dropped:
+        console.print(f"vecext uninstalled from {where}: dropped {len(dropped)} objects")
+    else:
+        console.print(f"no vecext catalog in {where}: nothing to do")
 
 
 def stop() -> None:
