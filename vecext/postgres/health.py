@@ -6,9 +6,10 @@ roles fail or make codes depend on the caller.
   under ``search_path = app`` inserts fail inside the trigger, and a user function of
   the same name earlier on the path changes the codes it writes; CREATE INDEX runs
   expression-index functions with ``search_path = pg_catalog`` and cannot find them.
-* **grants**: when no role besides the catalog's owner may use schema ``vecext``, an
-  application role cannot search, and its INSERTs and UPDATEs on a table with a
-  compressed column fail in the trigger (``permission denied for schema vecext``).
+* **grants**: a role that can log in (not a superuser, not the catalog's owner) without
+  USAGE on schema ``vecext`` cannot search, and on an old catalog its INSERTs and
+  UPDATEs on a table with a compressed column fail in the trigger (``permission
+  denied for schema vecext``). A single-role database gets no warning.
 
 Each warning says what to run; none is an error (a single-role database is fine).
 """
@@ -27,13 +28,13 @@ SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.procon
   FROM pg_proc p WHERE p.pronamespace = 'vecext'::regnamespace
 """
 
-_GRANTEES = """
-SELECT pg_get_userbyid(n.nspowner),
-       coalesce(array_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC'
-                                   ELSE pg_get_userbyid(a.grantee) END)
-                FILTER (WHERE a.privilege_type = 'USAGE' AND a.grantee <> n.nspowner), '{}')
-  FROM pg_namespace n LEFT JOIN LATERAL aclexplode(n.nspacl) a ON true
- WHERE n.nspname = 'vecext' GROUP BY n.nspowner
+#: roles that can log in, are not superusers (who need no grant) and may not use vecext
+_WITHOUT_USAGE = """
+SELECT array_agg(r.rolname::text ORDER BY r.rolname)
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND r.rolname !~ '^pg_'
+   AND r.oid <> (SELECT nspowner FROM pg_namespace WHERE nspname = 'vecext')
+   AND NOT has_schema_privilege(r.oid, 'vecext', 'USAGE')
 """
 
 
@@ -52,22 +53,22 @@ def catalog_warnings(conn: psycopg.Connection) -> list[str]:
             "cannot use them; upgrade the catalog with `vecext install` (codec functions: "
             "save the codec again)"
         )
-    row = conn.execute(_GRANTEES).fetchone()
-    if row is not None and not row[1]:
+    (roles,) = conn.execute(_WITHOUT_USAGE).fetchone()  # type: ignore[misc]
+    if roles:
         has_grant = conn.execute(
-            "SELECT to_regprocedure('vecext.grant_usage(name)') IS NOT NULL "
-            "OR to_regprocedure('vecext.grant_usage(regrole)') IS NOT NULL "
-            "OR to_regprocedure('vecext.grant_usage(text)') IS NOT NULL"
+            "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'grant_usage' "
+            "AND pronamespace = 'vecext'::regnamespace)"
         ).fetchone()[0]  # type: ignore[index]
         how = (
             "SELECT vecext.grant_usage('<role>')"
             if has_grant
             else "upgrade the catalog with `vecext install`, then SELECT vecext.grant_usage('<role>')"
         )
+        shown = ", ".join(roles[:3]) + (f" and {len(roles) - 3} more" if len(roles) > 3 else "")
         out.append(
-            f"no role besides the catalog's owner ({row[0]}) may use schema vecext: other "
-            "roles cannot search, and their writes to tables with compressed columns fail "
-            f"in vecext's trigger; grant them with {how} (README: Roles and privileges)"
+            f"{len(roles)} login role(s) may not use schema vecext ({shown}): they cannot "
+            "search, and their writes to tables with compressed columns fail in vecext's "
+            f"trigger; grant them with {how} (README: Roles and privileges)"
         )
     return out
 
