@@ -1,51 +1,16 @@
-"""Fixtures of the reliability suite: a vecext database shared by a module (PostgreSQL)
-and helpers to load small tables under any name."""
+"""Fixtures and helpers of the reliability suite: small tables under any name, brute force."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import faiss
 import numpy as np
 import psycopg
-import pytest
 from psycopg import sql
 
-from tests.conftest import _create_db, _drop_db, with_dbname
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _faiss_single_thread() -> Iterator[None]:
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def rel_dsn(pg_server_dsn: str, pg_template: str) -> Iterator[str]:
-    """A database with the vecext catalog, shared by the tests of one module."""
-    from vecext.postgres import connect, install
-
-    name = _create_db(pg_server_dsn, pg_template)
-    dsn = with_dbname(pg_server_dsn, name)
-    with connect(dsn, autocommit=True) as conn:
-        install(conn)
-    yield dsn
-    _drop_db(pg_server_dsn, name)
-
-
-@pytest.fixture(scope="module")
-def rconn(rel_dsn: str) -> Iterator[psycopg.Connection]:
-    from vecext.postgres import connect
-
-    conn = connect(rel_dsn, autocommit=True)
-    yield conn
-    conn.close()
-
-
-def vector_text(row: np.ndarray) -> str:
-    return "[" + ",".join(f"{v:.9g}" for v in np.asarray(row, np.float32).tolist()) + "]"
+# the PostgreSQL tests' fixtures: a vecext database per module (module_dsn, mconn) and
+# one FAISS thread
+from tests.postgres.conftest import _faiss_single_thread, mconn, module_dsn, vector_text  # noqa: F401
 
 
 def pg_load(conn: psycopg.Connection, parts: Sequence[str], x: np.ndarray, extra: str = "") -> None:

@@ -27,18 +27,18 @@ Q = RNG.standard_normal(D).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
-def pg_items(rconn):
-    rconn.execute(
+def pg_items(mconn):
+    mconn.execute(
         f"CREATE TABLE bad_items (id int PRIMARY KEY, embedding vector({D}), tag text, "
         "year int, uid uuid)"
     )
-    with rconn.cursor() as cur:
+    with mconn.cursor() as cur:
         cur.executemany(
             "INSERT INTO bad_items VALUES (%s, %s::vector, %s, %s, %s)",
             [(i, vector_text(x), TAGS[i], YEARS[i], uuid.uuid4()) for i, x in enumerate(X)],
         )
-    yield rconn
-    rconn.execute("DROP TABLE bad_items")
+    yield mconn
+    mconn.execute("DROP TABLE bad_items")
 
 
 @pytest.fixture(scope="module")

@@ -76,15 +76,15 @@ def run_threads(searcher, writer) -> list[BaseException]:
     return errors
 
 
-def test_postgres_searchers_with_writers(rconn, rel_dsn):
-    pg_load(rconn, ("conc",), X0)
-    vp.train_codec(rconn, "conc_bin", "conc", "embedding", "binary", metric="l2")
-    col = vp.add_compressed_column(rconn, "conc", "embedding", "conc_bin", progress=False)
+def test_postgres_searchers_with_writers(mconn, module_dsn):
+    pg_load(mconn, ("conc",), X0)
+    vp.train_codec(mconn, "conc_bin", "conc", "embedding", "binary", metric="l2")
+    col = vp.add_compressed_column(mconn, "conc", "embedding", "conc_bin", progress=False)
     counts = [0] * SEARCHERS
 
     def searcher(stop, s):
         rng = np.random.default_rng(s)
-        with vp.connect(rel_dsn) as conn:  # transactions: one snapshot per check
+        with vp.connect(module_dsn) as conn:  # transactions: one snapshot per check
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             while not stop.is_set():
                 q = rng.standard_normal(D).astype(np.float32)
@@ -102,7 +102,7 @@ def test_postgres_searchers_with_writers(rconn, rel_dsn):
                 counts[s] += 1
 
     def writer(stop):
-        with vp.connect(rel_dsn, autocommit=True) as conn:
+        with vp.connect(module_dsn, autocommit=True) as conn:
             for i in range(N0, N0 + N_NEW):
                 if stop.is_set():
                     return
@@ -113,10 +113,10 @@ def test_postgres_searchers_with_writers(rconn, rel_dsn):
     errors = run_threads(searcher, writer)
     assert not errors, errors[0]
     assert min(counts) >= 2, counts
-    n = rconn.execute("SELECT count(*) FROM conc").fetchone()[0]
+    n = mconn.execute("SELECT count(*) FROM conc").fetchone()[0]
     assert n == N0 + N_NEW  # no row lost
-    codec = vp.load_codec(rconn, "conc_bin")
-    rows = rconn.execute(f"SELECT id, {col}::text FROM conc ORDER BY id").fetchall()
+    codec = vp.load_codec(mconn, "conc_bin")
+    rows = mconn.execute(f"SELECT id, {col}::text FROM conc ORDER BY id").fetchall()
     want = codec.encode(np.stack([vec(i) for i, _ in rows]))
     got = np.packbits(np.array([[c == "1" for c in t] for _, t in rows]), axis=1)
     assert np.array_equal(got, want)  # every code is the encode of its row's vector

@@ -59,18 +59,18 @@ def keep(filt: dict) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def fuzz_pg(rconn):
-    rconn.execute(
+def fuzz_pg(mconn):
+    mconn.execute(
         f"CREATE TABLE fuzz (id int PRIMARY KEY, embedding vector({D}), tag text, year int, "
         "score double precision)"
     )
-    with rconn.cursor() as cur:
+    with mconn.cursor() as cur:
         cur.executemany(
             "INSERT INTO fuzz VALUES (%s, %s::vector, %s, %s, %s)",
             [(i, vector_text(X[i]), TAGS[i], YEARS[i], SCORES[i]) for i in range(N)],
         )
-    yield rconn
-    rconn.execute("DROP TABLE fuzz")
+    yield mconn
+    mconn.execute("DROP TABLE fuzz")
 
 
 @pytest.fixture(scope="module")

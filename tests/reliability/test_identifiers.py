@@ -93,74 +93,74 @@ def test_parser_spellings():
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(_pg_name(), min_size=1, max_size=2).map(tuple))
-def test_pg_search_under_any_name(rconn, parts):
+def test_pg_search_under_any_name(mconn, parts):
     if len(parts) == 2 and parts[0].lower().startswith("pg_"):
         parts = ("s" + parts[0], parts[1])  # pg_ schemas are reserved
     try:
-        pg_load(rconn, parts, X)
+        pg_load(mconn, parts, X)
     except Exception as exc:  # the name already exists (hypothesis repeats shapes)
         pytest.skip(f"table exists: {exc}")
     try:
         want = exact_ids(X, Q, 5)
         for spelled in spellings(parts) + [sql.Identifier(*parts)]:
-            r = vp.search(rconn, spelled, "embedding", Q, 5, metric="l2", strategy="exact")
+            r = vp.search(mconn, spelled, "embedding", Q, 5, metric="l2", strategy="exact")
             assert list(r.ids) == list(want), spelled
     finally:
-        rconn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(*parts)))
+        mconn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(*parts)))
 
 
 @pytest.mark.parametrize(
     "parts",
     [("MyItems",), ("café",), ('it"s',), ("a\\b",), ("my schema", 'it"s'), ("ü" * 31 + "x",)],
 )
-def test_pg_every_verb_under_hard_names(rconn, parts):
+def test_pg_every_verb_under_hard_names(mconn, parts):
     """train_codec, add_compressed_column, calibrate, add_ivf_lists, create_vector_index,
     search (exact and compressed), drop_compressed_column: each spelling works."""
-    pg_load(rconn, parts, X)
+    pg_load(mconn, parts, X)
     try:
         for t in spellings(parts) + [sql.Identifier(*parts)]:
             tag = f"{uuid.uuid4().hex[:8]}"
-            vp.train_codec(rconn, f"c{tag}", t, "embedding", "binary", metric="cosine")
+            vp.train_codec(mconn, f"c{tag}", t, "embedding", "binary", metric="cosine")
             col = vp.add_compressed_column(
-                rconn, t, "embedding", f"c{tag}", f"k{tag}", progress=False
+                mconn, t, "embedding", f"c{tag}", f"k{tag}", progress=False
             )
-            assert vp.compressed_column(rconn, t, col).table.name == parts[-1]
-            vp.calibrate(rconn, t, col)
-            vp.add_ivf_lists(rconn, t, "embedding", 4, code_column=col)
+            assert vp.compressed_column(mconn, t, col).table.name == parts[-1]
+            vp.calibrate(mconn, t, col)
+            vp.add_ivf_lists(mconn, t, "embedding", 4, code_column=col)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                vp.create_vector_index(rconn, t, "embedding", name=f"ix{tag}")
-            r = vp.search(rconn, t, "embedding", Q, 5, strategy="compressed", using=col)
+                vp.create_vector_index(mconn, t, "embedding", name=f"ix{tag}")
+            r = vp.search(mconn, t, "embedding", Q, 5, strategy="compressed", using=col)
             assert len(r.ids) == 5
-            vp.drop_vector_index(rconn, t, f"ix{tag}")
-            vp.drop_compressed_column(rconn, t, col)
-            vp.drop_codec(rconn, f"c{tag}")
+            vp.drop_vector_index(mconn, t, f"ix{tag}")
+            vp.drop_compressed_column(mconn, t, col)
+            vp.drop_codec(mconn, f"c{tag}")
     finally:
-        rconn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(*parts)))
+        mconn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(*parts)))
         if len(parts) == 2:
-            rconn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(parts[0])))
+            mconn.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(parts[0])))
 
 
-def test_pg_names_longer_than_63_bytes_are_refused(rconn):
+def test_pg_names_longer_than_63_bytes_are_refused(mconn):
     with pytest.raises(VecextError, match="at most 63 bytes"):
-        vp.search(rconn, "é" * 32, "embedding", Q, 3)
+        vp.search(mconn, "é" * 32, "embedding", Q, 3)
     with pytest.raises(VecextError, match="at most 63 bytes"):
-        vp.train_codec(rconn, "c64", "x" * 64, "embedding", "binary")
+        vp.train_codec(mconn, "c64", "x" * 64, "embedding", "binary")
 
 
-def test_pg_unquoted_mixed_case_folds_like_sql(rconn):
-    pg_load(rconn, ("items_fold",), X)
+def test_pg_unquoted_mixed_case_folds_like_sql(mconn):
+    pg_load(mconn, ("items_fold",), X)
     try:
-        r = vp.search(rconn, "Items_Fold", "embedding", Q, 3, metric="l2", strategy="exact")
+        r = vp.search(mconn, "Items_Fold", "embedding", Q, 3, metric="l2", strategy="exact")
         assert list(r.ids) == list(exact_ids(X, Q, 3))
         with pytest.raises(VecextError, match="does not exist"):
-            vp.search(rconn, '"Items_Fold"', "embedding", Q, 3)
+            vp.search(mconn, '"Items_Fold"', "embedding", Q, 3)
     finally:
-        rconn.execute("DROP TABLE items_fold")
+        mconn.execute("DROP TABLE items_fold")
 
 
 @pytest.mark.parametrize("name", ["café", 'it"s', "a\\b"])
-def test_alembic_ops_under_hard_names(rconn, rel_dsn, name):
+def test_alembic_ops_under_hard_names(mconn, module_dsn, name):
     import sqlalchemy as sa
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
@@ -168,9 +168,9 @@ def test_alembic_ops_under_hard_names(rconn, rel_dsn, name):
     import vecext.alembic  # noqa: F401  (registers the operations)
     from vecext.postgres.connection import sqlalchemy_url
 
-    pg_load(rconn, (name,), X)
+    pg_load(mconn, (name,), X)
     tag = uuid.uuid4().hex[:8]
-    engine = sa.create_engine(sqlalchemy_url(rel_dsn), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(sqlalchemy_url(module_dsn), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn)
@@ -180,8 +180,8 @@ def test_alembic_ops_under_hard_names(rconn, rel_dsn, name):
                                 metric="cosine")  # fmt: skip
                 col = op.add_compressed_column(name, "embedding", f"a{tag}", f"k{tag}")
                 op.create_vector_index(f"ix{tag}", name, "embedding", m=8)
-        assert vp.compressed_column(rconn, (name,), col).codec == f"a{tag}"
-        n = rconn.execute(
+        assert vp.compressed_column(mconn, (name,), col).codec == f"a{tag}"
+        n = mconn.execute(
             sql.SQL("SELECT count({}) FROM {}").format(sql.Identifier(col), sql.Identifier(name))
         ).fetchone()[0]
         assert n == len(X)
@@ -194,7 +194,7 @@ def test_alembic_ops_under_hard_names(rconn, rel_dsn, name):
                 op.drop_codec(f"a{tag}")
     finally:
         engine.dispose()
-        rconn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+        mconn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
 
 
 # ---------------------------------------------------------------------------

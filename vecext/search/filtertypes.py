@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range
+from vecext.search.filters import And, Eq, FilterError, In, Predicate, Range, _is_number
 
 _FAMILIES = (
     ("bool", re.compile(r"^(boolean|bool)$")),
@@ -48,14 +48,6 @@ def family(type_text: str) -> str | None:
     return None
 
 
-def _number_text(v: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        return False
-    return True
-
-
 def _int_text(v: str) -> bool:
     try:
         int(v.strip())
@@ -82,7 +74,7 @@ def _ok(fam: str, v: Any) -> bool:
         if isinstance(v, bool):
             return False
         return isinstance(v, (numbers.Real, decimal.Decimal)) or (
-            isinstance(v, str) and _number_text(v)
+            isinstance(v, str) and _is_number(v)
         )
     if fam == "text":
         return isinstance(v, str)
