@@ -19,11 +19,12 @@ def _info(dsn: str) -> dict:
     return json.loads(res.stdout)
 
 
-def _functions(conn) -> list[str]:
+def _functions(conn, extra: str = "") -> list[str]:
     return [
         r[0]
         for r in conn.execute(
-            "SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = 'vecext'::regnamespace"
+            "SELECT oid::regprocedure::text FROM pg_proc "
+            f"WHERE pronamespace = 'vecext'::regnamespace {extra} ORDER BY oid"
         ).fetchall()
     ]
 
@@ -33,7 +34,7 @@ def test_info_warns_about_search_path_and_grants(pg_catalog):
     dsn = conn.info.dsn
     # the state an old catalog is in: a function that does not pin search_path, and an
     # application role that was never granted anything
-    fn = _functions(conn)[0]
+    fn = _functions(conn, "AND prokind = 'f'")[0]
     conn.execute(sql.SQL(f"ALTER ROUTINE {fn} RESET search_path"))
     conn.execute("CREATE ROLE vecext_app_t LOGIN")
     try:

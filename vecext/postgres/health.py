@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import psycopg
 
-_UNPINNED = """
-SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}'))
-                                          AS c WHERE c LIKE 'search\\_path=%%')),
-       count(*),
-       (array_agg(p.proname::text ORDER BY p.proname) FILTER (WHERE NOT EXISTS (
-            SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) AS c
-             WHERE c LIKE 'search\\_path=%%')))[1:3]
-  FROM pg_proc p WHERE p.pronamespace = 'vecext'::regnamespace
+#: functions that must pin search_path: all of vecext's but procedures (a procedure
+#: with a SET clause cannot COMMIT; vecext.backfill names every object with its schema)
+#: and a PQ codec's inlinable lookup sum ``<codec>_distance(bytea, real[])`` (a SET
+#: clause would stop inlining; it uses built-in operators only)
+_MUST_PIN = """p.pronamespace = 'vecext'::regnamespace AND p.prokind <> 'p'
+   AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')
+            AND p.proargtypes = '17 1021'::oidvector)"""
+_PINNED = "EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\\_path=%')"
+_UNPINNED = f"""
+SELECT count(*) FILTER (WHERE NOT {_PINNED}), count(*),
+       (array_agg(p.proname::text ORDER BY p.proname) FILTER (WHERE NOT {_PINNED}))[1:3]
+  FROM pg_proc p WHERE {_MUST_PIN}
 """
 
 #: roles that can log in, are not superusers (who need no grant) and may not use vecext
@@ -67,8 +71,9 @@ def catalog_warnings(conn: psycopg.Connection) -> list[str]:
         shown = ", ".join(roles[:3]) + (f" and {len(roles) - 3} more" if len(roles) > 3 else "")
         out.append(
             f"{len(roles)} login role(s) may not use schema vecext ({shown}): they cannot "
-            "search, and their writes to tables with compressed columns fail in vecext's "
-            f"trigger; grant them with {how} (README: Roles and privileges)"
+            "search tables with vecext columns"
+            + ("" if has_grant else ", and their writes to such tables fail in vecext's trigger")
+            + f"; grant them with {how} (README: Roles and privileges)"
         )
     return out
 
