@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecext.duckdb import _arrow as ar
-from vecext.duckdb._sql import HASH_SUFFIX, TableRef, quote_ident
+from vecext.duckdb._sql import HASH_SUFFIX, TableRef, column_type, primary_key, quote_ident
 
 #: ``backfill_position`` of a completely refreshed DuckDB column
 MARK_TEXT = "refreshed to rowid {}"
@@ -87,11 +87,15 @@ class CodeSet:
     """The cached codes of one compressed column (rows at or below ``mark``)."""
 
     rowids: np.ndarray  # int64, ascending
+    #: the integer primary key of each row (the rerank looks rows up by it), else None
+    keys: np.ndarray | None
     codes: np.ndarray  # (n, code_size) uint8, C-contiguous
     lists: np.ndarray | None  # int32 list id per row, -1 where NULL
     keyhash: np.ndarray  # uint64 hash of the id column per row (renumbering check)
     mark: int
     stale: np.ndarray  # rowids at or below the mark found stale by the hash check
+    #: keys (or rowids) of rows at or below the mark without codes, or without a list
+    uncoded: np.ndarray
     count: int  # rows at or below the mark (with codes) when checked
     top: int  # the highest rowid when checked
     _csr: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
@@ -99,6 +103,7 @@ class CodeSet:
     @property
     def nbytes(self) -> int:
         extra = 0 if self.lists is None else self.lists.nbytes
+        extra += 0 if self.keys is None else self.keys.nbytes
         return int(self.rowids.nbytes + self.codes.nbytes + self.keyhash.nbytes + extra)
 
     def positions(self, rowids: np.ndarray) -> np.ndarray:
@@ -210,6 +215,9 @@ def _load(con: duckdb.DuckDBPyConnection, col: Column, code_size: int, mark: int
     """Read the codes (one Arrow scan); without a trusted ``mark``, hash every vector."""
     t, c = col.t, col.code_sql
     lst = f", {quote_ident(col.list_column)} AS vx_list" if col.list_column else ""
+    keyed = integer_key(con, t, col.id_column)
+    if keyed:
+        lst += f", {quote_ident(col.id_column)}::BIGINT AS vx_key"
     keyhash = f"hash({quote_ident(col.id_column)}) AS vx_kh"
     if mark is None:
         # one snapshot: the mark is the highest rowid, the stale rows are found by hash
@@ -235,6 +243,7 @@ def _load(con: duckdb.DuckDBPyConnection, col: Column, code_size: int, mark: int
         la = pc.fill_null(a.column("vx_list"), -1).to_numpy()
         lists = np.ascontiguousarray(la, dtype=np.int32)
     kh = np.asarray(a.column("vx_kh").to_numpy(zero_copy_only=False), dtype=np.uint64)
+    keys = np.asarray(a.column("vx_key").to_numpy(), dtype=np.int64) if keyed else None
     if mark is None:
         stale_mask = np.asarray(a.column("vx_stale").to_numpy(zero_copy_only=False), bool)
         stale = rowids[stale_mask]
@@ -242,11 +251,33 @@ def _load(con: duckdb.DuckDBPyConnection, col: Column, code_size: int, mark: int
         mark = int(tops[0].as_py()) if len(tops) else -1
     else:
         stale = np.zeros(0, np.int64)
+    # rows the scan cannot rank: no codes yet (or no list); the rerank takes them all
+    key = f"{quote_ident(col.id_column)}::BIGINT" if keyed else "rowid"
+    missing = f"{c} IS NULL"
+    if col.list_column:
+        missing += f" OR {quote_ident(col.list_column)} IS NULL"
+    got = con.execute(
+        f"SELECT {key} AS vx_key FROM {t.sql} WHERE rowid <= ? AND ({missing}) "
+        f"AND {quote_ident(col.source)} IS NOT NULL",
+        [mark],
+    ).fetchnumpy()
+    uncoded = np.asarray(got["vx_key"], dtype=np.int64)
     top = con.execute(f"SELECT max(rowid) FROM {t.sql}").fetchone()
     return CodeSet(
-        rowids, codes, lists, kh, int(mark), stale, len(rowids),
+        rowids, keys, codes, lists, kh, int(mark), stale, uncoded, len(rowids),
         -1 if not top or top[0] is None else int(top[0]),
     )  # fmt: skip
+
+
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+
+
+def integer_key(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> bool:
+    """Whether ``column`` is ``t``'s single-column primary key of an integer type that
+    fits BIGINT (then DuckDB's ART index finds rows by it: the rerank's lookups)."""
+    if primary_key(con, t) != column:
+        return False
+    return column_type(con, t, column)[1] in _INTEGER_TYPES
 
 
 def _layout(typ: Any) -> ar.Layout:

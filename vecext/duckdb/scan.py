@@ -25,7 +25,9 @@ when DuckDB's own threads or other searches keep the cores busy.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import duckdb
@@ -34,7 +36,7 @@ import numpy as np
 from vecext.codecs import Codec
 from vecext.duckdb import codeset
 from vecext.duckdb.codecs import cached_codec
-from vecext.duckdb.filters import ident
+from vecext.duckdb.filters import compile_filter
 from vecext.search.contracts import Candidates, SearchError, Stage
 
 #: codes above which one scan is split over the FAISS threads
@@ -100,30 +102,31 @@ def candidates(ctx: Any, stage: Stage) -> Candidates:
     col = codeset.Column(info.ref, code.name, info.column, info.id_column, code.list_column)
     codec = cached_codec(con, code.codec, code.fingerprint)
     entry = codeset.code_set(con, col, int(codec.code_size))
-    c = col.code_sql
-    unsure = f"rowid > {int(entry.mark)} OR {c} IS NULL"
-    if code.list_column:
-        unsure += f" OR {ident(code.list_column)} IS NULL"
     budget = ctx.req.max_scan_rows
+    keyed = entry.keys is not None
+    key = ctx.id if keyed else "rowid"  # the rerank finds rows by the primary key's index
+    above = f"rowid > {int(entry.mark)}"  # written since the refresh (cheap: rowid only)
     if ctx.req.pred is None:
-        live = _rowids(
-            con, f"SELECT rowid FROM {ctx.t} WHERE ({unsure}) AND {ctx.where}", ctx.where_params
-        )["rowid"]
+        live = _rowids(con, f"SELECT {key}::BIGINT AS vx_key FROM {ctx.t} WHERE {above}", [])[
+            "vx_key"
+        ]
         pos = None if every else entry.in_lists(np.asarray(lists))
     else:
+        body, params = compile_filter(ctx.req.pred)
         got = _rowids(
             con,
-            f"SELECT rowid, ({unsure}) AS vx_unsure FROM {ctx.t} WHERE {ctx.where}",
-            ctx.where_params,
+            f"SELECT rowid, {key}::BIGINT AS vx_key FROM {ctx.t} WHERE ({body})",
+            params,
         )
-        unsure_mask = got["vx_unsure"].astype(bool)
-        live = got["rowid"][unsure_mask]
-        pos = entry.positions(got["rowid"][~unsure_mask])
+        new = got["rowid"] > entry.mark
+        live = got["vx_key"][new]
+        pos = entry.positions(got["rowid"][~new])
         if not every:
             inside = np.zeros(len(entry.rowids), dtype=bool)
             inside[pos] = True
             in_lists = entry.in_lists(np.asarray(lists))
             pos = in_lists[inside[in_lists]]
+    live = np.concatenate([np.asarray(live, np.int64), entry.uncoded])
     if budget is not None:
         pos = np.arange(min(int(budget), len(entry.rowids))) if pos is None else pos[:budget]
     if pos is not None:
@@ -131,32 +134,95 @@ def candidates(ctx: Any, stage: Stage) -> Candidates:
     codes = entry.codes if pos is None else entry.codes[pos]
     n_read = len(entry.rowids) if pos is None else len(pos)
     best = np.zeros(0, np.int64)
+    rows_of = entry.keys if entry.keys is not None else entry.rowids
+    # with a primary key, the stage returns up to dmax candidates in code order (the
+    # first depth reranked) and the engine's progressive deepening reranks more by key
+    want = stage.dmax if keyed else depth
+    best_lists = np.zeros(0, np.int64)
     if len(codes):
-        _, top = _scan(codec, ctx.req.q, codes, depth)
-        best = entry.rowids[top if pos is None else pos[top]]
-    chosen = np.unique(np.concatenate([best, live.astype(np.int64), entry.stale]))
+        _, top = _scan(codec, ctx.req.q, codes, max(depth, want))
+        at = top if pos is None else pos[top]
+        best = rows_of[at]
+        if entry.lists is not None and not every:
+            best_lists = entry.lists[at].astype(np.int64)
+    stale = entry.stale
+    if keyed and len(stale):
+        stale = entry.keys[entry.positions(stale)]  # type: ignore[index]
+    first, rest = best[:depth], best[depth:]
+    extra = np.setdiff1d(np.concatenate([np.asarray(live, np.int64), stale]), first)
     if ctx.plan is not None:
         ctx.plan.steps.append(
-            f"FAISS scanned {n_read} cached codes of {code.name}; {len(live)} rows written "
-            f"since the last refresh or without codes are reranked with the {len(best)} best"
+            f"FAISS scanned {n_read} cached codes of {code.name}; {len(extra)} rows written "
+            f"since the last refresh or without codes are reranked with the {len(first)} best"
         )
-    rows = _rerank(ctx, chosen)
-    ids = [r[0] for r in rows]
-    dist = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
-    return Candidates(ids, dist, np.full(len(ids), -1, np.int64), None if every else n_read,
-                      len(ids))  # fmt: skip
+    rows = _rerank(ctx, np.concatenate([first, extra]), key)
+    got = {r[0]: (r[1], r[2]) for r in rows}  # key -> (id, exact distance)
+    done = [int(x) for x in first if int(x) in got] + [int(x) for x in extra if int(x) in got]
+    ids: list[Any] = [got[x][0] for x in done]
+    dist = [np.nan if got[x][1] is None else float(got[x][1]) for x in done]
+    if keyed and len(rest):
+        ids += [int(x) for x in rest]  # the id column is the key: reranked on demand
+        dist += [np.nan] * len(rest)
+    # each candidate's IVF list, for the engine's widening; rows reranked regardless of
+    # their list count as found in the nearest probed list
+    lst = np.full(len(ids), -1, np.int64)
+    if len(best_lists):
+        where = dict(zip((int(x) for x in best), best_lists.tolist(), strict=True))
+        near = int(np.asarray(lists)[0])
+        keys_in_order = [x for x in done] + [int(x) for x in rest] if keyed else done
+        lst = np.array([where.get(x, near) for x in keys_in_order], dtype=np.int64)
+    return Candidates(ids, np.array(dist, dtype=np.float64), lst,
+                      None if every else n_read, len(done))  # fmt: skip
 
 
-def _rerank(ctx: Any, rowids: np.ndarray) -> list[tuple[Any, ...]]:
-    """Exact distances of the rows ``rowids`` passing the filter, by (distance, id)."""
-    if len(rowids) == 0:
+def exact_of(ctx: Any, ids: list[Any]) -> np.ndarray:
+    """Exact distances of the rows ``ids`` (integer primary keys), aligned with them."""
+    rows = _rerank(ctx, np.asarray(ids, dtype=np.int64), ctx.id)
+    got = {r[0]: r[2] for r in rows}
+    return np.array([np.nan if got.get(i) is None else got[i] for i in ids], dtype=np.float64)
+
+
+#: keys per IN list of the rerank (DuckDB turns longer lists into a scan)
+RERANK_CHUNK = 1000
+
+
+def _rerank(ctx: Any, keys: np.ndarray, key: str) -> list[tuple[Any, ...]]:
+    """``(key, id, exact distance)`` of the rows whose ``key`` (the primary key, else
+    ``rowid``) is in ``keys`` and that pass the filter, by (distance, id). The keys are integers made
+    here, never text from the caller; with a primary key DuckDB looks each up in its
+    ART index when it is allowed to for this many rows (``index_scan_max_count``)."""
+    if len(keys) == 0:
         return []
-    marks = ",".join(str(int(r)) for r in rowids)  # integers made here, not caller text
-    sql = (
-        f"SELECT {ctx.id} AS vx_id, {ctx.dist()} AS vx_dist FROM {ctx.t} "
-        f"WHERE rowid IN ({marks}) AND {ctx.where} ORDER BY vx_dist, vx_id"
-    )
+    parts, params = [], []
+    for i in range(0, len(keys), RERANK_CHUNK):
+        marks = ",".join(str(int(r)) for r in keys[i : i + RERANK_CHUNK])
+        parts.append(
+            f"SELECT {key}::BIGINT AS vx_key, {ctx.id} AS vx_id, {ctx.dist()} AS vx_dist "
+            f"FROM {ctx.t} WHERE {key} IN ({marks}) AND {ctx.where}"
+        )
+        params += [ctx.q, *ctx.where_params]
+    sql = "SELECT * FROM (" + " UNION ALL ".join(parts) + ") ORDER BY vx_dist, vx_id"
     try:
-        return ctx.con.execute(sql, [ctx.q, *ctx.where_params]).fetchall()  # type: ignore[no-any-return]
+        with _index_scans(ctx.con, len(keys)) if key != "rowid" else nullcontext():
+            return ctx.con.execute(sql, params).fetchall()  # type: ignore[no-any-return]
     except duckdb.CatalogException as exc:
         raise SearchError(f"{exc}: reranking {ctx.info.table}") from exc
+
+
+@contextmanager
+def _index_scans(con: duckdb.DuckDBPyConnection, n: int) -> Iterator[None]:
+    """Let DuckDB use the primary key's index for ``n`` lookups in this connection
+    (its default stops at 2,048 rows or 0.1% of the table), then restore the setting."""
+    row = con.execute("SELECT current_setting('index_scan_max_count')").fetchone()
+    before = int(row[0]) if row and str(row[0]).isdigit() else None
+    if before is not None and before >= n:
+        yield
+        return
+    con.execute(f"SET SESSION index_scan_max_count = {int(n)}")
+    try:
+        yield
+    finally:
+        if before is None:
+            con.execute("RESET SESSION index_scan_max_count")
+        else:
+            con.execute(f"SET SESSION index_scan_max_count = {before}")

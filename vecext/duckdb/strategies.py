@@ -215,6 +215,8 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
 
 def exact_of(ctx: Context, ids: list[Any]) -> np.ndarray:
     """Exact distances of the rows ``ids``, aligned with ``ids``."""
+    if scan.candidate_scan() == "faiss" and all(isinstance(i, (int, np.integer)) for i in ids):
+        return scan.exact_of(ctx, ids)
     marks = ", ".join("?" for _ in ids)
     rows = ctx.con.execute(
         f"SELECT {ctx.id}, {ctx.dist()} FROM {ctx.t} WHERE {ctx.id} IN ({marks}) AND {ctx.where}",
