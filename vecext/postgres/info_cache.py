@@ -174,12 +174,13 @@ def _prepared(conn: psycopg.Connection, query: sql.Composed, regclass: str) -> A
     still prepares this one statement, and only it."""
     pending = getattr(getattr(conn, "_prepared", None), "_to_flush", None)
     if pending:
-        # psycopg still owes the server a DEALLOCATE ALL (it queues one when a command
-        # reports ROLLBACK, as a savepoint's does) and sends it after the next statement:
-        # after this one's PREPARE it would drop it while psycopg kept its name, and the
-        # next search on the connection would fail ("prepared statement does not exist")
-        # whenever nothing cleared psycopg's names in between (a search that raised)
-        conn.execute("SELECT 1", prepare=False)
+        # psycopg owes the server a DEALLOCATE ALL (it queues one when a command reports
+        # ROLLBACK, as a savepoint's does) and sends it right after the next statement:
+        # a statement prepared now would be dropped at once while psycopg kept its name,
+        # and the next search on the connection would fail ("prepared statement does not
+        # exist") if nothing cleared psycopg's names in between (a search that raised).
+        # Run it unprepared: it costs the same planning, and no extra round trip.
+        return conn.execute(query, [regclass], prepare=False).fetchone()
     threshold = conn.prepare_threshold
     if threshold is None:
         conn.prepare_threshold = 1 << 30  # nothing is prepared implicitly meanwhile
