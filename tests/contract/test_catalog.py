@@ -4,6 +4,7 @@ refused when newer than this vecext."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,19 @@ from tests.contract.conftest import Db
 from vecext.catalog import scripts
 from vecext.errors import CatalogError
 
-CHAIN = ["vecext--0.1.0.sql", "vecext--0.1.0--0.2.0.sql", "vecext--0.2.0--0.3.0.sql"]
+
+def chain(backend: str) -> list[tuple[str, str]]:
+    """(script, version it installs) from the first release's base script to the
+    latest, read from the script names: ``vecext--0.1.0.sql``, then each
+    ``vecext--<from>--<to>.sql`` whose ``from`` is the version reached so far."""
+    names = sorted(p.name for p in scripts.scripts_dir(backend).glob("vecext--*.sql"))
+    steps = {n.split("--")[1]: n for n in names if n.count("--") == 2}
+    out, version = [("vecext--0.1.0.sql", "0.1.0")], "0.1.0"
+    while version in steps:
+        script = steps[version]
+        version = script.removesuffix(".sql").split("--")[2]
+        out.append((script, version))
+    return out
 
 
 @pytest.fixture(params=["postgres", "duckdb"])
@@ -60,10 +73,12 @@ def test_install_creates_the_catalog(bare: Db) -> None:
     with pytest.raises(CatalogError, match="not installed"):
         api.require_catalog(db.conn)
     result = api.install(db.conn)
-    assert result.previous is None and result.changed
-    assert result.current == scripts.latest_version(db.name) == "0.3.0"
+    steps = chain(db.name)
+    latest = steps[-1][1]
+    assert result.previous is None and result.changed and len(steps) >= 3
+    assert result.current == scripts.latest_version(db.name) == latest
     # the base script of the first release, then the upgrade chain
-    assert result.applied == CHAIN
+    assert result.applied == [script for script, _ in steps]
     tables = {r[0] for r in snapshot(db)["columns"]}
     assert {
         "codecs",
@@ -78,12 +93,9 @@ def test_install_creates_the_catalog(bare: Db) -> None:
     } <= tables
     if db.name == "duckdb":  # DuckDB's SQL functions are macros that attach() creates
         db.api.attach(db.conn, vss=False)
-    assert db.sql("SELECT vecext.vecext_version()") == [("0.3.0",)]
-    assert api.require_catalog(db.conn) == "0.3.0"
-    assert snapshot(db)["history"] == sorted(
-        [("vecext--0.1.0.sql", "0.1.0"), ("vecext--0.1.0--0.2.0.sql", "0.2.0"),
-         ("vecext--0.2.0--0.3.0.sql", "0.3.0")]
-    )  # fmt: skip
+    assert db.sql("SELECT vecext.vecext_version()") == [(latest,)]
+    assert api.require_catalog(db.conn) == latest
+    assert snapshot(db)["history"] == sorted(steps)
 
 
 def test_reinstall_changes_nothing(bare: Db) -> None:
@@ -91,7 +103,8 @@ def test_reinstall_changes_nothing(bare: Db) -> None:
     api.install(db.conn)
     before = snapshot(db)
     again = api.install(db.conn)
-    assert not again.changed and again.current == "0.3.0" and again.applied == []
+    assert not again.changed and again.applied == []
+    assert again.current == scripts.latest_version(db.name)
     assert snapshot(db) == before
 
 
@@ -109,15 +122,17 @@ def test_upgrade_from_0_1_0_gives_the_fresh_catalog(bare: Db) -> None:
     """A catalog installed by vecext 0.1.0 upgrades to the catalog a fresh install
     builds: the same tables and functions, each script recorded once, rows kept."""
     db, api = bare, bare.api
+    steps = [script for script, _ in chain(db.name)]
+    latest = scripts.latest_version(db.name)
     first = api.install(db.conn, target="0.1.0")
-    assert first.applied == CHAIN[:1] and first.current == "0.1.0"
+    assert first.applied == steps[:1] and first.current == "0.1.0"
     assert api.installed_version(db.conn) == "0.1.0"
     db.sql(
         "INSERT INTO vecext.tenant_columns (table_schema, table_name, tenant_column) "
         "VALUES ('app', 'docs', 'org')"
     )
     up = api.install(db.conn)
-    assert (up.previous, up.current) == ("0.1.0", "0.3.0") and up.applied == CHAIN[1:]
+    assert (up.previous, up.current) == ("0.1.0", latest) and up.applied == steps[1:]
     kept = db.sql("SELECT table_schema, table_name, tenant_column FROM vecext.tenant_columns")
     assert kept == [("app", "docs", "org")]
     db.sql("DELETE FROM vecext.tenant_columns")
@@ -126,5 +141,6 @@ def test_upgrade_from_0_1_0_gives_the_fresh_catalog(bare: Db) -> None:
     api.install(db.conn)
     assert snapshot(db) == upgraded
     # there is no way back through install(): an older target is refused
-    with pytest.raises(CatalogError, match=r"version 0\.3\.0, newer than this vecext \(0\.1\.0\)"):
+    newer = rf"version {re.escape(latest)}, newer than this vecext \(0\.1\.0\)"
+    with pytest.raises(CatalogError, match=newer):
         api.install(db.conn, target="0.1.0")
