@@ -24,13 +24,13 @@ def test_install_then_info(pg_dsn):
     first = runner.invoke(app, ["install", "--dsn", pg_dsn])
     assert first.exit_code == 0, first.output
     assert (
-        "applied vecext--0.1.0.sql, vecext--0.1.0--0.2.0.sql, vecext--0.2.0--0.3.0.sql"
-        in " ".join(first.stdout.split())
+        "applied vecext--0.1.0.sql, vecext--0.1.0--0.2.0.sql, vecext--0.2.0--0.3.0.sql, "
+        "vecext--0.3.0--0.4.0.sql" in " ".join(first.stdout.split())
     )
     second = runner.invoke(app, ["install", "--dsn", pg_dsn])
     assert "nothing to do" in second.stdout
     info = runner.invoke(app, ["info", "--dsn", pg_dsn, "--json"])
-    assert json.loads(info.stdout)["items"]["postgres catalog"] == "installed, version 0.3.0"
+    assert json.loads(info.stdout)["items"]["postgres catalog"] == "installed, version 0.4.0"
 
 
 def test_unreachable_dsn_is_a_clear_error():
@@ -46,5 +46,5 @@ def test_install_into_duckdb_file(tmp_path):
     import vecext.duckdb as vd
 
     con = vd.connect(path)
-    assert vd.installed_version(con) == "0.3.0"
+    assert vd.installed_version(con) == "0.4.0"
     con.close()

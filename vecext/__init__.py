@@ -25,7 +25,7 @@ from vecext.search import FilterError, SearchError, SearchResult, explain, searc
 try:
     __version__ = _dist_version("vecext")
 except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.3.0"
+    __version__ = "0.4.0"
 
 __all__ = [
     "CatalogError",

@@ -57,6 +57,45 @@ def fetch_codes(conn: psycopg.Connection, query: str, params: list | None = None
     return np.array([np.frombuffer(bytes(r[0]), np.uint8) for r in rows])
 
 
+def store_of(conn: psycopg.Connection, table: str, code_column: str):
+    """The code store ``vecext."store_<id>"`` of a compressed column (an Identifier)."""
+    from vecext.postgres.columns import compressed_column
+
+    store = compressed_column(conn, table, code_column).store
+    assert store is not None, f"{table}.{code_column} has no code store"
+    return store
+
+
+def store_codes(
+    conn: psycopg.Connection, table: str, code_column: str, where: str = "TRUE"
+) -> tuple[list, np.ndarray]:
+    """(keys, codes) of a compressed column's store in key order, the codes as uint8 rows
+    (the bytes of ``codec.encode``, whatever the store's type)."""
+    from psycopg import sql
+
+    store = store_of(conn, table, code_column)
+    typ = conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attname = 'code'",
+        [store.as_string(conn)],
+    ).fetchone()[0]
+    if typ.startswith("bit"):  # int32 bit length, then the packed bits
+        expr = "substring(bit_send(code) from 5)"
+    elif "halfvec" in typ:  # int16 dim, int16 unused, big-endian halves
+        expr = "substring(halfvec_send(code) from 5)"
+    else:
+        expr = "code"
+    rows = conn.execute(
+        sql.SQL("SELECT pk, {} FROM {} WHERE {} ORDER BY pk").format(
+            sql.SQL(expr), store, sql.SQL(where)
+        )
+    ).fetchall()
+    codes = np.array([np.frombuffer(bytes(r[1]), np.uint8) for r in rows])
+    if "halfvec" in typ and len(rows):
+        codes = codes.view(">f2").astype("<f2").view(np.uint8)
+    return [r[0] for r in rows], codes
+
+
 @pytest.fixture(scope="module")
 def module_dsn(pg_server_dsn: str, pg_template: str) -> Iterator[str]:
     """A database with the vecext catalog, shared by the tests of one module."""

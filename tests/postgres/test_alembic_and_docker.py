@@ -35,10 +35,10 @@ def test_alembic_upgrade_head_then_downgrade_base(pg_dsn):
     cfg = alembic_config(pg_dsn)
     command.upgrade(cfg, "head")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        assert catalog.installed_version(conn) == "0.3.0"
+        assert catalog.installed_version(conn) == "0.4.0"
         via_alembic = snapshot(conn)
         assert conn.execute("SELECT version_num FROM vecext_alembic_version").fetchall() == [
-            ("vecext_0_3_0",)
+            ("vecext_0_4_0",)
         ]
         # the same catalog as `vecext install` builds
         conn.execute("DROP SCHEMA vecext CASCADE")
@@ -85,8 +85,18 @@ def test_alembic_one_revision_per_script(pg_dsn):
     command.upgrade(cfg, "vecext_0_3_0")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         assert catalog.installed_version(conn) == "0.3.0"
-        stepwise = snapshot(conn)
+        at_0_3_0 = snapshot(conn)
         assert conn.execute("SELECT to_regproc('vecext.codec_distance')").fetchone()[0]
+    command.upgrade(cfg, "vecext_0_4_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert catalog.installed_version(conn) == "0.4.0"
+        stepwise = snapshot(conn)
+        assert conn.execute("SELECT to_regproc('vecext.store_trigger')").fetchone()[0]
+    command.downgrade(cfg, "vecext_0_3_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        back = snapshot(conn)
+    assert sorted(back.pop("history")) == sorted(at_0_3_0.pop("history"))
+    assert back == at_0_3_0
     command.downgrade(cfg, "vecext_0_2_0")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         back = snapshot(conn)
@@ -149,7 +159,7 @@ def test_docker_init_script_matches_vecext_install(pg_dsn, pg_server_dsn):
         conn.execute("DROP SCHEMA vecext CASCADE")
         catalog.install(conn)
         assert snapshot(conn) == via_docker
-        assert catalog.installed_version(conn) == "0.3.0"
+        assert catalog.installed_version(conn) == "0.4.0"
 
 
 def test_docker_init_script_fails_loudly_on_bad_sql(pg_dsn, tmp_path):

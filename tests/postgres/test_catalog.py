@@ -13,8 +13,15 @@ import pytest
 
 import vecext
 from vecext.catalog import scripts as _scripts
+from vecext.codecs import make_codec
 from vecext.errors import CatalogError
-from vecext.postgres import catalog
+from vecext.postgres import (
+    add_compressed_column,
+    catalog,
+    drop_codec,
+    drop_compressed_column,
+    save_codec,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,19 +57,19 @@ def sql_tree(tmp_path, monkeypatch):
 
 def test_upgrades_step_by_step(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text(
+    (sql_tree / "vecext--0.4.0--0.4.1.sql").write_text(
         "CREATE TABLE vecext.step_one (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.3.1';\n"
-        "INSERT INTO vecext.install_history VALUES ('vecext--0.3.0--0.3.1.sql', '0.3.1');\n"
+        "UPDATE vecext.installed_version SET version = '0.4.1';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.4.0--0.4.1.sql', '0.4.1');\n"
     )
-    (sql_tree / "vecext--0.3.1--0.4.0.sql").write_text(
+    (sql_tree / "vecext--0.4.1--0.5.0.sql").write_text(
         "ALTER TABLE vecext.step_one ADD COLUMN y int;\n"
-        "UPDATE vecext.installed_version SET version = '0.4.0';\n"
-        "INSERT INTO vecext.install_history VALUES ('vecext--0.3.1--0.4.0.sql', '0.4.0');\n"
+        "UPDATE vecext.installed_version SET version = '0.5.0';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.4.1--0.5.0.sql', '0.5.0');\n"
     )
     result = catalog.install(pg_conn)
-    assert result.previous == "0.3.0" and result.current == "0.4.0"
-    assert result.applied == ["vecext--0.3.0--0.3.1.sql", "vecext--0.3.1--0.4.0.sql"]
+    assert result.previous == "0.4.0" and result.current == "0.5.0"
+    assert result.applied == ["vecext--0.4.0--0.4.1.sql", "vecext--0.4.1--0.5.0.sql"]
     cols = pg_conn.execute(
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_schema='vecext' AND table_name='step_one' ORDER BY 1"
@@ -75,30 +82,31 @@ def test_upgrades_step_by_step(pg_conn, sql_tree):
         "vecext--0.1.0.sql",
         "vecext--0.1.0--0.2.0.sql",
         "vecext--0.2.0--0.3.0.sql",
-        "vecext--0.3.0--0.3.1.sql",
-        "vecext--0.3.1--0.4.0.sql",
+        "vecext--0.3.0--0.4.0.sql",
+        "vecext--0.4.0--0.4.1.sql",
+        "vecext--0.4.1--0.5.0.sql",
     ]
 
 
 def test_failed_upgrade_rolls_back_everything(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text(
+    (sql_tree / "vecext--0.4.0--0.4.1.sql").write_text(
         "CREATE TABLE vecext.good_step (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.3.1';\n"
+        "UPDATE vecext.installed_version SET version = '0.4.1';\n"
     )
-    (sql_tree / "vecext--0.3.1--0.4.0.sql").write_text("SELECT no_such_function();\n")
+    (sql_tree / "vecext--0.4.1--0.5.0.sql").write_text("SELECT no_such_function();\n")
     with pytest.raises(psycopg.errors.UndefinedFunction):
         catalog.install(pg_conn)
-    assert catalog.installed_version(pg_conn) == "0.3.0"
+    assert catalog.installed_version(pg_conn) == "0.4.0"
     assert pg_conn.execute("SELECT to_regclass('vecext.good_step')").fetchone() == (None,)
 
 
 def test_script_that_forgets_its_version_is_refused(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
-    with pytest.raises(CatalogError, match="expected 0.3.1"):
+    (sql_tree / "vecext--0.4.0--0.4.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
+    with pytest.raises(CatalogError, match="expected 0.4.1"):
         catalog.install(pg_conn)
-    assert catalog.installed_version(pg_conn) == "0.3.0"
+    assert catalog.installed_version(pg_conn) == "0.4.0"
 
 
 def test_package_and_catalog_versions_agree():
@@ -114,17 +122,10 @@ def test_revert_script_undoes_only_the_last_function_only_step(pg_conn, sql_tree
     assert not catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")  # not applied
     with pytest.raises(CatalogError, match="uninstall"):
         catalog.revert_script(pg_conn, "vecext--0.1.0.sql")
-    (sql_tree / "vecext--0.3.0--0.3.1.sql").write_text(
-        "CREATE TABLE vecext.step_one (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.3.1';\n"
-    )
-    catalog.install(pg_conn)
-    with pytest.raises(CatalogError, match="at 0.3.1: undo the scripts after"):
+    catalog.install(pg_conn, target="0.3.0")
+    at_0_3_0 = snapshot(pg_conn)
+    with pytest.raises(CatalogError, match="at 0.3.0: undo the scripts after"):
         catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")
-    with pytest.raises(CatalogError, match="changes more than functions"):
-        catalog.revert_script(pg_conn, "vecext--0.3.0--0.3.1.sql")
-    pg_conn.execute("DROP TABLE vecext.step_one")
-    pg_conn.execute("UPDATE vecext.installed_version SET version = '0.3.0'")
     with pg_conn.transaction():
         assert catalog.revert_script(pg_conn, "vecext--0.2.0--0.3.0.sql")
     assert pg_conn.execute("SELECT to_regproc('vecext.codec_distance')").fetchone() == (None,)
@@ -132,6 +133,32 @@ def test_revert_script_undoes_only_the_last_function_only_step(pg_conn, sql_tree
     with pg_conn.transaction():
         assert catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")
     assert snapshot(pg_conn) == at_0_1_0
+    # a step that changes more than functions is refused
+    (sql_tree / "vecext--0.4.0--0.4.1.sql").write_text(
+        "CREATE TABLE vecext.step_one (x int);\n"
+        "UPDATE vecext.installed_version SET version = '0.4.1';\n"
+    )
+    catalog.install(pg_conn)
+    with pytest.raises(CatalogError, match="changes more than functions"):
+        catalog.revert_script(pg_conn, "vecext--0.4.0--0.4.1.sql")
+    pg_conn.execute("DROP TABLE vecext.step_one")
+    pg_conn.execute("UPDATE vecext.installed_version SET version = '0.4.0'")
+    # 0.4.0 changed catalog tables (code stores, OID keys): undone too, but never while
+    # a code store holds codes
+    save_codec(pg_conn, "h3", make_codec("half", 3, "l2"))
+    pg_conn.execute("CREATE TABLE t (id int PRIMARY KEY, embedding vector(3))")
+    add_compressed_column(pg_conn, "t", "embedding", "h3", backfill=False)
+    held = r"code stores: public\.t\.embedding_h3; drop them"
+    with pytest.raises(CatalogError, match=held), pg_conn.transaction():
+        catalog.revert_script(pg_conn, "vecext--0.3.0--0.4.0.sql")
+    drop_compressed_column(pg_conn, "t", "embedding_h3")
+    drop_codec(pg_conn, "h3")
+    pg_conn.execute("DROP TABLE t")
+    with pg_conn.transaction():
+        assert catalog.revert_script(pg_conn, "vecext--0.3.0--0.4.0.sql")
+    back = snapshot(pg_conn)
+    assert sorted(back.pop("history")) == sorted(at_0_3_0.pop("history"))
+    assert back == at_0_3_0
 
 
 def test_require_catalog_names_the_database(pg_conn):

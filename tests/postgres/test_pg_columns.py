@@ -11,7 +11,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.postgres.conftest import clustered, fetch_codes, load_table, vector_text
+from tests.postgres.conftest import (
+    clustered,
+    load_table,
+    store_codes,
+    store_of,
+    vector_text,
+)
 from vecext.codecs import CodecError, CodecVersionError, make_codec
 from vecext.errors import CatalogError, VecextWarning
 from vecext.postgres import (
@@ -57,7 +63,8 @@ def test_python_path_backfills_with_copy_and_registers(mconn, codecs):
         mconn, "bulk", "embedding", "col_pq", batch_size=700, progress=True
     )
     assert name == "embedding_col_pq"
-    got = fetch_codes(mconn, "SELECT embedding_col_pq FROM bulk ORDER BY id")
+    keys, got = store_codes(mconn, "bulk", name)
+    assert keys == list(range(2500))
     np.testing.assert_array_equal(got, codecs["col_pq"].encode(x))
     cc = check_column_current(mconn, "bulk", name)
     assert (cc.status, cc.rows_encoded, cc.key_column, cc.backfill_position) == (
@@ -69,10 +76,8 @@ def test_python_path_backfills_with_copy_and_registers(mconn, codecs):
     assert cc.codec_fingerprint == codecs["col_pq"].fingerprint
     # the trigger is there too
     mconn.execute("INSERT INTO bulk VALUES (99999, %s::vector)", [vector_text(x[0] * 2)])
-    assert (
-        bytes(mconn.execute("SELECT embedding_col_pq FROM bulk WHERE id = 99999").fetchone()[0])
-        == codecs["col_pq"].encode(x[:1] * 2).tobytes()
-    )
+    _, got = store_codes(mconn, "bulk", name, "pk = 99999")
+    assert got.tobytes() == codecs["col_pq"].encode(x[:1] * 2).tobytes()
 
 
 @pytest.mark.parametrize("codec", ["col_bin", "col_half"])
@@ -80,14 +85,7 @@ def test_python_backfill_of_bit_and_halfvec_columns(mconn, codecs, codec):
     x = clustered(300, D, seed=22)
     load_table(mconn, f"typed_{codec}", x)
     add_compressed_column(mconn, f"typed_{codec}", "embedding", codec, "codes", progress=False)
-    expr = (
-        "substring(bit_send(codes) from 5)"
-        if codec == "col_bin"
-        else "substring(halfvec_send(codes) from 5)"
-    )
-    got = fetch_codes(mconn, f"SELECT {expr} FROM typed_{codec} ORDER BY id")
-    if codec == "col_half":
-        got = got.view(">f2").astype("<f2").view(np.uint8)
+    _, got = store_codes(mconn, f"typed_{codec}", "codes")
     np.testing.assert_array_equal(got, codecs[codec].encode(x))
 
 
@@ -105,7 +103,8 @@ def test_sql_path_and_schema_qualified_quoted_names(mconn, codecs):
     ).fetchone()[0]
     assert col == "Codes!"
     mconn.execute("""CALL vecext.backfill('"App Data"."My Items"', 'Codes!', 150)""")
-    got = fetch_codes(mconn, 'SELECT "Codes!" FROM "App Data"."My Items" ORDER BY key')
+    keys, got = store_codes(mconn, '"App Data"."My Items"', "Codes!")
+    assert keys == [f"k{i:04d}" for i in range(400)]
     np.testing.assert_array_equal(got, codecs["col_pq"].encode(x))
     cc = compressed_column(mconn, '"App Data"."My Items"', "Codes!")
     assert (cc.table.schema, cc.table.name, cc.status, cc.rows_encoded) == (
@@ -118,9 +117,10 @@ def test_sql_path_and_schema_qualified_quoted_names(mconn, codecs):
     add_compressed_column(
         mconn, '"App Data"."My Items"', "Vec", "col_bin", "bits", batch_size=128, progress=False
     )
-    bits = fetch_codes(
-        mconn, 'SELECT substring(bit_send(bits) from 5) FROM "App Data"."My Items" ORDER BY key'
-    )
+    _, bits = store_codes(mconn, '"App Data"."My Items"', "bits")
+    stores = [
+        store_of(mconn, '"App Data"."My Items"', c).as_string(mconn) for c in ("Codes!", "bits")
+    ]
     np.testing.assert_array_equal(bits, codecs["col_bin"].encode(x))
     drop_compressed_column(mconn, '"App Data"."My Items"', "bits")
     mconn.execute("""SELECT vecext.drop_compressed_column('"App Data"."My Items"', 'Codes!')""")
@@ -139,6 +139,11 @@ def test_sql_path_and_schema_qualified_quoted_names(mconn, codecs):
         == 0
     )
     assert all(c.table.name != "My Items" for c in list_compressed_columns(mconn))
+    # the code stores went with them
+    assert [mconn.execute("SELECT to_regclass(%s)", [s]).fetchone()[0] for s in stores] == [
+        None,
+        None,
+    ]
 
 
 def _lock_row(dsn: str, table: str, key: int, locked: threading.Event, release: threading.Event):
@@ -175,12 +180,12 @@ def test_failed_python_backfill_leaves_source_untouched_and_resumes(mconn, modul
         t.join()
     cc = compressed_column(mconn, "resume_py", "codes")
     assert (cc.status, cc.backfill_position, cc.rows_encoded) == ("backfilling", "599", 600)
-    assert mconn.execute("SELECT count(codes) FROM resume_py").fetchone()[0] == 600
+    assert len(store_codes(mconn, "resume_py", "codes")[0]) == 600
     assert checksum(mconn, "resume_py") == before
     assert backfill(conn, "resume_py", "codes", batch_size=200, progress=False) == 400
     conn.close()
     np.testing.assert_array_equal(
-        fetch_codes(mconn, "SELECT codes FROM resume_py ORDER BY id"), codecs["col_pq"].encode(x)
+        store_codes(mconn, "resume_py", "codes")[1], codecs["col_pq"].encode(x)
     )
     assert checksum(mconn, "resume_py") == before
     assert compressed_column(mconn, "resume_py", "codes").rows_encoded == 1000
@@ -211,7 +216,7 @@ def test_failed_sql_backfill_resumes(mconn, module_dsn, codecs):
     conn.execute("CALL vecext.backfill('resume_sql', 'codes', 100)")
     conn.close()
     np.testing.assert_array_equal(
-        fetch_codes(mconn, "SELECT codes FROM resume_sql ORDER BY id"), codecs["col_pq"].encode(x)
+        store_codes(mconn, "resume_sql", "codes")[1], codecs["col_pq"].encode(x)
     )
     assert compressed_column(mconn, "resume_sql", "codes").status == "ready"
 
@@ -232,9 +237,8 @@ def test_codec_error_in_a_batch_names_it_and_resumes_after_the_fix(mconn, codecs
     x[170, 3] = 1.0
     mconn.execute("UPDATE too_big SET embedding = %s::vector WHERE id = 170", [vector_text(x[170])])
     assert backfill(mconn, "too_big", "h", batch_size=100, progress=False) == 199
-    got = fetch_codes(mconn, "SELECT substring(halfvec_send(h) from 5) FROM too_big ORDER BY id")
     np.testing.assert_array_equal(
-        got.view(">f2").astype("<f2").view(np.uint8), codecs["col_half"].encode(x)
+        store_codes(mconn, "too_big", "h")[1], codecs["col_half"].encode(x)
     )
 
 
@@ -357,12 +361,7 @@ def test_injection_through_names_fails_safely(mconn, codecs):
         add_compressed_column(mconn, "victim", "embedding", "col_pq", weird, progress=False)
         == weird
     )
-    assert (
-        mconn.execute(
-            sql.SQL("SELECT count({}) FROM victim").format(sql.Identifier(weird))
-        ).fetchone()[0]
-        == 20
-    )
+    assert len(store_codes(mconn, "victim", weird)[0]) == 20
     with pytest.raises(psycopg.Error, match="unknown codec"):
         mconn.execute("SELECT vecext.encode('x''); DROP TABLE victim; --', '[1]'::vector)")
     with pytest.raises(psycopg.Error):
@@ -372,21 +371,27 @@ def test_injection_through_names_fails_safely(mconn, codecs):
     assert mconn.execute("SELECT count(*) FROM victim").fetchone()[0] == 20
 
 
-def test_storage_sizes_in_the_table(pg_catalog):
+def test_storage_sizes_in_the_stores(pg_catalog):
     """A 384-d vector: pgvector stores 8 header bytes + 1536; PQ M=48 and binary
     codes store 48 bytes of payload (+ a 1-byte varlena header; bit adds its
-    4-byte bit length)."""
+    4-byte bit length), in their code stores; the user's table does not grow."""
     conn = pg_catalog
     d = 384
     xt = clustered(300, d, seed=29)
     save_codec(conn, "s_pq", make_codec("pq", d, "l2", m=48, niter=2).train(xt))
     save_codec(conn, "s_bin", make_codec("binary", d).train(xt))
     load_table(conn, "sizes", xt[:5])
+    conn.execute("VACUUM ANALYZE sizes")
+    size = conn.execute("SELECT pg_total_relation_size('sizes')").fetchone()[0]
     add_compressed_column(conn, "sizes", "embedding", "s_pq", "pq", progress=False)
     add_compressed_column(conn, "sizes", "embedding", "s_bin", "bits", progress=False)
+    assert conn.execute("SELECT pg_total_relation_size('sizes')").fetchone()[0] == size
     row = conn.execute(
-        "SELECT pg_column_size(embedding), pg_column_size(pq), length(pq), pg_column_size(bits), "
-        "length(bits), octet_length(bits) FROM sizes LIMIT 1"
+        sql.SQL(
+            "SELECT pg_column_size(t.embedding), pg_column_size(p.code), length(p.code), "
+            "pg_column_size(b.code), length(b.code), octet_length(b.code) FROM sizes t "
+            "JOIN {} p ON p.pk = t.id JOIN {} b ON b.pk = t.id LIMIT 1"
+        ).format(store_of(conn, "sizes", "pq"), store_of(conn, "sizes", "bits"))
     ).fetchone()
     vec_size, pq_size, pq_len, bit_size, bit_len, bit_octets = row
     assert vec_size == 8 + 4 * d == 1544
@@ -406,7 +411,7 @@ def test_non_autocommit_connections(mconn, module_dsn, codecs):
             conn, "txn", "embedding", "col_pq", "codes", batch_size=100, progress=False
         )
         # visible from another session: committed
-        assert mconn.execute("SELECT count(codes) FROM txn").fetchone()[0] == 300
+        assert len(store_codes(mconn, "txn", "codes")[0]) == 300
         conn.execute("SELECT 1")  # opens a transaction
         with pytest.raises(CatalogError, match="outside a transaction block"):
             add_compressed_column(conn, "txn", "embedding", "col_bin", "bits", progress=False)
@@ -419,19 +424,26 @@ def test_non_autocommit_connections(mconn, module_dsn, codecs):
         conn.close()
 
 
-def test_backfill_under_an_ann_index_warns_and_still_encodes(mconn, codecs):
-    """Every backfilled row is a non-HOT update that goes into each ANN index too."""
+def test_backfill_leaves_the_table_and_its_ann_index_alone(mconn, codecs):
+    """The backfill writes the store only: no row of the table is updated, so an ANN
+    index on it gets no new entries (catalog 0.3.0 updated every row and warned), and
+    the table's size does not change."""
     x = clustered(400, D, seed=27)
     load_table(mconn, "indexed", x)
     mconn.execute("CREATE INDEX indexed_hnsw ON indexed USING hnsw (embedding vector_l2_ops)")
+    mconn.execute("VACUUM ANALYZE indexed")
     before = checksum(mconn, "indexed")
-    with pytest.warns(VecextWarning, match=r"ANN index\(es\) indexed_hnsw: the backfill"):
-        add_compressed_column(mconn, "indexed", "embedding", "col_bin", "codes", progress=False)
-    assert checksum(mconn, "indexed") == before
-    n = mconn.execute("SELECT count(codes) FROM indexed").fetchone()[0]
-    assert n == 400
-    # no ANN index: no warning
-    load_table(mconn, "unindexed", x)
+    sizes = "SELECT pg_total_relation_size('indexed'), pg_relation_size('indexed_hnsw')"
+    size = mconn.execute(sizes).fetchone()
+    tuples = (
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'indexed'::regclass"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", VecextWarning)
-        add_compressed_column(mconn, "unindexed", "embedding", "col_bin", "codes", progress=False)
+        add_compressed_column(mconn, "indexed", "embedding", "col_bin", "codes", progress=False)
+    assert checksum(mconn, "indexed") == before
+    assert mconn.execute(sizes).fetchone() == size
+    mconn.execute("SELECT pg_stat_force_next_flush()")  # this session's counts, now
+    mconn.execute("SELECT pg_stat_clear_snapshot()")
+    assert mconn.execute(tuples).fetchone() == (0, 0)
+    assert len(store_codes(mconn, "indexed", "codes")[0]) == 400

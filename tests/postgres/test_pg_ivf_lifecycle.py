@@ -118,8 +118,9 @@ def test_a_failed_drop_changes_nothing(mconn, codecs) -> None:
     add_compressed_column(mconn, "lc_fail", "embedding", "lc_pq", "emb_pq", progress=False)
     lists = add_ivf_lists(mconn, "lc_fail", "embedding", 8, niter=5)
     cols = _columns(mconn, "lc_fail")
-    # a view on the code column: PostgreSQL refuses DROP COLUMN without CASCADE
-    mconn.execute("CREATE VIEW lc_fail_codes AS SELECT id, emb_pq FROM lc_fail")
+    # a view on the code store: PostgreSQL refuses DROP TABLE without CASCADE
+    store = compressed_column(mconn, "lc_fail", "emb_pq").store
+    mconn.execute(sql.SQL("CREATE VIEW lc_fail_codes AS SELECT pk, code FROM {}").format(store))
     with pytest.raises(psycopg.errors.DependentObjectsStillExist):
         drop_compressed_column(mconn, "lc_fail", "emb_pq")
     assert _columns(mconn, "lc_fail") == cols
@@ -231,7 +232,9 @@ def test_lists_orphaned_by_the_0_1_0_sql_function_are_found_and_dropped(old_cata
     x = _table(conn, "lc_sql", seed=46)
     before = _checksum(conn, "lc_sql")
     cols0, trig0 = _columns(conn, "lc_sql"), _triggers(conn, "lc_sql")
-    add_compressed_column(conn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
+    add_compressed_column(
+        conn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False, layout="table"
+    )
     lists = add_ivf_lists(conn, "lc_sql", "embedding", 8, niter=5)
     conn.execute("SELECT vecext.drop_compressed_column('lc_sql', 'emb_pq')")
     assert lists.list_column in _columns(conn, "lc_sql")  # catalog 0.1.0's behaviour
@@ -243,7 +246,9 @@ def test_lists_orphaned_by_the_0_1_0_sql_function_are_found_and_dropped(old_cata
         drop_codec(conn, lists.codec_name)
     conn.execute("INSERT INTO lc_sql VALUES (99999, %s, 'a')", [vector_text(x[0])])
     conn.execute("DELETE FROM lc_sql WHERE id = 99999")
-    add_compressed_column(conn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False)
+    add_compressed_column(
+        conn, "lc_sql", "embedding", "lc_pq", "emb_pq", progress=False, layout="table"
+    )
     with pytest.raises(CatalogError, match="catalog 0.1.0.*drop_orphaned_ivf_lists"):
         add_ivf_lists(conn, "lc_sql", "embedding", 8, niter=5)
 
@@ -270,7 +275,7 @@ def test_lists_orphaned_by_the_0_1_0_sql_function_are_found_and_dropped(old_cata
 
 def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
     """Lists added under catalog 0.1.0 go with their column once the catalog is at
-    0.2.0 (here 0.3.0); lists 0.1.0 orphaned stay orphaned through the upgrade, and are still found
+    0.2.0 (here 0.4.0); lists 0.1.0 orphaned stay orphaned through the upgrade, and are still found
     and dropped."""
     from vecext.postgres import install
 
@@ -278,15 +283,19 @@ def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
     x = _table(conn, "lc_up", seed=48)
     before = _checksum(conn, "lc_up")
     snap = (_columns(conn, "lc_up"), _triggers(conn, "lc_up"), _indexes(conn, "lc_up"))
-    add_compressed_column(conn, "lc_up", "embedding", "lc_pq", "emb_pq", progress=False)
+    add_compressed_column(
+        conn, "lc_up", "embedding", "lc_pq", "emb_pq", progress=False, layout="table"
+    )
     lists = add_ivf_lists(conn, "lc_up", "embedding", 8, niter=5, index_columns=["cat"])
     y = _table(conn, "lc_orph", seed=49)
-    add_compressed_column(conn, "lc_orph", "embedding", "lc_pq", "emb_pq", progress=False)
+    add_compressed_column(
+        conn, "lc_orph", "embedding", "lc_pq", "emb_pq", progress=False, layout="table"
+    )
     orphaned = add_ivf_lists(conn, "lc_orph", "embedding", 8, niter=5)
     conn.execute("SELECT vecext.drop_compressed_column('lc_orph', 'emb_pq')")
 
     up = install(conn)
-    assert (up.previous, up.current) == ("0.1.0", "0.3.0")
+    assert (up.previous, up.current) == ("0.1.0", "0.4.0")
     assert [o.table.name for o in orphaned_ivf_lists(conn)] == ["lc_orph"]
 
     conn.execute("SELECT vecext.drop_compressed_column('lc_up', 'emb_pq')")

@@ -116,7 +116,12 @@ def test_postgres_searchers_with_writers(mconn, module_dsn):
     n = mconn.execute("SELECT count(*) FROM conc").fetchone()[0]
     assert n == N0 + N_NEW  # no row lost
     codec = vp.load_codec(mconn, "conc_bin")
-    rows = mconn.execute(f"SELECT id, {col}::text FROM conc ORDER BY id").fetchall()
+    # the codes live in the column's code store (catalog 0.4.0)
+    (store,) = mconn.execute("SELECT vecext.code_store('conc', %s)::text", [col]).fetchone()
+    rows = mconn.execute(
+        f"SELECT t.id, s.code::text FROM conc t JOIN {store} s ON s.pk = t.id ORDER BY t.id"
+    ).fetchall()
+    assert len(rows) == n  # every row has its code
     want = codec.encode(np.stack([vec(i) for i, _ in rows]))
     got = np.packbits(np.array([[c == "1" for c in t] for _, t in rows]), axis=1)
     assert np.array_equal(got, want)  # every code is the encode of its row's vector

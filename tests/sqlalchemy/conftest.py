@@ -78,7 +78,8 @@ def seed_items(conn: Any, xb: np.ndarray) -> dict[str, Any]:
         ("items_bin", "embedding_bits"),
         ("items_half", "embedding_half"),
     ):
-        add_compressed_column(conn, "items", "embedding", name, col, progress=False)
+        # the model declares the code columns: the in-table layout
+        add_compressed_column(conn, "items", "embedding", name, col, progress=False, layout="table")
     return {"codecs": codecs, "xb": xb}
 
 

@@ -211,14 +211,29 @@ def drop_codec(operations: Operations, op: ops.DropCodecOp) -> None:
 # compressed columns
 
 
+def _store_catalog(pconn: Any) -> bool:
+    """Catalog 0.4.0 or later: code stores, rows keyed by OID."""
+    from vecext.postgres.stores import has_stores
+
+    return has_stores(pconn)
+
+
 def _registered(pconn: Any, table_oid: int, code_column: str) -> tuple[str, str] | None:
-    row = pconn.execute(
-        "SELECT c.source_column, c.codec_name FROM vecext.compressed_columns c "
-        "JOIN pg_class t ON t.relname = c.table_name "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = c.table_schema "
-        "WHERE t.oid = %s AND c.code_column = %s",
-        [table_oid, code_column],
-    ).fetchone()
+    if _store_catalog(pconn):  # rows keyed by OID
+        query = (
+            "SELECT coalesce(a.attname, c.source_column), c.codec_name "
+            "FROM vecext.compressed_columns c LEFT JOIN pg_attribute a "
+            "ON a.attrelid = c.table_oid AND a.attnum = c.source_attnum AND NOT a.attisdropped "
+            "WHERE c.table_oid = %s AND c.code_column = %s"
+        )
+    else:
+        query = (
+            "SELECT c.source_column, c.codec_name FROM vecext.compressed_columns c "
+            "JOIN pg_class t ON t.relname = c.table_name "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = c.table_schema "
+            "WHERE t.oid = %s AND c.code_column = %s"
+        )
+    row = pconn.execute(query, [table_oid, code_column]).fetchone()
     return None if row is None else (str(row[0]), str(row[1]))
 
 
@@ -245,10 +260,21 @@ def add_compressed_column(operations: Operations, op: ops.AddCompressedColumnOp)
         name = op.code_column
         log.info("compressed column %s.%s exists: resuming its backfill", op.table, name)
     else:
-        row = pconn.execute(
-            "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s)",
-            [oid, op.source_column, op.codec, op.code_column],
-        ).fetchone()
+        if _store_catalog(pconn):
+            row = pconn.execute(
+                "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s, %s)",
+                [oid, op.source_column, op.codec, op.code_column, op.layout],
+            ).fetchone()
+        elif op.layout == "table":
+            row = pconn.execute(
+                "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s)",
+                [oid, op.source_column, op.codec, op.code_column],
+            ).fetchone()
+        else:
+            raise MigrationError(
+                "layout='store' needs vecext catalog 0.4.0: upgrade it first "
+                "(the vecext_0_4_0 revision)"
+            )
         name = str(row[0])
     if op.backfill:
         # vecext.backfill commits every batch (resumable), so it runs outside the

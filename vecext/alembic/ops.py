@@ -161,9 +161,12 @@ class AddCompressedColumnOp(MigrateOperation):
         batch_size: int = 10_000,
         backfill: bool = True,
         schema: str | None = None,
+        layout: str = "table",
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise MigrationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if layout not in ("store", "table"):
+            raise MigrationError(f"layout must be 'store' or 'table', got {layout!r}")
         self.table = table
         self.source_column = source_column
         self.codec = codec
@@ -171,6 +174,7 @@ class AddCompressedColumnOp(MigrateOperation):
         self.batch_size = batch_size
         self.backfill = backfill
         self.schema = schema
+        self.layout = layout
 
     @classmethod
     def add_compressed_column(cls, operations: Operations, *args: Any, **kwargs: Any) -> Any:
@@ -179,7 +183,10 @@ class AddCompressedColumnOp(MigrateOperation):
         The column gets a trigger that encodes on INSERT and UPDATE, and existing
         rows are encoded ``batch_size`` at a time (``backfill=False`` skips that;
         ``CALL vecext.backfill(...)`` later). Returns the code column's name. The
-        arguments are this class's.
+        arguments are this class's. ``layout="table"`` (the default here) adds the code
+        column to the table, as the ORM model that autogenerate reads declares it;
+        ``layout="store"`` keeps the codes in a code store instead and leaves the table
+        unaltered (catalog 0.4.0; see ``vecext.postgres.stores``).
         """
         return operations.invoke(cls(*args, **kwargs))
 

@@ -56,6 +56,8 @@ def _render_add_compressed_column(autogen_context: Any, op: ops.AddCompressedCol
         kwargs["backfill"] = False
     if op.schema:
         kwargs["schema"] = op.schema
+    if op.layout != "table":
+        kwargs["layout"] = op.layout
     args = [op.table, op.source_column, op.codec]
     if op.code_column is not None:
         args.append(op.code_column)

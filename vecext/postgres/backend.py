@@ -106,6 +106,7 @@ class PostgresBackend(SqlBackend):
         attrs = attrs or []
         columns = {a[0]: a[1] for a in attrs}
         typmods = {a[0]: int(a[2]) for a in attrs}
+        attnums = {a[0]: int(a[4]) for a in attrs}
         if column not in columns:
             raise SearchError(
                 f"table {t} has no column {column!r}; its columns are: {', '.join(columns)}"
@@ -126,8 +127,16 @@ class PostgresBackend(SqlBackend):
         codes: list[CodeColumn] = []
         unusable: list[str] = []
         tenant = None
-        if has_catalog:
-            crow = conn.execute(_CATALOG_INFO, [t.schema, t.name, column, t.schema, t.name])
+        if has_catalog is not None:
+            keys = {
+                "oid": t.oid,
+                "attnum": attnums[column],
+                "schema": t.schema,
+                "name": t.name,
+                "column": column,
+            }
+            # a catalog before 0.4.0 keys its rows by names and has no code stores
+            crow = conn.execute(_CATALOG_INFO if has_catalog else _OLD_CATALOG_INFO, keys)
             code_rows, tenant = crow.fetchone()  # type: ignore[misc]
             codes, unusable = _codes(code_rows or [], metric)
         all_indexes = parse_index_rows(
@@ -267,7 +276,7 @@ class PostgresBackend(SqlBackend):
 def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
     out, notes = [], []
     for (name, codec, kind, made_fp, fp, cmetric, status, lcol, ivf, ivf_fp, ivf_params,
-         calib, params, dim) in rows:  # fmt: skip
+         calib, params, dim, store) in rows:  # fmt: skip
         if status != "ready":
             notes.append(f"compressed column {name} is still backfilling")
             continue
@@ -289,6 +298,7 @@ def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
                 ivf_fingerprint=ivf_fp,
                 nlist=int((ivf_params or {}).get("nlist", 0)) if ivf_fp else 0,
                 calibration=calib if isinstance(calib, dict) else None,
+                store=store,
             )
         )  # fmt: skip
     return best_first(out), notes
@@ -300,27 +310,41 @@ _BASE_INFO = sql.SQL(
                  WHERE c.oid = to_regclass(%(table)s) AND c.relkind IN ('r', 'p'))
     SELECT r.oid, r.nspname, r.relname, r.reltuples,
       (SELECT json_agg(json_build_array(attname, format_type(atttypid, atttypmod), atttypmod,
-                                        quote_ident(attname)) ORDER BY attnum)
+                                        quote_ident(attname), attnum) ORDER BY attnum)
          FROM pg_attribute WHERE attrelid = r.oid AND attnum > 0 AND NOT attisdropped),
       (SELECT a.attname FROM pg_index i
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
         WHERE i.indrelid = r.oid AND i.indisprimary AND i.indnkeyatts = 1),
       (SELECT json_agg(to_json(x)) FROM ({indexes}) x),
       (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
-      to_regclass('vecext.tenant_columns') IS NOT NULL
+      -- NULL: no catalog; false: a catalog older than 0.4.0 (no OID keys)
+      CASE WHEN to_regclass('vecext.tenant_columns') IS NOT NULL THEN EXISTS (
+        SELECT FROM pg_attribute WHERE attrelid = to_regclass('vecext.compressed_columns')
+           AND attname = 'table_oid' AND NOT attisdropped) END
     FROM r"""
 ).format(indexes=sql.SQL(INDEX_ROWS).format(oid=sql.SQL("r.oid"), size=sql.SQL("false")))
 
-_CATALOG_INFO = """SELECT
+_TENANT_OF = """(SELECT tenant_column FROM vecext.tenant_columns
+        WHERE table_schema = %(schema)s AND table_name = %(name)s)"""
+_CATALOG_INFO = (
+    """SELECT
       (SELECT json_agg(json_build_array(k.code_column, k.codec_name, c.kind, k.codec_fingerprint,
                        c.fingerprint, c.metric, k.status, k.list_column, k.ivf_codec_name,
-                       v.fingerprint, v.params, k.calibration, c.params, c.dim) ORDER BY k.id)
+                       v.fingerprint, v.params, k.calibration, c.params, c.dim,
+                       CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END)
+                       ORDER BY k.id)
          FROM vecext.compressed_columns k
          JOIN vecext.codecs c ON c.name = k.codec_name
          LEFT JOIN vecext.codecs v ON v.name = k.ivf_codec_name
-        WHERE k.table_schema = %s AND k.table_name = %s AND k.source_column = %s),
-      (SELECT tenant_column FROM vecext.tenant_columns
-        WHERE table_schema = %s AND table_name = %s)"""
+        WHERE k.table_oid = %(oid)s AND k.source_attnum = %(attnum)s), """
+    + _TENANT_OF
+)
+#: the same for a catalog before 0.4.0: rows keyed by names, codes in the table
+_OLD_CATALOG_INFO = (
+    _CATALOG_INFO.replace("CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END", "NULL")
+    .replace("k.table_oid = %(oid)s", "k.table_schema = %(schema)s AND k.table_name = %(name)s")
+    .replace("k.source_attnum = %(attnum)s", "k.source_column = %(column)s")
+)
 
 
 def _tenant_pred(info: TableInfo, tenant: Any) -> Predicate:

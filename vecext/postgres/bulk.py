@@ -1,18 +1,26 @@
 """The bulk backfill of a compressed column: binary COPY out, numpy encode, COPY in, merge.
 
-One transaction per batch::
+One transaction per batch, for a code store (layout ``store``)::
 
-    COPY (SELECT key, source ... WHERE key > <position> AND code IS NULL ...
+    COPY (SELECT key, source FROM table t WHERE key > <position> AND source IS NOT NULL
+            AND NOT EXISTS (SELECT FROM vecext.store_N s WHERE s.pk = t.key)
           ORDER BY key LIMIT n) TO STDOUT (FORMAT binary)
     codes = codec.encode(vectors)                       -- the Python core
     COPY vecext_backfill_buffer (k, c) FROM STDIN (FORMAT binary)
-    UPDATE table SET code = b.c FROM vecext_backfill_buffer b
-     WHERE table.key = b.k AND table.key BETWEEN <first> AND <last>
-       AND table.code IS NULL                           -- rows the trigger encoded
-                                                        -- meanwhile stay as they are
+    WITH b AS (SELECT b.k, b.c FROM vecext_backfill_buffer b JOIN table t ON t.key = b.k
+               WHERE t.source IS NOT NULL AND t.key BETWEEN <first> AND <last>
+               FOR SHARE OF t)
+    INSERT INTO vecext.store_N (pk, code) SELECT k, c FROM b
+        ON CONFLICT (pk) DO NOTHING                     -- codes the trigger wrote stay
     UPDATE vecext.compressed_columns SET backfill_position = <last key>, ...
 
-The source column is only read, and the position commits with its batch.
+The rows are locked (``FOR SHARE``) while their codes go in: a concurrent UPDATE or
+DELETE of a row waits, and its trigger then replaces or deletes the code; a row
+deleted, or whose vector became NULL, since it was read is skipped (the join reads it
+again), so the backfill never resurrects a row or leaves a code on a NULL vector. The
+user's table is only read. For the in-table layout of catalogs before 0.4.0 the merge
+is ``UPDATE table SET code = b.c ... WHERE code IS NULL``. The position commits with
+its batch.
 """
 
 from __future__ import annotations
@@ -23,11 +31,11 @@ import psycopg
 from psycopg import sql
 
 from vecext.catalog import columns as cat
-from vecext.catalog.columns import CompressedColumn
 from vecext.codecs import Codec
 from vecext.errors import VecextError
 from vecext.postgres import copybin
 from vecext.postgres.catalog import PgDialect
+from vecext.postgres.stores import PgCompressedColumn, has_code
 
 BUFFER = "vecext_backfill_buffer"
 
@@ -49,16 +57,23 @@ class Backfill:
     """Backfill state for one compressed column (see the module docstring)."""
 
     def __init__(
-        self, conn: psycopg.Connection, cc: CompressedColumn, codec: Codec, batch_size: int
+        self, conn: psycopg.Connection, cc: PgCompressedColumn, codec: Codec, batch_size: int
     ) -> None:
         self.conn, self.cc, self.codec, self.batch_size = conn, cc, codec, batch_size
         t = cc.table
+        # the code's type: the store's column "code", or the table's code column
         row = conn.execute(
             """SELECT format_type(k.atttypid, k.atttypmod), format_type(c.atttypid, c.atttypmod)
                FROM pg_attribute k, pg_attribute c
                WHERE k.attrelid = %(t)s AND k.attname = %(k)s
-                 AND c.attrelid = %(t)s AND c.attname = %(c)s""",
-            {"t": t.oid, "k": cc.key_column, "c": cc.code_column},
+                 AND c.attrelid = coalesce(to_regclass(%(store)s), %(t)s)
+                 AND c.attname = %(c)s""",
+            {
+                "t": t.oid,
+                "k": cc.key_column,
+                "store": cc.store.as_string(None) if cc.store else None,
+                "c": "code" if cc.store else cc.code_column,
+            },
         ).fetchone()
         assert row is not None, "registered columns exist"
         self.key_type, self.code_type = row
@@ -87,11 +102,14 @@ class Backfill:
                 sql.SQL(self.key_type),  # type name from pg_catalog
             )
         )
-        return sql.SQL("{} AND {} IS NULL AND {} IS NOT NULL").format(after, self.code, self.src)
+        missing = has_code(self.cc, sql.SQL("t.{}").format(self.k))
+        return sql.SQL("{} AND NOT {} AND {} IS NOT NULL").format(after, missing, self.src)
 
     def remaining(self) -> int:
         row = self.conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.t, self._pending(self.position))
+            sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(
+                self.t, self._pending(self.position)
+            )
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -102,7 +120,7 @@ class Backfill:
         t0 = time.perf_counter()
         key = self.k if self.int_key else sql.SQL("{}::text").format(self.k)
         query = sql.SQL(
-            "COPY (SELECT {key}, {src} FROM {t} WHERE {pending} ORDER BY {k} LIMIT {n}) "
+            "COPY (SELECT {key}, {src} FROM {t} t WHERE {pending} ORDER BY {k} LIMIT {n}) "
             "TO STDOUT (FORMAT binary)"
         ).format(
             key=key,
@@ -153,11 +171,20 @@ class Backfill:
                 sql.SQL("{}::text::{}").format(sql.Literal(str(k)), sql.SQL(self.key_type))
                 for k in (keys[0], keys[-1])
             )
-            cur.execute(
-                sql.SQL(
+            if self.cc.store is not None:
+                merge = sql.SQL(
+                    "WITH b AS (SELECT b.k, b.c FROM {buf} b JOIN {t} t ON {match} "
+                    "WHERE t.{k} BETWEEN {lo} AND {hi} AND t.{src} IS NOT NULL FOR SHARE OF t) "
+                    "INSERT INTO {store} (pk, code) SELECT k, c FROM b "
+                    "ON CONFLICT (pk) DO NOTHING"
+                )
+            else:
+                merge = sql.SQL(
                     "UPDATE {t} AS t SET {code} = b.c FROM {buf} b "
                     "WHERE {match} AND t.{k} BETWEEN {lo} AND {hi} AND t.{code} IS NULL"
-                ).format(
+                )
+            cur.execute(
+                merge.format(
                     t=self.t,
                     code=self.code,
                     buf=sql.Identifier(BUFFER),
@@ -165,6 +192,8 @@ class Backfill:
                     k=self.k,
                     lo=lo,
                     hi=hi,
+                    src=self.src,
+                    store=self.cc.store,
                 )
             )
             updated = max(cur.rowcount, 0)
@@ -187,10 +216,11 @@ class Backfill:
         )
 
         with self.conn.transaction():
-            # a new code column has no statistics: "code IS NULL" would be costed at a
-            # default 0.5% and the planner could give up the ordered primary-key scan
-            # for a sort of the whole table in every batch (ANALYZE samples: bounded)
-            self.conn.execute(sql.SQL("ANALYZE {} ({})").format(self.t, self.code))
+            if self.cc.store is None:
+                # a new code column has no statistics: "code IS NULL" would be costed at
+                # a default 0.5% and the planner could give up the ordered primary-key
+                # scan for a sort of the whole table in every batch (ANALYZE samples)
+                self.conn.execute(sql.SQL("ANALYZE {} ({})").format(self.t, self.code))
             total = self.remaining()
         label = f"encoding {self.cc.table}.{self.cc.code_column}"
         columns = (

@@ -22,6 +22,7 @@ from vecext.postgres import copybin
 from vecext.postgres.columns import TableRef, check_column_current, resolve_column, resolve_table
 from vecext.postgres.index_catalog import list_vector_indexes
 from vecext.postgres.ivf import cached_codec, ivf_lists
+from vecext.postgres.stores import PgCompressedColumn, has_code
 from vecext.search.calibrate import (
     EF_LADDER,
     CodeSource,
@@ -63,8 +64,8 @@ def _copy(conn: psycopg.Connection, query: sql.Composed, d: int, key_type: str) 
 
 
 class KeyedRows:
-    """``(primary key, vector)`` rows of a table with a vector (and, when ``code_column``
-    is given, codes), by binary COPY: a sample ordered by ``md5(key || seed)``, and
+    """``(primary key, vector)`` rows of a table with a vector (and, when ``codes`` (a
+    compressed column) is given, codes), by binary COPY: a sample ordered by ``md5(key || seed)``, and
     every row in key order (keyset pagination). Keys other than integers are text."""
 
     def __init__(
@@ -73,7 +74,7 @@ class KeyedRows:
         t: TableRef,
         column: str,
         dim: int,
-        code_column: str | None = None,
+        codes: PgCompressedColumn | None = None,
     ) -> None:
         key, key_type = _key(conn, t.oid)
         int_key = key_type in copybin.INT_KEYS
@@ -83,12 +84,13 @@ class KeyedRows:
         self.k_out = self.k_sql if int_key else sql.SQL("{}::text").format(self.k_sql)
         self.src = sql.Identifier(column)
         self.has = sql.SQL("{} IS NOT NULL").format(self.src)
-        if code_column is not None:
-            self.has = sql.SQL("{} AND {} IS NOT NULL").format(self.has, sql.Identifier(code_column))
+        if codes is not None:
+            key_of_t = sql.SQL("t.{}").format(self.k_sql)
+            self.has = sql.SQL("{} AND {}").format(self.has, has_code(codes, key_of_t))
 
     def _rows(self, where: sql.Composable, order: sql.Composable, n: int) -> Any:
         query = sql.SQL(
-            "COPY (SELECT {ko}, {src} FROM {t} WHERE {where} AND {has} ORDER BY {order} "
+            "COPY (SELECT {ko}, {src} FROM {t} t WHERE {where} AND {has} ORDER BY {order} "
             "LIMIT {n}) TO STDOUT (FORMAT binary)"
         ).format(ko=self.k_out, src=self.src, t=self.t.ident, where=where, has=self.has,
                  order=order, n=sql.Literal(int(n)))  # fmt: skip
@@ -136,7 +138,7 @@ def code_source(backend: Any, table: str, code_column: str) -> CodeSource:
                 [json.dumps(record), cc.id],
             )
 
-    rows = KeyedRows(conn, cc.table, cc.source_column, col.dim, code_column)
+    rows = KeyedRows(conn, cc.table, cc.source_column, col.dim, cc)
     return CodeSource(rows, codec, coarse, f"{cc.table}.{code_column}", save)
 
 

@@ -186,13 +186,45 @@ def _routines(text: str) -> tuple[dict[str, tuple[str, str]], str]:
     return found, "".join(rest)
 
 
+def _undo_code_stores(conn: psycopg.Connection) -> None:
+    """The table changes of catalog 0.4.0, undone; refused while a compressed column keeps
+    its codes in a code store (they would be lost): those are named."""
+    held = conn.execute(
+        "SELECT format('%s.%s.%s', n.nspname, r.relname, k.code_column) "
+        "FROM vecext.compressed_columns k JOIN pg_class r ON r.oid = k.table_oid "
+        "JOIN pg_namespace n ON n.oid = r.relnamespace WHERE k.layout = 'store' ORDER BY k.id"
+    ).fetchall()
+    if held:
+        raise CatalogError(
+            "catalog 0.4.0 cannot be downgraded while compressed columns keep their codes in "
+            f"code stores: {', '.join(r[0] for r in held)}; drop them first "
+            "(drop_compressed_column), or stay on 0.4.0"
+        )
+    # 0.4.0's add_compressed_column has a layout argument: 0.3.0's comes back below
+    conn.execute("DROP FUNCTION vecext.add_compressed_column(regclass, name, text, name, text)")
+    conn.execute(
+        "ALTER TABLE vecext.compressed_columns "
+        "DROP CONSTRAINT compressed_columns_table_oid_code_column_key, "
+        "ADD CONSTRAINT compressed_columns_table_schema_table_name_code_column_key "
+        "UNIQUE (table_schema, table_name, code_column), "
+        "DROP COLUMN table_oid, DROP COLUMN source_attnum, DROP COLUMN key_attnum, "
+        "DROP COLUMN layout"
+    )
+
+
+#: upgrade scripts that change tables, and how a downgrade undoes those changes (their
+#: functions are undone as for every script)
+_UNDO_TABLES = {"vecext--0.3.0--0.4.0.sql": _undo_code_stores}
+
+
 def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
     """Undo one upgrade script inside the caller's transaction, if it is the last one applied.
 
     What the Alembic revisions' ``downgrade()`` runs. Only scripts that (re)define
-    functions and procedures can be undone: the routines the script replaced get
-    their definitions of the version it started from back, the ones it created are
-    dropped, and the catalog records that version again. Returns whether anything
+    functions and procedures can be undone (and 0.4.0, whose table changes
+    :func:`_undo_code_stores` undoes while no code store holds codes): the routines the
+    script replaced get their definitions of the version it started from back, the ones
+    it created are dropped, and the catalog records that version again. Returns whether anything
     was undone (``False``: the script was not applied).
     """
     conn.execute("SELECT pg_advisory_xact_lock(%s)", [_INSTALL_LOCK])
@@ -214,7 +246,9 @@ def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
     # what is left besides the routines: comment lines and the version record
     code = "\n".join(ln for ln in rest.splitlines() if not ln.lstrip().startswith("--"))
     statements = [t.strip() for t in code.split(";") if t.strip()]
-    if any(not _RECORD.match(s) for s in statements):
+    if script_name in _UNDO_TABLES:
+        _UNDO_TABLES[script_name](conn)
+    elif any(not _RECORD.match(s) for s in statements):
         raise CatalogError(
             f"{script_name} changes more than functions and procedures: it cannot be undone"
         )

@@ -1,23 +1,21 @@
 """Compressed columns in PostgreSQL: add, refresh (resumable, bulk COPY), check, drop.
 
 The DDL lives in SQL (``vecext.add_compressed_column``, ``vecext.drop_compressed_column``
-in ``sql/postgres/``), so the Python API and plain SQL create the same column,
-trigger and catalog entry. Python adds clear input checks and the fast backfill
-(:mod:`vecext.postgres.bulk`): vectors are read with binary COPY, encoded by the
-numpy codec, written with binary COPY to a temporary table and merged by primary
-key, one transaction per batch, each recording its last key in
-``vecext.compressed_columns`` so that an interrupted fill resumes after the last
-committed batch.
+in ``sql/postgres/``), so the Python API and plain SQL create the same code store,
+triggers and catalog entry (:mod:`vecext.postgres.stores`). Python adds clear input
+checks and the fast backfill (:mod:`vecext.postgres.bulk`): vectors are read with
+binary COPY, encoded by the numpy codec, written with binary COPY to a temporary
+table and inserted into the store, one transaction per batch, each recording its
+last key in ``vecext.compressed_columns`` so that an interrupted fill resumes after
+the last committed batch.
 
 ``refresh`` and ``backfill`` are one function under two names, as in
-``vecext.duckdb``: bring a compressed column up to date. Here the trigger already
-re-encodes every inserted or updated row, so what is left to encode is the rows whose
+``vecext.duckdb``: bring a compressed column up to date. Here the triggers already
+encode every inserted or updated row, so what is left to encode is the rows whose
 codes are missing (a column added with ``backfill=False``, an interrupted fill).
 """
 
 from __future__ import annotations
-
-import warnings
 
 import psycopg
 from psycopg import sql
@@ -25,12 +23,13 @@ from psycopg import sql
 from vecext.catalog import columns as cat
 from vecext.catalog.columns import CompressedColumn
 from vecext.codecs import codec_kind
-from vecext.errors import CatalogError, VecextWarning
-from vecext.postgres import pgvector
+from vecext.errors import CatalogError
+from vecext.postgres import pgvector, stores
 from vecext.postgres.bulk import Backfill, BackfillError
-from vecext.postgres.catalog import PgDialect, require_catalog
+from vecext.postgres.catalog import require_catalog
 from vecext.postgres.codecs import codec_errors, codec_info, load_codec
 from vecext.postgres.ivf import drop_lists_for_old_catalog
+from vecext.postgres.stores import PgCompressedColumn
 from vecext.postgres.tables import (
     TableRef,
     VectorColumn,
@@ -47,35 +46,22 @@ from vecext.postgres.tables import (
 def list_compressed_columns(
     conn: psycopg.Connection, table: str | None = None
 ) -> list[CompressedColumn]:
-    """The registered compressed columns (of ``table``, or all), oldest first."""
+    """The registered compressed columns (of ``table``, or all), oldest first; names as
+    the tables and columns are called now (rows are keyed by OID and attnum)."""
     require_catalog(conn)
-    oids = {
-        (s, n): int(o)
-        for s, n, o in conn.execute(
-            """SELECT n.nspname, c.relname, c.oid FROM vecext.compressed_columns k
-               JOIN pg_namespace n ON n.nspname = k.table_schema
-               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = k.table_name"""
-        ).fetchall()
-    }
-    t = resolve_table(conn, table) if table is not None else None
-    return cat.compressed_columns(
-        PgDialect(conn),
-        lambda s, n: TableRef(oids.get((s, n), 0), s, n),
-        schema=t.schema if t else None,
-        table=t.name if t else None,
-        order="id",
-    )
+    oid = resolve_table(conn, table).oid if table is not None else None
+    return list(stores.compressed_columns(conn, oid))
 
 
-def compressed_column(conn: psycopg.Connection, table: str, code_column: str) -> CompressedColumn:
+def compressed_column(conn: psycopg.Connection, table: str, code_column: str) -> PgCompressedColumn:
     """The registration of ``table.code_column`` (:class:`CatalogError` if none)."""
     require_catalog(conn)
-    return cat.compressed_column(PgDialect(conn), resolve_table(conn, table), code_column)
+    return stores.compressed_column(conn, resolve_table(conn, table), code_column)
 
 
 def check_column_current(
     conn: psycopg.Connection, table: str, code_column: str
-) -> CompressedColumn:
+) -> PgCompressedColumn:
     """Check that the codes of ``table.code_column`` were made by the codec version
     the catalog holds now; search helpers call this before trusting the codes.
 
@@ -105,50 +91,58 @@ def add_compressed_column(
     backfill: bool = True,
     batch_size: int = 10_000,
     progress: bool = True,
+    layout: str = "store",
 ) -> str:
-    """Add a code column of ``codec`` beside ``source_column``, kept current by a trigger.
+    """Add a compressed column of ``codec`` for ``source_column``: a code store kept
+    current by triggers (see :mod:`vecext.postgres.stores`); the table is not altered.
 
     Parameters
     ----------
     table
-        Table name, optionally schema-qualified (``"app.items"``).
+        Table name, optionally schema-qualified (``"app.items"``). It needs a
+        single-column primary key (the store is keyed by it).
     source_column
         A ``vector(d)`` column; ``d`` must be the codec's dimension.
     codec
         Name of a saved codec.
     code_column
-        Name of the new column (default ``<source_column>_<codec>``).
+        Name of the compressed column (default ``<source_column>_<codec>``); search,
+        calibration and indexes name it. It is not a column of the table.
     backfill
-        Encode the existing rows now (bulk COPY path, resumable with :func:`refresh`).
+        Encode the existing rows now (binary COPY into the store, resumable with
+        :func:`refresh`).
     batch_size
         Rows per committed batch.
     progress
         Show a progress bar.
+    layout
+        ``"store"`` (the default): the codes go to a code store. ``"table"``: a code
+        column of the table with a BEFORE trigger, as before catalog 0.4.0 (what an ORM
+        model that declares the code column, ``vecext.sqlalchemy.compressed_column``,
+        needs; the backfill then updates every row).
 
     Returns
     -------
     str
-        The code column's name.
+        The compressed column's name.
 
     Notes
     -----
-    The backfill updates every row. On a table with pgvector HNSW or IVFFlat indexes
-    those updates cannot stay on their page (HOT), so PostgreSQL inserts each new row
-    version into every index: measured here, 10,000 rows of 384 dimensions took 0.4 s
-    without an index and 6.7 s with one HNSW index, which then keeps the dead entries
-    until VACUUM. A :class:`~vecext.errors.VecextWarning` says so; add compressed
-    columns before building ANN indexes where you can.
+    The codes go to ``vecext."store_<id>"``; the user's table gets two triggers and
+    nothing else (no new column, no UPDATE, no rewrite), so its size and indexes stay
+    as they are. Writers need no privilege on schema ``vecext``: the triggers run as
+    the catalog owner.
     """
     cat.check_batch_size(batch_size)
+    if layout not in ("store", "table"):
+        raise CatalogError(f"layout must be 'store' or 'table', got {layout!r}")
     if backfill:
         _require_idle(conn)
     with conn.transaction(), codec_errors():
-        require_catalog(conn)
+        require_catalog(conn)  # before 0.4.0: the code column of that catalog's function
         info = codec_info(conn, codec)
         pgvector.require(conn, codec_kind(info.kind).pgvector_feature)
         col = resolve_column(conn, table, source_column, dim=info.dim)
-        if backfill:
-            _warn_ann_indexes(conn, col.table)
         pk = conn.execute(
             """SELECT count(*) FROM pg_index
                WHERE indrelid = %s AND indisprimary AND indnkeyatts = 1""",
@@ -156,45 +150,36 @@ def add_compressed_column(
         ).fetchone()
         if not pk or not pk[0]:
             raise CatalogError(
-                f"table {col.table} needs a single-column primary key: backfills go in "
-                "batches keyed by it"
+                f"table {col.table} needs a single-column primary key: its code store "
+                "is keyed by it"
             )
         name = code_column or f"{source_column}_{codec}"
         if column_type(conn, col.table, name) is not None:
             raise CatalogError(f"table {col.table} already has a column {name!r}")
-        row = conn.execute(
-            "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s)",
-            [col.table.oid, source_column, codec, name],
-        ).fetchone()
+        if stores.has_stores(conn):
+            row = conn.execute(
+                "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s, %s)",
+                [col.table.oid, source_column, codec, name, layout],
+            ).fetchone()
+        elif layout == "table":  # a catalog before 0.4.0: its function adds a code column
+            row = conn.execute(
+                "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s)",
+                [col.table.oid, source_column, codec, name],
+            ).fetchone()
+        else:
+            raise CatalogError(
+                f"the vecext catalog is version {require_catalog(conn)}: code stores need "
+                "0.4.0; run `vecext install` to upgrade it (or pass layout='table')"
+            )
     assert row is not None
     if backfill:
         refresh(conn, col.table.qualified, row[0], batch_size=batch_size, progress=progress)
     return str(row[0])
 
 
-def _warn_ann_indexes(conn: psycopg.Connection, t: TableRef) -> None:
-    names = [
-        r[0]
-        for r in conn.execute(
-            """SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-               JOIN pg_am am ON am.oid = i.relam
-               WHERE x.indrelid = %s AND am.amname IN ('hnsw', 'ivfflat') ORDER BY 1""",
-            [t.oid],
-        ).fetchall()
-    ]
-    if names:
-        warnings.warn(
-            f"table {t} has ANN index(es) {', '.join(names)}: the backfill updates every "
-            "row and PostgreSQL inserts each new row version into every index (about 17x "
-            "slower with one HNSW index, and the index keeps dead entries until VACUUM); "
-            "add compressed columns before building ANN indexes where you can",
-            VecextWarning,
-            stacklevel=3,
-        )
-
-
 def drop_compressed_column(conn: psycopg.Connection, table: str, code_column: str) -> None:
-    """Drop ``table.code_column``, its trigger and its catalog entry (the source stays).
+    """Drop the compressed column ``table.code_column``: its code store (or, layout
+    ``table``, its code column) with its triggers, and its catalog entry (the source stays).
 
     IVF lists added to the column (:func:`vecext.postgres.add_ivf_lists`) rank rows
     by its codes and belong to it: they go too (list column and its indexes, list
@@ -257,9 +242,12 @@ def stale_rows(conn: psycopg.Connection, table: str, code_column: str) -> int:
     """How many rows of a compressed column :func:`refresh` would encode (rows with a
     vector and no codes)."""
     cc = compressed_column(conn, table, code_column)
+    assert cc.key_column is not None, "a PostgreSQL compressed column has a key"
     (n,) = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL AND {} IS NOT NULL").format(
-            cc.table.ident, sql.Identifier(cc.code_column), sql.Identifier(cc.source_column)
+        sql.SQL("SELECT count(*) FROM {} t WHERE NOT {} AND t.{} IS NOT NULL").format(
+            cc.table.ident,
+            stores.has_code(cc, sql.SQL("t.{}").format(sql.Identifier(cc.key_column))),
+            sql.Identifier(cc.source_column),
         )
     ).fetchone()  # type: ignore[misc]
     return int(n)
@@ -276,6 +264,7 @@ def _require_idle(conn: psycopg.Connection) -> None:
 __all__ = [
     "BackfillError",
     "CompressedColumn",
+    "PgCompressedColumn",
     "TableRef",
     "VectorColumn",
     "add_compressed_column",

@@ -38,6 +38,7 @@ from vecext.postgres.index_catalog import (
     VectorIndex,
     list_vector_indexes,
 )
+from vecext.postgres.store_indexes import compressed_target, create_store_index
 from vecext.postgres.tables import TableRef, resolve_table
 from vecext.search.filters import And, Eq, In, Predicate, Range, parse_filter
 
@@ -147,6 +148,10 @@ def create_vector_index(
 ) -> VectorIndex:
     """Create a pgvector index on ``table.column`` sized for its build memory.
 
+    ``column`` may name a compressed column (catalog 0.4.0): the HNSW index is then
+    built on its code store (:func:`vecext.postgres.store_indexes.create_store_index`:
+    binary codes with ``bit_hamming_ops``, half codes with ``halfvec`` ops).
+
     Parameters
     ----------
     method
@@ -202,6 +207,16 @@ def create_vector_index(
         )
     pgvector.require(conn, {"bit": "binary_quantize", "halfvec": "halfvec"}.get(storage, "hnsw"))
     t = resolve_table(conn, table)
+    store_cc = compressed_target(conn, t, column)
+    if store_cc is not None:  # the codes of a compressed column: an index on its store
+        if method != "hnsw" or where is not None or concurrently:
+            raise VectorIndexError(
+                f"{t}.{column} is a compressed column: its code store takes an HNSW index "
+                "(method='hnsw', no where=, not concurrently)"
+            )
+        return create_store_index(
+            conn, store_cc, name=name, m=m, ef_construction=ef_construction, max_memory=max_memory
+        )
     typ, d = _column(conn, t, column)
     expr = index_expression(column, typ, storage, d)
     pred = parse_filter(where)

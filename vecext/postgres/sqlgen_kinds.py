@@ -137,7 +137,8 @@ def rbq(name: str, codec: Codec) -> list[FunctionDef]:
     for _ in range(bits):
         stmts += [
             "b := binary_quantize(r);",
-            # the mean of |r| in float64, rounded to float16 (RBQCodec._encode)
+            # the mean of |r| in float64; the halfvec cast rounds it to real, then to
+            # half, and RBQCodec._encode rounds the same way
             f"h := ARRAY[(SELECT sum(abs(u)::float8) FROM unnest(r::real[]) u) / {d}]::halfvec;",
             "a := (h::real[])[1];",
             "bb := bit_send(b);",

@@ -210,9 +210,15 @@ def exact(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
 # codes
 
 
+def code_ref(code: Any) -> sql.Composable:
+    """Where ``code``'s codes are read in a candidate query: ``s.code`` of its code store
+    (catalog 0.4.0), else its column of the user's table (layout ``table``)."""
+    return sql.SQL("s.code") if code.store else sql.Identifier(code.name)
+
+
 def code_distance(ctx: Context, code: Any) -> tuple[sql.Composable, list[Any]]:
     """The SQL distance of ``code``'s column to the query, and its parameters."""
-    codes = sql.Identifier(code.name)
+    codes = code_ref(code)
     codec = cached_codec(ctx.conn, code.codec, code.fingerprint)
     if code.kind == "pq":
         # the lookup table is computed once, here, and bound as one real[] parameter:
@@ -235,26 +241,48 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
     the candidate stage read. One statement."""
     code, depth, dmax, lists = stage.code, stage.depth, stage.dmax, stage.lists
     dist, dparams = code_distance(ctx, code)
-    codes = sql.Identifier(code.name)
     if lists is not None:
         lcol = sql.Identifier(str(code.list_column))
-        inner = sql.SQL(
-            "SELECT {id} AS id, {dist} AS cd, {lcol} AS l FROM {t} "
-            "WHERE {lcol} = ANY(%s::int[]) AND {codes} IS NOT NULL AND {where}{budget}"
-        ).format(id=ctx.id, dist=dist, lcol=lcol, t=ctx.t, codes=codes, where=ctx.where,
-                 budget=ctx.budget())  # fmt: skip
+        lsel, lwhere = (
+            sql.SQL(", {} AS l").format(lcol),
+            sql.SQL("{} = ANY(%s::int[]) AND ").format(lcol),
+        )
         head = sql.SQL("SELECT id, cd, l, count(*) OVER () AS n FROM ({}) r")
         out = sql.SQL("o.l, o.n")
         probe = ["{" + ",".join(map(str, np.asarray(lists).tolist())) + "}"]
         # small probes run on one process: starting parallel workers costs more than they save
         settings = {"max_parallel_workers_per_gather": "0"}
     else:
-        inner = sql.SQL(
-            "SELECT {id} AS id, {dist} AS cd FROM {t} WHERE {codes} IS NOT NULL AND {where}{budget}"
-        ).format(id=ctx.id, dist=dist, t=ctx.t, codes=codes, where=ctx.where, budget=ctx.budget())
+        lsel, lwhere = sql.SQL(""), sql.SQL("")
         head = sql.SQL("SELECT id, cd FROM ({}) r")
         out = sql.SQL("NULL, NULL")
         probe, settings = [], _serial(ctx)
+    if code.store:
+        store = sql.Identifier("vecext", code.store)
+        if lists is None and ctx.req.pred is None:
+            # every store row has a vector: the narrow store alone
+            inner = sql.SQL("SELECT s.pk AS id, {dist} AS cd FROM {store} s{budget}").format(
+                dist=dist, store=store, budget=ctx.budget()
+            )
+        else:
+            # the filter (and lists) on the user's table, in a subquery of its own so
+            # that its column names cannot meet the store's
+            inner = sql.SQL(
+                "SELECT s.pk AS id, {dist} AS cd{lout} FROM {store} s JOIN (SELECT {id} AS vx_id"
+                "{lsel} FROM {t} WHERE {lwhere}{where}) t ON t.vx_id = s.pk{budget}"
+            ).format(
+                dist=dist, lout=sql.SQL(", t.l") if lists is not None else sql.SQL(""),
+                store=store, id=ctx.id, lsel=lsel, t=ctx.t, lwhere=lwhere, where=ctx.where,
+                budget=ctx.budget(),
+            )  # fmt: skip
+    else:
+        inner = sql.SQL(
+            "SELECT {id} AS id, {dist} AS cd{lsel} FROM {t} "
+            "WHERE {lwhere}{codes} IS NOT NULL AND {where}{budget}"
+        ).format(
+            id=ctx.id, dist=dist, lsel=lsel, t=ctx.t, lwhere=lwhere, codes=code_ref(code),
+            where=ctx.where, budget=ctx.budget(),
+        )  # fmt: skip
     query = sql.SQL(
         "WITH c AS MATERIALIZED ({head} ORDER BY cd LIMIT {dmax}), "
         "o AS (SELECT c.*, row_number() OVER (ORDER BY cd, id) AS rn FROM c) "

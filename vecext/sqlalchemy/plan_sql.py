@@ -5,6 +5,7 @@ comes from the search engine with its floors applied; this module only writes SQ
 from __future__ import annotations
 
 import copy
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +52,17 @@ def distance_bound(vq: VectorQuery) -> float | None:
     return 1.0 - s_min
 
 
+@functools.lru_cache(maxsize=256)
+def _store_table(name: str) -> sa.TableClause:
+    return sa.table(name, sa.column("pk"), sa.column("code"), schema="vecext")
+
+
+def code_store(code: Any) -> sa.TableClause:
+    """The code store of a compressed column as a lightweight table ``(pk, code)`` (one
+    object per store, so that a statement names it once)."""
+    return _store_table(str(code.store))
+
+
 def code_distance(vq: VectorQuery, info: Any) -> tuple[Any, sa.ColumnElement[Any]]:
     """(code column, its distance to the query), as ``vecext.postgres.strategies``
     computes it: a PQ lookup table from the Python codec, the encoded query's bits
@@ -62,7 +74,10 @@ def code_distance(vq: VectorQuery, info: Any) -> tuple[Any, sa.ColumnElement[Any
     ctype = code_type(
         code.kind, codec.d_inner, codec.code_size, code.codec, bits=getattr(codec, "bits", 2)
     )
-    col = vq._table.c[code.name] if code.name in vq._table.c else sa.column(code.name)
+    if code.store:  # the column's code store (catalog 0.4.0): vecext."store_<id>" (pk, code)
+        col = code_store(code).c.code
+    else:
+        col = vq._table.c[code.name] if code.name in vq._table.c else sa.column(code.name)
     codes = sa.type_coerce(col, ctype)
     try:
         if code.kind == "pq":
@@ -85,10 +100,17 @@ def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
     if p.strategy == "compressed":
         codes, code_dist = code_distance(vq, info)
         depth = int(p.params.get("rerank", 10 * vq._k))
+        code = info.codes[info.caps.code_column]
+        if code.store:
+            store = code_store(code)
+            cand_sel = sa.select(store.c.pk.label("vx_id"), code_dist.label("vx_code_distance"))
+            cand_sel = cand_sel.select_from(store.join(vq._table, vq._pk == store.c.pk))
+            cand_sel = cand_sel.where(*where)
+        else:
+            cand_sel = sa.select(vq._pk.label("vx_id"), code_dist.label("vx_code_distance"))
+            cand_sel = cand_sel.where(codes.isnot(None), *where)
         cand = (
-            sa.select(vq._pk.label("vx_id"), code_dist.label("vx_code_distance"))
-            .where(codes.isnot(None), *where)
-            .order_by(sa.literal_column("vx_code_distance"))
+            cand_sel.order_by(sa.literal_column("vx_code_distance"))
             .limit(depth or vq._k)
             .cte("vx_candidates")
         )

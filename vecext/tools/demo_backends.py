@@ -80,7 +80,12 @@ def postgres_demo(demo: Demo, w: Workload, dsn: str | None) -> None:
 def _pg_sizes(conn: Any) -> dict[str, str]:
     out = {}
     for col in ("embedding", PQ_COLUMN, BITS_COLUMN):
-        row = conn.execute(f"SELECT sum(pg_column_size({col})) FROM {TABLE}").fetchone()
+        # a compressed column's codes are in its code store (catalog 0.4.0)
+        (store,) = conn.execute(
+            "SELECT vecext.code_store(%s::regclass, %s)::text", [TABLE, col]
+        ).fetchone()
+        rel, c = (store, "code") if store else (TABLE, col)
+        row = conn.execute(f"SELECT sum(pg_column_size({c})) FROM {rel}").fetchone()
         out[col] = fmt_bytes(float(row[0] or 0))
     return out
 

@@ -52,11 +52,23 @@ from vecext.tools.bench.vecext_method import VecextMethod, register_fixed
 PQ_SUB_BYTES = 8  # dimensions per PQ sub-quantizer: M = d / 8
 
 
+def _where(conn: psycopg.Connection, table: str, column: str) -> tuple[str, str]:
+    """(relation, column) holding ``table.column``: a compressed column's code store
+    (``vecext."store_<id>"``, column ``code``; catalog 0.4.0), else the table's column."""
+    row = conn.execute(
+        "SELECT vecext.code_store(%s::regclass, %s)::text", [table, column]
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        return str(row[0]), "code"
+    return sql.Identifier(table).as_string(conn), column
+
+
 def _comment(conn: psycopg.Connection, table: str, column: str) -> dict[str, Any]:
+    rel, col = _where(conn, table, column)
     row = conn.execute(
         "SELECT col_description(%s::regclass, a.attnum) FROM pg_attribute a "
         "WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped",
-        [table, table, column],
+        [rel, rel, col],
     ).fetchone()
     try:
         return json.loads(row[0]) if row and row[0] else {}
@@ -65,9 +77,10 @@ def _comment(conn: psycopg.Connection, table: str, column: str) -> dict[str, Any
 
 
 def _set_comment(conn: psycopg.Connection, table: str, column: str, meta: dict[str, Any]) -> None:
+    rel, col = _where(conn, table, column)
     conn.execute(
         sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
-            sql.Identifier(table), sql.Identifier(column), sql.Literal(json.dumps(meta))
+            sql.SQL(rel), sql.Identifier(col), sql.Literal(json.dumps(meta))
         )
     )
 
@@ -117,18 +130,18 @@ def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
     start = time.perf_counter()
     with ctx.task(f"train {kind} codec and encode {table}.{column}"):
         train_codec(conn, codec, table, "embedding", kind, metric="cosine", **params)
+        # the codes go to a code store: the table is not rewritten, nothing to compact
         add_compressed_column(conn, table, "embedding", codec, column, progress=False)
         calibrate(conn, table, column)
-        compact(ctx)
     build_s = time.perf_counter() - start
     _set_comment(conn, table, column, {"build_s": round(build_s, 3)})
     return column, build_s
 
 
 def compact(ctx: BenchContext) -> None:
-    """``VACUUM (FULL, ANALYZE)``: adding a column and filling it rewrites every row
-    (a new row version each), which leaves the heap two to three times its size;
-    a scan of the codes reads the whole heap, so measure it compacted."""
+    """``VACUUM (FULL, ANALYZE)``: adding IVF lists fills a list column, which rewrites
+    every row (a new row version each) and leaves the heap two to three times its size;
+    a scan reads the whole heap, so measure it compacted."""
     assert ctx.table is not None
     ctx.conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(ctx.table)))
 
@@ -168,9 +181,10 @@ def ensure_index_calibration(ctx: BenchContext, index: str) -> float:
 
 
 def _column_bytes(conn: psycopg.Connection, table: str, column: str) -> int:
+    rel, col = _where(conn, table, column)
     (n,) = conn.execute(
         sql.SQL("SELECT coalesce(sum(pg_column_size({})), 0)::bigint FROM {}").format(
-            sql.Identifier(column), sql.Identifier(table)
+            sql.Identifier(col), sql.SQL(rel)
         )
     ).fetchone()  # type: ignore[misc]
     return int(n)

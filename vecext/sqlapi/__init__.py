@@ -18,30 +18,10 @@ feature ``mean10``, fitted on the rows' own neighbours).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from vecext.sqlapi.model import BOTH, DUCK, PG, Q16, SqlFunction
 
-PG = "postgres"
-DUCK = "duckdb"
-BOTH = (PG, DUCK)
-
-
-@dataclass(frozen=True)
-class SqlFunction:
-    name: str  # "vecext.encode" or "vecext.{codec}_distance"
-    signature: str  # arguments and result, in PostgreSQL types (DuckDB equivalents in notes)
-    backends: tuple[str, ...]
-    summary: str
-    example: str  # runnable SQL on every backend listed
-    notes: str = ""
-    #: for an old name kept as an alias: the call to use instead
-    deprecated: str = ""
-
-    @property
-    def per_codec(self) -> bool:
-        return "{codec}" in self.name
-
-
-Q16 = "(SELECT embedding FROM doc_items WHERE id = 1)"
+__all__ = ["BOTH", "DUCK", "FUNCTIONS", "PG", "SqlFunction", "by_name", "render_markdown"]
+from vecext.sqlapi.stores import STORE_FUNCTIONS
 
 FUNCTIONS: list[SqlFunction] = [
     SqlFunction(
@@ -161,11 +141,15 @@ FUNCTIONS: list[SqlFunction] = [
         "in PostgreSQL); half, int8, rbq: (codes, q vector).",
         "WITH q AS MATERIALIZED (SELECT vecext.doc_pq_lut(embedding) AS lut FROM doc_items "
         "WHERE id = 1) SELECT id FROM doc_items, q "
-        "ORDER BY vecext.doc_pq_distance(doc_items.embedding_pq, q.lut) LIMIT 3",
+        "ORDER BY vecext.doc_pq_distance(vecext.doc_pq_encode(doc_items.embedding), q.lut) "
+        "LIMIT 3",
+        "PostgreSQL keeps a compressed column's codes in its code store (catalog 0.4.0; "
+        "vecext.code_store(tbl, code_column) names it): ORDER BY "
+        "vecext.doc_pq_distance(s.code, q.lut) over SELECT ... FROM <store> s, q. "
         "PostgreSQL inlines the pq lookup sum (about 1 M rows/s per core) when the LUT argument "
         "is a constant or a column, e.g. of a one-row CTE: WITH q AS MATERIALIZED (SELECT "
         "vecext.doc_pq_lut(...) AS lut) SELECT ... FROM doc_items, q ORDER BY "
-        "vecext.doc_pq_distance(embedding_pq, q.lut); a subquery or parameter argument is "
+        "vecext.doc_pq_distance(s.code, q.lut); a subquery or parameter argument is "
         "computed once but keeps the function call per row. Binary: ORDER BY codes <~> "
         "vecext.doc_bin_encode(q) directly can use a pgvector HNSW index on the bit column. "
         "DuckDB: pq is a SQL macro lut[codes[1]::INTEGER + 1] + lut[codes[2]::INTEGER + 257] "
@@ -188,11 +172,15 @@ FUNCTIONS: list[SqlFunction] = [
     ),
     SqlFunction(
         "vecext.add_compressed_column",
-        "(tbl regclass, source_column name, codec text, code_column name DEFAULT NULL) -> name",
+        "(tbl regclass, source_column name, codec text, code_column name DEFAULT NULL, "
+        "layout text DEFAULT 'store') -> name",
         (PG,),
-        "Add a code column beside a vector column, with a trigger that keeps it current on "
-        "INSERT and UPDATE, and register it in the catalog; returns the column's name. Fill "
-        "existing rows with CALL vecext.backfill(...).",
+        'Add a compressed column of a vector column: its code store vecext."store_<id>" '
+        "(pk, code), keyed by the table's single-column primary key, with triggers that keep "
+        "it current on INSERT, UPDATE of the vector or key, DELETE and TRUNCATE, and its "
+        "catalog row; returns the compressed column's name. The table itself is not altered. "
+        "Fill the store for existing rows with CALL vecext.backfill(...). layout => 'table' "
+        "adds a code column to the table instead, as catalogs before 0.4.0 did.",
         "SELECT vecext.add_compressed_column('doc_items', 'embedding', 'doc_bin', 'embedding_bits')",
         "DuckDB has no triggers: use vecext.duckdb.add_compressed_column() and "
         "vecext.duckdb.refresh() from Python.",
@@ -209,8 +197,9 @@ FUNCTIONS: list[SqlFunction] = [
         "vecext.drop_compressed_column",
         "(tbl regclass, code_column name) -> void",
         (PG,),
-        "Drop a code column, its trigger, its IVF lists and its catalog entry, in one "
-        "transaction; the source column is untouched.",
+        "Drop a compressed column: its code store (or, for a column made before catalog "
+        "0.4.0, its code column) with its triggers, its IVF lists and its catalog entry, in "
+        "one transaction; the source column is untouched.",
         "SELECT vecext.drop_compressed_column('doc_items', 'embedding_pq')",
         "IVF lists added to the column (vecext.postgres.add_ivf_lists) go with it: the list "
         "column and its indexes, its trigger and the centroids. Catalog 0.1.0's function "
@@ -223,10 +212,10 @@ FUNCTIONS: list[SqlFunction] = [
         "vecext.compressed_column_trigger",
         "() -> trigger",
         (PG,),
-        "The trigger function of every compressed column (BEFORE INSERT OR UPDATE OF the source "
-        "column; trigger arguments: source column, code column, codec). add_compressed_column "
-        "installs it; it is not called directly.",
-        "SELECT tgname FROM pg_trigger WHERE tgfoid = 'vecext.compressed_column_trigger'::regproc",
+        "The trigger function of compressed columns made before catalog 0.4.0, whose codes "
+        "are a column of the table (BEFORE INSERT OR UPDATE OF the source column; trigger "
+        "arguments: source column, code column, codec). It is not called directly.",
+        "SELECT 'vecext.compressed_column_trigger'::regproc::text",
     ),
     SqlFunction(
         "vecext.search",
@@ -257,6 +246,7 @@ FUNCTIONS: list[SqlFunction] = [
 ]
 
 
+FUNCTIONS += STORE_FUNCTIONS
 FUNCTIONS += [
     SqlFunction(
         "vecext.relevance_score",
@@ -342,7 +332,7 @@ def render_markdown() -> str:
     out = [
         "# vecext SQL API",
         "",
-        "Generated from `vecext/sqlapi.py` (`python -m vecext.sqlapi > docs/sql-api.md`); "
+        "Generated from `vecext/sqlapi/` (`python -m vecext.sqlapi > docs/sql-api.md`); "
         "every example is run by the test suite on the backends listed.",
         "",
         "Names with `{codec}` are created for each trained codec when it is saved.",
@@ -366,7 +356,3 @@ def render_markdown() -> str:
             out += [f.notes, ""]
         out += ["```sql", f.example + ";", "```", ""]
     return "\n".join(out)
-
-
-if __name__ == "__main__":
-    print(render_markdown())

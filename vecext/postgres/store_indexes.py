@@ -1,0 +1,113 @@
+"""pgvector HNSW indexes over a compressed column's code store.
+
+``create_vector_index(conn, table, <compressed column>)`` lands here: pgvector builds
+the index on ``vecext."store_<id>"`` (column ``code``), so the graph holds the codes,
+not the float vectors. Binary codes (``bit(d)``, centred sign bits) get
+``bit_hamming_ops``; half codes (``halfvec(d)``, after any PCA/Matryoshka
+pretransform, in the codec's own space) get ``halfvec_l2_ops`` for an ``l2`` codec and
+``halfvec_ip_ops`` otherwise (the codec's cosine and inner-product distances order
+like the negative inner product of the prepared query and the codes). Codes stored as
+``bytea`` (pq, int8, rbq) have no pgvector index.
+
+A search orders by ``code <~> <encoded query>`` (binary) or ``code <op>
+<codec>_prepare(q)::halfvec`` (half) over the store and reranks the candidates by the
+exact distance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import psycopg
+from psycopg import sql
+
+from vecext.codecs.kinds import inner_dim
+from vecext.postgres.catalog import PgDialect
+from vecext.postgres.index_build import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    MB,
+    IndexBuildError,
+    VectorIndexError,
+    hnsw_build_memory,
+    raise_settings,
+)
+from vecext.postgres.index_catalog import VectorIndex, list_vector_indexes
+from vecext.postgres.stores import PgCompressedColumn, compressed_columns, has_stores
+from vecext.postgres.tables import TableRef, column_type
+
+
+def compressed_target(
+    conn: psycopg.Connection, t: TableRef, column: str
+) -> PgCompressedColumn | None:
+    """The compressed column ``column`` of ``t`` when it is not a column of the table (an
+    index request on it is then for its code store)."""
+    if column_type(conn, t, column) is not None or not has_stores(conn):
+        return None
+    found = compressed_columns(conn, t.oid, column)
+    return found[0] if found else None
+
+
+def store_opclass(kind: str, metric: str) -> tuple[str, str]:
+    """(storage, operator class) of an HNSW index over codes of ``kind``."""
+    if kind == "binary":
+        return "bit", "bit_hamming_ops"
+    if kind == "half":
+        return "halfvec", "halfvec_l2_ops" if metric == "l2" else "halfvec_ip_ops"
+    raise VectorIndexError(
+        f"codes of kind {kind!r} are stored as bytea, which pgvector cannot index: build the "
+        "HNSW index over a binary or half compressed column (or the vector column)"
+    )
+
+
+def create_store_index(
+    conn: psycopg.Connection,
+    cc: PgCompressedColumn,
+    *,
+    name: str | None = None,
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    max_memory: int | None = None,
+) -> VectorIndex:
+    """An HNSW index on the code store of ``cc`` (see the module docstring)."""
+    from vecext.catalog.store import codec_info
+
+    if cc.store is None:
+        raise VectorIndexError(
+            f"{cc.table}.{cc.code_column} keeps its codes in the table (a column made before "
+            "catalog 0.4.0): move them to a code store first (vecext.postgres.migrate_to_store)"
+        )
+    for label, v in (("m", m), ("ef_construction", ef_construction)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise VectorIndexError(f"{label} must be a positive integer, got {v!r}")
+    info = codec_info(PgDialect(conn), cc.codec)
+    storage, ops = store_opclass(info.kind, info.metric)
+    d = inner_dim(info.dim, info.params)
+    name = name or f"{cc.table.name}_{cc.code_column}_hnsw"[:63]
+    (n,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(cc.store)).fetchone()  # type: ignore[misc]
+    need = hnsw_build_memory(int(n), d, storage=storage, m=m)
+    if max_memory is not None and need > max_memory:
+        raise IndexBuildError(
+            f"building HNSW index {name!r} on the codes of {cc.table}.{cc.code_column} ({n} "
+            f"rows, {storage}({d}), m={m}) needs about {math.ceil(need / MB)} MB of "
+            f"maintenance_work_mem, more than the cap of {max_memory // MB} MB"
+        )
+    ddl = sql.SQL(
+        "CREATE INDEX {} ON {} USING hnsw (code {}) WITH (m = {}, ef_construction = {})"
+    ).format(
+        sql.Identifier(name), cc.store, sql.SQL(ops), sql.Literal(m), sql.Literal(ef_construction)
+    )
+    with conn.transaction():
+        raise_settings(conn, {"maintenance_work_mem": f"{math.ceil(need / 1024)}kB"}, local=True)
+        conn.execute(ddl)
+    found = [i for i in store_indexes(conn, cc) if i.name == name]
+    if not found:  # pragma: no cover - created just above
+        raise VectorIndexError(f"index {name!r} was not created")
+    return found[0]
+
+
+def store_indexes(conn: psycopg.Connection, cc: PgCompressedColumn) -> list[VectorIndex]:
+    """The pgvector indexes on the code store of ``cc`` (none for layout ``table``)."""
+    if cc.store is None:
+        return []
+    return list_vector_indexes(conn, cc.store.as_string(conn), "code")

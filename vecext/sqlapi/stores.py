@@ -1,0 +1,59 @@
+"""The SQL functions of PostgreSQL's code stores (catalog 0.4.0) in the SQL reference."""
+
+from __future__ import annotations
+
+from vecext.sqlapi.model import PG, SqlFunction
+
+STORE_FUNCTIONS: list[SqlFunction] = [
+    SqlFunction(
+        "vecext.code_store",
+        "(tbl regclass, code_column name) -> regclass",
+        (PG,),
+        'The code store of a compressed column (catalog 0.4.0): the table vecext."store_<id>" '
+        "(pk, code) holding one code per row of tbl that has a vector; NULL for a column made "
+        "before 0.4.0, whose codes are the column code_column of tbl.",
+        "SELECT vecext.code_store('doc_items', 'embedding_pq')",
+    ),
+    SqlFunction(
+        "vecext.store_name",
+        "(id bigint) -> name",
+        (PG,),
+        "The name of the code store of the compressed column with catalog id id (store_<id>, "
+        "in schema vecext).",
+        "SELECT vecext.store_name(7)",
+    ),
+    SqlFunction(
+        "vecext.store_trigger",
+        "() -> trigger",
+        (PG,),
+        "The row trigger of every code store (AFTER INSERT OR UPDATE OF the vector or key OR "
+        "DELETE; trigger arguments: store, codec, vector attnum, key attnum): writes, replaces "
+        "or deletes the row's code. SECURITY DEFINER with a pinned search_path, so writers "
+        "need no privilege on schema vecext and the codes never depend on the caller's "
+        "search_path. It is not called directly.",
+        "SELECT 'vecext.store_trigger'::regproc::text",
+    ),
+    SqlFunction(
+        "vecext.store_truncate_trigger",
+        "() -> trigger",
+        (PG,),
+        "The statement trigger of every code store (AFTER TRUNCATE; argument: store): "
+        "empties the store with its table. It is not called directly.",
+        "SELECT 'vecext.store_truncate_trigger'::regproc::text",
+    ),
+    SqlFunction(
+        "vecext.code_type",
+        "(codec text) -> text",
+        (PG,),
+        "The SQL type of a codec's codes: bit(d) for binary, halfvec(d) (qualified with "
+        "pgvector's schema) for half, bytea for the others.",
+        "SELECT vecext.code_type('doc_bin')",
+    ),
+    SqlFunction(
+        "vecext.pgvector_schema",
+        "() -> name",
+        (PG,),
+        "The schema pgvector is installed in; vecext qualifies pgvector's types with it.",
+        "SELECT vecext.pgvector_schema()",
+    ),
+]
