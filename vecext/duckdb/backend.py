@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import duckdb
 
-from vecext.duckdb import calibration, strategies
+from vecext.duckdb import calibration, info_cache, strategies
 from vecext.duckdb._sql import TableRef
 from vecext.duckdb.discovery import (
     _VECTOR_TYPES,
@@ -125,8 +125,22 @@ class DuckDBBackend(SqlBackend):
     # -- what the table has ----------------------------------------------------
 
     def table_info(self, table: str, column: str, metric: str) -> TableInfo:
+        """What ``table.column`` offers (cached per connection, :mod:`~vecext.duckdb.info_cache`)."""
         con = self.conn
+        key = (repr(table), column, metric)
+        hit = info_cache.get(con, key)
+        if hit is not None:
+            return hit
         t, catalog = _table(con, table)
+        before = info_cache.stamp(con, t, catalog)
+        info = self._table_info(t, catalog, table, column, metric)
+        info_cache.put(con, key, t, catalog, before, info)
+        return info
+
+    def _table_info(
+        self, t: TableRef, catalog: bool, table: str, column: str, metric: str
+    ) -> TableInfo:
+        con = self.conn
         columns, pk, n_rows, has_hnsw = _columns(con, t, count=True)
         col, typ = _find_column(t, columns, column)
         base, dim = _array_type(typ)

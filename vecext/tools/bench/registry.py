@@ -80,6 +80,7 @@ PLUGIN_MODULES: list[str] = [
     "vecext.tools.bench.faiss_methods",
     "vecext.tools.bench.duck_vecext",  # vecext-* on duckdb
     "vecext.tools.bench.pg_vecext",  # vecext-* on postgres
+    "vecext.tools.bench.lance_methods",  # LanceDB peers beside duckdb (extra [bench])
 ]
 
 
