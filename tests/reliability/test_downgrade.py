@@ -151,3 +151,28 @@ def test_undoing_an_upgrade_script_refuses_while_its_functions_are_used(pg_dsn):
 
 def test_lock_is_the_install_lock():
     assert INSTALL_LOCK == catalog._INSTALL_LOCK
+
+
+def test_uninstall_with_code_stores(pg_catalog):
+    """Catalog 0.4.0 keeps codes in vecext."store_<id>": a store is vecext's and goes
+    with it, with the triggers that keep it; a view of yours over a store is refused."""
+    conn = pg_catalog
+    pg_load(conn, ("items",), X)
+    vp.train_codec(conn, "bits", "items", "embedding", "binary", metric="cosine")
+    col = vp.add_compressed_column(conn, "items", "embedding", "bits", progress=False)
+    (store,) = conn.execute("SELECT vecext.code_store('items', %s)::text", [col]).fetchone()
+    conn.execute(f"CREATE VIEW my_codes AS SELECT pk, code FROM {store}")
+    with pytest.raises(CatalogError, match=r"view public\.my_codes .*uses table vecext"):
+        catalog.uninstall(conn)
+    assert conn.execute(f"SELECT count(*) FROM {store}").fetchone()[0] == len(X)
+    conn.execute("DROP VIEW my_codes")
+    dropped = catalog.uninstall(conn)
+    assert f"table {store}" in dropped, dropped
+    assert conn.execute("SELECT to_regnamespace('vecext')").fetchone()[0] is None
+    left = conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal"
+    ).fetchone()[0]
+    assert left == 0
+    assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == len(X)
+    conn.execute("INSERT INTO items VALUES (1000, %s::vector)", [str(X[0].tolist())])
+    conn.execute("TRUNCATE items")  # no vecext trigger left behind to fail

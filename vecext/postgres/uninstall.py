@@ -94,6 +94,9 @@ def dependants(conn: psycopg.Connection) -> tuple[list[Dependant], list[str], li
         elif is_event:
             events.append(identity)
         else:
+            if typ == "rule" and identity.startswith('"_RETURN" on '):
+                # a view's (or materialized view's) query: name the view
+                typ, identity = "view", identity[len('"_RETURN" on ') :]
             users.setdefault((typ, identity), Dependant(typ, identity, uses))
     return list(users.values()), sorted(set(triggers)), sorted(set(events))
 
