@@ -120,6 +120,8 @@ def test_every_candidate_fits_the_budget_and_the_cheapest_is_recommended(advice)
     best = advice.best()
     assert best is not None and best.verdict == "recommended"
     assert best.est_bytes_per_query < advice.exact_bytes_per_query
+    # a PQ recommendation says what PQ is for (size), not only what it reads
+    assert (adv.PQ_NOTE in advice.reason) == best.label.startswith("pq")
     for m in advice.measurements:
         # the cost model, recomputed from the reported figures
         assert m.est_bytes_per_query == m.bytes_per_vector * ROWS + m.rerank_depth_table * max(

@@ -277,3 +277,23 @@ def test_lance_where_quotes_values():
     assert lance_where(pred) == (
         '("a b" = \'it\'\'s\') AND ("n" IN (1, 2)) AND ("x" >= 0.5 AND "x" <= 2)'
     )
+
+
+def test_postgres_hnsw_over_code_stores(bench_data, tmp_path, pg_dsn):
+    methods = ["exact", "vecext-hnsw-binary", "vecext-hnsw-rbq", "vecext-hnsw-pca@ef=300"]
+    doc = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn, "--filter", "pos=n")
+    exact, binary, rbq, pca = doc["results"]
+    for r in (binary, rbq, pca):
+        assert (
+            r["params"]["index"].startswith("store_")
+            and r["params"]["last_plan"]["strategy"] == "hnsw"
+        )
+        assert r["recall_at_k"] >= 0.9 and r["complete_fraction"] == 1.0
+        # the table, plus a code store and an index over it
+        assert r["disk_bytes_per_row"] > exact["disk_bytes_per_row"]
+    assert pca["params"]["last_plan"]["ef_search"] == 300  # pinned by the option
+    assert (binary["bytes_per_vector"], rbq["bytes_per_vector"], pca["bytes_per_vector"]) == (
+        4,
+        12,
+        20,
+    )

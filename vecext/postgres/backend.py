@@ -19,6 +19,7 @@ from psycopg import sql
 
 from vecext.errors import CatalogError
 from vecext.postgres import calibration, pgvector, strategies
+from vecext.postgres.code_index import CodeIndex, code_indexes
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
@@ -152,6 +153,8 @@ class PostgresBackend(SqlBackend):
             if ix.method == "hnsw" and ix.usable_for(metric) and ix.predicate is None
         ]
         usable.sort(key=lambda ix: (_STORAGE_ORDER.get(ix.storage, 9), ix.name))
+        # HNSW over codes in a code store: after the table's own indexes (they need no rerank)
+        usable += [ix for ix in code_indexes(conn, codes) if ix.usable_for(metric)]
         for ix in all_indexes:
             if ix.method == "hnsw" and ix.predicate is None and not ix.usable_for(metric):
                 unusable.append(f"index {ix.name} orders by {ix.metric}, not {metric}")
@@ -160,9 +163,12 @@ class PostgresBackend(SqlBackend):
         )
         code = codes[0] if codes else None
         hnsw = usable[0] if usable else None
-        caps = _caps(n_rows, code, hnsw, iterative)
+        by_name = {c.name: c for c in codes}
+        caps = _caps(n_rows, _code_of(hnsw, by_name, code), hnsw, iterative)
         alternatives = {c.name: _caps(n_rows, c, hnsw, iterative) for c in codes}
-        alternatives.update({ix.name: _caps(n_rows, code, ix, iterative) for ix in usable})
+        alternatives.update(
+            {ix.name: _caps(n_rows, _code_of(ix, by_name, code), ix, iterative) for ix in usable}
+        )
         return TableInfo(
             table=table,
             column=column,
@@ -354,8 +360,16 @@ def _tenant_pred(info: TableInfo, tenant: Any) -> Predicate:
     return Eq(info.tenant_column, tenant)
 
 
+def _code_of(
+    ix: Any, codes: dict[str, CodeColumn], default: CodeColumn | None
+) -> CodeColumn | None:
+    """The code column whose calibration a plan through ``ix`` reads: the indexed one for
+    an index over a code store."""
+    return codes[ix.code_column] if isinstance(ix, CodeIndex) else default
+
+
 def _caps(
-    n_rows: int, code: CodeColumn | None, hnsw: VectorIndex | None, iterative: bool
+    n_rows: int, code: CodeColumn | None, hnsw: VectorIndex | CodeIndex | None, iterative: bool
 ) -> Capabilities:
     # an index's calibration record lives in its JSON comment; the planner reads its curve
     # when it was measured for the index's own metric

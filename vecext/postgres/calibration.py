@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from vecext.postgres import copybin
+from vecext.postgres import code_index, copybin
 from vecext.postgres.columns import TableRef, check_column_current, resolve_column, resolve_table
 from vecext.postgres.index_catalog import list_vector_indexes
 from vecext.postgres.ivf import cached_codec, ivf_lists
@@ -148,7 +148,10 @@ def index_source(backend: Any, table: str, index: str, metric: str | None) -> In
     conn: psycopg.Connection = backend.conn
     t = resolve_table(conn, table)
     found = [i for i in list_vector_indexes(conn, t.qualified) if i.name == index]
-    if not found or found[0].method != "hnsw":
+    if not found:
+        # an HNSW index over one of the table's code stores
+        return code_index.index_source(backend, t, index, metric, index_target, KeyedRows)
+    if found[0].method != "hnsw":
         raise ValueError(f"{t} has no HNSW index named {index!r}")
     ix = found[0]
     # an index over bits orders candidates for any metric: cosine unless told

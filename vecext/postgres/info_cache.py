@@ -49,6 +49,17 @@ _ROWS = "md5(string_agg(x.xmin::text || x.ctid::text, ',' ORDER BY x.ctid))"
 _CATALOG = ("compressed_columns", "codecs", "tenant_columns", "installed_version")
 
 
+#: indexes on vecext's own relations (HNSW over code stores) and their comments
+_STORE_INDEXES = """, (SELECT md5(string_agg(i.xmin::text || i.ctid::text || ic.xmin::text
+                                    || ic.ctid::text || coalesce(d.xmin::text || d.ctid::text, ''),
+                                    ',' ORDER BY i.indexrelid))
+             FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid
+             JOIN pg_class ic ON ic.oid = i.indexrelid
+             LEFT JOIN pg_description d ON d.objoid = i.indexrelid
+                   AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+            WHERE r.relnamespace = 'vecext'::regnamespace AND ic.relam <> 403)"""
+
+
 def _stamp_sql(with_catalog: bool) -> sql.Composed:
     catalog = sql.SQL("")
     if with_catalog:
@@ -57,7 +68,7 @@ def _stamp_sql(with_catalog: bool) -> sql.Composed:
                 rows=sql.SQL(_ROWS), t=sql.Identifier("vecext", name)
             )
             for name in _CATALOG
-        )
+        ) + sql.SQL(_STORE_INDEXES)
     return sql.SQL(
         """SELECT c.oid, to_regclass('vecext.tenant_columns') IS NOT NULL,
           c.xmin::text, c.ctid::text, c.relfilenode, c.reltuples, c.relpages,

@@ -6,8 +6,11 @@ not the float vectors. Binary codes (``bit(d)``, centred sign bits) get
 ``bit_hamming_ops``; half codes (``halfvec(d)``, after any PCA/Matryoshka
 pretransform, in the codec's own space) get ``halfvec_l2_ops`` for an ``l2`` codec and
 ``halfvec_ip_ops`` otherwise (the codec's cosine and inner-product distances order
-like the negative inner product of the prepared query and the codes). Codes stored as
-``bytea`` (pq, int8, rbq) have no pgvector index.
+like the negative inner product of the prepared query and the codes). ``rbq`` codes
+(``bytea``) get ``bit_hamming_ops`` over their first sign plane, an expression
+(:func:`vecext.postgres.code_index.plane_expr`): those are the centred binary bits, and
+the search re-scores the candidates with both planes. Other ``bytea`` codes (pq, int8)
+have no pgvector index.
 
 A search orders by ``code <~> <encoded query>`` (binary) or ``code <op>
 <codec>_prepare(q)::halfvec`` (half) over the store and reranks the candidates by the
@@ -23,6 +26,7 @@ from psycopg import sql
 
 from vecext.codecs.kinds import inner_dim
 from vecext.postgres.catalog import PgDialect
+from vecext.postgres.code_index import plane_expr
 from vecext.postgres.index_build import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -50,7 +54,7 @@ def compressed_target(
 
 def store_opclass(kind: str, metric: str) -> tuple[str, str]:
     """(storage, operator class) of an HNSW index over codes of ``kind``."""
-    if kind == "binary":
+    if kind in ("binary", "rbq"):  # rbq: its first sign plane (the centred binary code)
         return "bit", "bit_hamming_ops"
     if kind == "half":
         return "halfvec", "halfvec_l2_ops" if metric == "l2" else "halfvec_ip_ops"
@@ -92,14 +96,20 @@ def create_store_index(
             f"rows, {storage}({d}), m={m}) needs about {math.ceil(need / MB)} MB of "
             f"maintenance_work_mem, more than the cap of {max_memory // MB} MB"
         )
+    # rbq codes are bytea: the index holds their first sign plane as bit(d)
+    expr = plane_expr((d + 7) // 8, d) if info.kind == "rbq" else sql.SQL("code")
     ddl = sql.SQL(
-        "CREATE INDEX {} ON {} USING hnsw (code {}) WITH (m = {}, ef_construction = {})"
+        "CREATE INDEX {} ON {} USING hnsw ({} {}) WITH (m = {}, ef_construction = {})"
     ).format(
-        sql.Identifier(name), cc.store, sql.SQL(ops), sql.Literal(m), sql.Literal(ef_construction)
-    )
+        sql.Identifier(name), cc.store, expr, sql.SQL(ops), sql.Literal(m),
+        sql.Literal(ef_construction),
+    )  # fmt: skip
     with conn.transaction():
         raise_settings(conn, {"maintenance_work_mem": f"{math.ceil(need / 1024)}kB"}, local=True)
         conn.execute(ddl)
+    if info.kind == "rbq":  # an expression index, which list_vector_indexes does not list
+        return VectorIndex(name, "vecext", str(cc.store_name), "code", "hnsw", storage,
+                           "hamming", ops, d)  # fmt: skip
     found = [i for i in store_indexes(conn, cc) if i.name == name]
     if not found:  # pragma: no cover - created just above
         raise VectorIndexError(f"index {name!r} was not created")

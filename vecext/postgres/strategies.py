@@ -32,6 +32,8 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format, TransactionStatus
 
+from vecext.postgres import code_index
+from vecext.postgres.code_index import CodeIndex
 from vecext.postgres.filters import bound_ident
 from vecext.postgres.index_catalog import VectorIndex
 from vecext.postgres.ivf import cached_codec
@@ -332,6 +334,8 @@ def hnsw(ctx: Context, ef: int) -> tuple[np.ndarray, np.ndarray]:
     """Walk the plan's index with ``ef`` candidates (rerank them exactly when the index
     holds halfvec or bits)."""
     ix: VectorIndex = ctx.info.indexes[str(ctx.info.caps.hnsw_index)]
+    if isinstance(ix, CodeIndex):  # HNSW over a code store: walk, re-score, rerank
+        return code_index.walk(ctx, ix, ef, lambda s, q, p: fetch_local(ctx.conn, s, q, p))
     k = ctx.req.k
     iterative = (ctx.plan.params if ctx.plan else {}).get("iterative_scan") or "off"
     settings = {"hnsw.ef_search": str(ef), "hnsw.iterative_scan": str(iterative)}

@@ -54,7 +54,7 @@ from vecext.tools.advise.measure import (
     fit_growth,
     prefix_sizes,
 )
-from vecext.tools.advise.recommend import MIN_BASE, Advice, advise_vectors, split_sample
+from vecext.tools.advise.recommend import MIN_BASE, PQ_NOTE, Advice, advise_vectors, split_sample
 from vecext.tools.advise.sample import (
     duckdb_metric,
     postgres_metric,
@@ -65,6 +65,7 @@ from vecext.tools.advise.sample import (
 
 __all__ = [
     "MIN_BASE",
+    "PQ_NOTE",
     "RERANK_ROW_BYTES",
     "Advice",
     "AdviseError",

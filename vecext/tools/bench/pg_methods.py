@@ -107,7 +107,10 @@ class _PgMethod(BaseMethod):
             task=ctx.task,
         )
         self.indexes.append(name)
-        self.params.update(index=name, index_reused=reused)
+        self.params.update(
+            index=name, index_reused=reused,
+            index_mb=round(pg_store.index_bytes(self.conn, name) / 1e6, 1),
+        )  # fmt: skip
         if notices:
             self.params["build_notices"] = notices
         return build_s

@@ -81,6 +81,7 @@ PLUGIN_MODULES: list[str] = [
     "vecext.tools.bench.duck_vecext",  # vecext-* on duckdb
     "vecext.tools.bench.pg_vecext",  # vecext-* on postgres
     "vecext.tools.bench.lance_methods",  # LanceDB peers beside duckdb (extra [bench])
+    "vecext.tools.bench.pg_codes",  # vecext-hnsw-* on postgres (HNSW over code stores)
 ]
 
 

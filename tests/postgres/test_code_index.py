@@ -1,0 +1,119 @@
+"""HNSW over code stores (vecext.postgres.code_index): built by create_vector_index on a
+compressed column, found by the planner, searched with an exact rerank, calibrated,
+filtered; checked against numpy brute force."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.postgres.search_data import load, make_data
+from vecext.errors import VecextError
+from vecext.postgres import (
+    add_compressed_column,
+    calibrate,
+    connect,
+    create_vector_index,
+    install,
+    search,
+    train_codec,
+)
+from vecext.search.calibrate import calibrate_index
+
+N = 6_000
+KINDS = [("binary", {}), ("rbq", {"bits": 2}), ("half", {"pretransform": "pca:16"})]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data(seed=5)
+
+
+@pytest.fixture(scope="module")
+def env(pg_server_dsn: str, pg_template: str, data) -> Iterator[psycopg.Connection]:
+    from tests.conftest import _create_db, _drop_db, with_dbname
+
+    name = _create_db(pg_server_dsn, pg_template)
+    conn = connect(with_dbname(pg_server_dsn, name), autocommit=True)
+    install(conn)
+    load(conn, "items", data, n=N)
+    conn.execute("CREATE INDEX items_cat ON items (cat)")
+    conn.execute("VACUUM ANALYZE items")
+    for kind, params in KINDS:
+        train_codec(conn, f"ci_{kind}", "items", "embedding", kind, metric="cosine", **params)
+        add_compressed_column(conn, "items", "embedding", f"ci_{kind}", f"e_{kind}", progress=False)
+        calibrate(conn, "items", f"e_{kind}")
+    yield conn
+    conn.close()
+    _drop_db(pg_server_dsn, name)
+
+
+def _recall(data, got, q, mask=None) -> float:
+    m = np.arange(len(data.xb)) < N
+    truth = data.truth(q, 10, m if mask is None else m & mask)
+    return len(set(np.asarray(got).tolist()) & set(truth.tolist())) / max(1, len(truth))
+
+
+@pytest.mark.parametrize(("kind", "params"), KINDS)
+def test_index_over_a_code_store_is_built_found_and_searched(env, data, kind, params) -> None:
+    ix = create_vector_index(env, "items", f"e_{kind}", metric="cosine")
+    assert ix.schema == "vecext" and ix.table.startswith("store_") and ix.method == "hnsw"
+    found = search(env, "items", "embedding", data.xq[0], 10, strategy="hnsw", using=ix.name)
+    assert found.plan.params["index"] == ix.name
+    (am,) = env.execute(
+        "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+        "WHERE c.oid = to_regclass(%s)",
+        [f"vecext.{ix.name}"],
+    ).fetchone()
+    assert am == "hnsw"
+    recs = []
+    for q in data.xq:
+        r = search(env, "items", "embedding", q, 10, strategy="hnsw", using=ix.name)
+        assert r.plan.params["index"] == ix.name and len(r.ids) == 10
+        # exact distances, ascending
+        assert np.all(np.diff(r.distances) >= -1e-6)
+        recs.append(_recall(data, r.ids, q))
+    assert np.mean(recs) >= 0.9, (kind, np.mean(recs))
+    # filtered: joined from the table by primary key, k rows, every one matching
+    for cat in ("a", "b"):
+        mask = data.cat == cat
+        recs = []
+        for q in data.xq[:8]:
+            r = search(
+                env,
+                "items",
+                "embedding",
+                q,
+                10,
+                strategy="hnsw",
+                using=ix.name,
+                filter={"cat": cat},
+            )
+            assert len(r.ids) == 10 and set(data.cat[np.asarray(r.ids)]) == {cat}
+            recs.append(_recall(data, r.ids, q, mask))
+        assert np.mean(recs) >= 0.85, (kind, cat, np.mean(recs))
+
+
+def test_calibration_of_a_code_index_sets_ef(env, data) -> None:
+    name = next(
+        n for n in (f"items_e_{kind}_hnsw" for kind, _ in KINDS)
+        if env.execute("SELECT to_regclass(%s)", [f"vecext.{n}"]).fetchone()[0]
+    )  # fmt: skip
+    rec = calibrate_index(env, "items", name, n_queries=30)
+    curve = rec["ef_search"]
+    assert curve and all(0.0 <= float(v) <= 1.0 for v in curve.values())
+    r = search(env, "items", "embedding", data.xq[0], 10, strategy="hnsw", using=name)
+    # the planner read the fresh calibration (the stamp saw the comment change)
+    assert "table facts and catalog rows: read from the catalog" in r.plan.steps
+
+
+def test_int8_and_table_columns_are_refused(env) -> None:
+    train_codec(env, "ci_int8", "items", "embedding", "int8", metric="cosine")
+    add_compressed_column(env, "items", "embedding", "ci_int8", "e_int8", progress=False)
+    with pytest.raises(VecextError, match="cannot index"):
+        create_vector_index(env, "items", "e_int8")
+    with pytest.raises(VecextError, match="has no column 'nope'"):
+        create_vector_index(env, "items", "nope")

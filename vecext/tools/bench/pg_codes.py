@@ -1,0 +1,167 @@
+"""vecext's HNSW over code stores on PostgreSQL, for ``vecext bench``.
+
+* ``vecext-hnsw-binary``: centred binary codes (d / 8 bytes) in their code store, a
+  pgvector HNSW index over them (``bit_hamming_ops``, m 16, ef_construction 64), every
+  walked candidate reranked exactly;
+* ``vecext-hnsw-rbq``: 2-bit residual binary codes (d / 4 + 4 bytes), the index over
+  their first sign plane (the same bits), candidates re-scored with both planes, the
+  best ``4 k`` or calibrated depth reranked exactly;
+* ``vecext-hnsw-pca``: half-precision codes after PCA to d / 3 (``halfvec``), HNSW by
+  the metric, every candidate reranked.
+
+Each searches with ``search(strategy="hnsw", using=<the index>)``, the index calibrated
+on the table (ef_search from the calibration and the floors, as for any HNSW index);
+option ``@ef=N`` pins ef_search instead. Set-up is kept between runs (the codes and the
+index are found in the catalog and reused; build seconds in the index comment).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from vecext.postgres import add_compressed_column, calibrate, install, train_codec
+from vecext.postgres.catalog import installed_version
+from vecext.search import PlannerSettings, search
+from vecext.tools.bench import pg_store
+from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.pg_vecext import ensure_attribute_indexes
+from vecext.tools.bench.registry import BaseMethod, register_method
+
+#: method -> (codec kind, codec params (d: the dimension), bytes per vector)
+KINDS: dict[str, tuple[str, Any, Any]] = {
+    "vecext-hnsw-binary": ("binary", lambda d: {}, lambda d: d / 8),
+    "vecext-hnsw-rbq": ("rbq", lambda d: {"bits": 2}, lambda d: d / 4 + 4),
+    "vecext-hnsw-pca": ("half", lambda d: {"pretransform": f"pca:{d // 3}"}, lambda d: d // 3 * 2),
+}
+
+
+class PgCodeHnsw(BaseMethod):
+    """HNSW over a compressed column's code store, reranked (see the module docstring)."""
+
+    def __init__(self, ctx: BenchContext, method: str) -> None:
+        kind, params, bpv = KINDS[method]
+        self.kind, self.codec_params = kind, params(ctx.d)
+        self.ef = ctx.option("ef", int, None)
+        self.recall = float(ctx.option("recall", float, 0.95))
+        super().__init__(
+            ctx, params={"strategy": "hnsw", "codec": kind, **self.codec_params},
+            bytes_per_vector=float(bpv(ctx.d)),
+        )  # fmt: skip
+        assert ctx.table is not None
+        self.conn, self.table = ctx.conn, ctx.table
+        self.column = f"embedding_{kind}"
+        self.index = ""
+        self.store = ""
+        self.settings = None
+        if self.ef is not None:
+            # pinned: the floors and the calibration neither raise nor lower it
+            self.settings = PlannerSettings(
+                hnsw_ef_floor=self.ef, max_ef_search=self.ef, hnsw_calibrated_floor=False
+            )
+            self.params["ef_search"] = self.ef
+
+    def build(self) -> float | None:
+        from vecext.postgres import create_vector_index, list_compressed_columns
+        from vecext.search.calibrate import calibrate_index
+
+        conn, table = self.conn, self.table
+        ensure_attribute_indexes(self.ctx)
+        if installed_version(conn) is None:
+            install(conn)
+        found = [c for c in list_compressed_columns(conn, table) if c.code_column == self.column]
+        seconds = 0.0
+        if not found or found[0].status != "ready" or self.ctx.rebuild:
+            start = time.perf_counter()
+            codec = f"{table}_{self.kind}"[:48]
+            with self.ctx.task(f"train {self.kind} codec and encode {table}.{self.column}"):
+                if found:
+                    from vecext.postgres import drop_compressed_column
+
+                    drop_compressed_column(conn, table, self.column)
+                conn.execute("DELETE FROM vecext.codecs WHERE name = %s", [codec])
+                train_codec(
+                    conn, codec, table, "embedding", self.kind, metric="cosine",
+                    **self.codec_params,
+                )  # fmt: skip
+                add_compressed_column(conn, table, "embedding", codec, self.column, progress=False)
+                calibrate(conn, table, self.column)
+            seconds += time.perf_counter() - start
+            found = [
+                c for c in list_compressed_columns(conn, table) if c.code_column == self.column
+            ]
+        cc = found[0]
+        self.store = f"store_{cc.id}"
+        self.index = f"{self.store}_hnsw"
+        (exists, comment) = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class')",
+            [f"vecext.{self.index}", f"vecext.{self.index}"],
+        ).fetchone()
+        meta = _json(comment)
+        if not exists:
+            start = time.perf_counter()
+            with self.ctx.task(f"CREATE INDEX {self.index} (HNSW over {self.column})"):
+                create_vector_index(conn, table, self.column, metric="cosine", name=self.index)
+            meta = {"build_s": round(time.perf_counter() - start, 3)}
+            _comment(conn, self.index, meta)
+        if not isinstance(meta.get("calibration"), dict):
+            with self.ctx.task(f"calibrate {self.index} (recall per ef_search)"):
+                calibrate_index(conn, table, self.index)
+        seconds += float(_json(_comment_of(conn, self.index)).get("build_s", 0.0))
+        index_mb = pg_store.relation_bytes(conn, [f"vecext.{self.index}"]) / 1e6
+        self.params.update(index=self.index, store=self.store, index_mb=round(index_mb, 1))
+        return seconds
+
+    def search(self, q: np.ndarray) -> np.ndarray:
+        r = search(
+            self.conn, self.table, "embedding", q, self.ctx.k, strategy="hnsw",
+            using=self.index, filter=self.ctx.filter, recall_target=self.recall,
+            settings=self.settings,
+        )  # fmt: skip
+        self.params["last_plan"] = {"strategy": r.strategy, **r.plan.params}
+        return np.asarray(r.ids, dtype=np.int64)
+
+    def storage_bytes(self) -> int:
+        codes = pg_store.relation_bytes(self.conn, [f"vecext.{self.store}"], table=True)
+        index = pg_store.relation_bytes(self.conn, [f"vecext.{self.index}"])
+        return int(self.ctx.extra.get("pg_vector_bytes", 0)) + codes + index
+
+    def disk_bytes(self) -> int:
+        """The table, the code store (with its primary key) and the HNSW index."""
+        (store,) = self.conn.execute(
+            "SELECT pg_total_relation_size(%s::regclass)", [f"vecext.{self.store}"]
+        ).fetchone()
+        return pg_store.relation_bytes(self.conn, [self.table], table=True) + int(store)
+
+
+def _json(text: Any) -> dict[str, Any]:
+    import json
+
+    try:
+        meta = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _comment_of(conn: Any, index: str) -> Any:
+    return conn.execute(
+        "SELECT obj_description(to_regclass(%s), 'pg_class')", [f"vecext.{index}"]
+    ).fetchone()[0]
+
+
+def _comment(conn: Any, index: str, meta: dict[str, Any]) -> None:
+    import json
+
+    conn.execute(
+        sql.SQL("COMMENT ON INDEX {} IS {}").format(
+            sql.Identifier("vecext", index), sql.Literal(json.dumps(meta))
+        )
+    )
+
+
+for _name in KINDS:
+    register_method(_name, "postgres", lambda ctx, _m=_name: PgCodeHnsw(ctx, _m))
