@@ -143,8 +143,8 @@ def test_encode_in_a_forked_child_after_the_parent_used_faiss(kind):
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(2)  # the parent runs OpenMP parallel regions with a pool
     try:
-        x = RNG.standard_normal((20_000, 32)).astype(np.float32)
-        codec = make_codec(kind, 32, "l2", **({"m": 8} if kind == "pq" else {})).train(x[:4000])
+        x = RNG.standard_normal((8_000, 32)).astype(np.float32)
+        codec = make_codec(kind, 32, "l2", **({"m": 4} if kind == "pq" else {})).train(x[:2000])
         want = codec.encode(x)  # the parent has used FAISS's threads
         ctx = mp.get_context("fork")
         out = ctx.Queue()
