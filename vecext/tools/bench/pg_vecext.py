@@ -227,13 +227,14 @@ class PgVecext(VecextMethod):
 
 
 class VecextAuto(PgVecext):
-    """The planner with everything vecext would set up: PQ codes, IVF lists, and
-    the HNSW index of the ``pgvector-hnsw`` baseline (same name and DDL, so reused)."""
+    """The planner with what vecext sets up without touching the table: binary codes in
+    a code store and the HNSW index of the ``pgvector-hnsw`` baseline (same name and
+    DDL, so reused). No IVF lists: their list ids are still a column of the table, and
+    filling it rewrites every row (and inserts each into the table's HNSW index)."""
 
     def build(self) -> float | None:
         ensure_attribute_indexes(self.ctx)
-        column, s = ensure_codes(self.ctx, "pq")
-        s += ensure_lists(self.ctx, column)
+        column, s = ensure_codes(self.ctx, "binary")
         hnsw = PgHnsw(self.ctx)
         s += hnsw.build() or 0.0
         s += ensure_index_calibration(self.ctx, f"{self.table}_hnsw")
