@@ -270,8 +270,16 @@ def test_duckdb_search_reaches_attached_databases(tmp_path):
     for t in ['"other db".s."it""s"', ("other db", "s", 'it"s')]:
         r = vd.search(con, t, "embedding", Q, 5, metric="l2")
         assert list(r.ids) == list(want)
-    r = vd.search(con, '"other db".items', "embedding", Q, 5, metric="l2")
-    assert list(r.ids) == list(exact_ids(X[::-1].copy(), Q, 5))
+    # a table of the same name in the current database, with codes: neither is mistaken
+    # for the other (the catalog of the current database describes only its own tables)
+    _duck_load(con, ("items",), X)
+    vd.train_codec(con, "bits_here", "items", "embedding", "binary", metric="l2")
+    vd.add_compressed_column(con, "items", "embedding", "bits_here")
+    for _ in range(2):  # cached table facts too
+        r = vd.search(con, '"other db".items', "embedding", Q, 5, metric="l2")
+        assert list(r.ids) == list(exact_ids(X[::-1].copy(), Q, 5)) and r.strategy == "exact"
+        r = vd.search(con, "items", "embedding", Q, 5, metric="l2", strategy="compressed")
+        assert len(set(r.ids.tolist()) & set(exact_ids(X, Q, 5).tolist())) >= 4
     vd.train_codec(con, "cat", '"other db".items', "embedding", "binary", metric="cosine")
     with pytest.raises(VecextError, match="current database"):
         vd.add_compressed_column(con, '"other db".items', "embedding", "cat")
