@@ -77,7 +77,8 @@ def test_index_over_a_code_store_is_built_found_and_searched(env, data, kind, pa
         assert np.all(np.diff(r.distances) >= -1e-6)
         recs.append(_recall(data, r.ids, q))
     assert np.mean(recs) >= 0.9, (kind, np.mean(recs))
-    # filtered: joined from the table by primary key, k rows, every one matching
+    # filtered: joined from the table by primary key, k rows, every one matching (no
+    # iterative scan through a code index: a walk short of k rows falls back to exact)
     for cat in ("a", "b"):
         mask = data.cat == cat
         recs = []
@@ -117,3 +118,16 @@ def test_int8_and_table_columns_are_refused(env) -> None:
         create_vector_index(env, "items", "e_int8")
     with pytest.raises(VecextError, match="has no column 'nope'"):
         create_vector_index(env, "items", "nope")
+
+
+def test_a_selective_filter_is_not_walked_iteratively(env, data) -> None:
+    name = "items_e_binary_hnsw"
+    if not env.execute("SELECT to_regclass(%s)", [f"vecext.{name}"]).fetchone()[0]:
+        create_vector_index(env, "items", "e_binary")
+    r = search(
+        env, "items", "embedding", data.xq[1], 10, filter={"cat": "b"}, using=name,
+        strategy="hnsw",
+    )  # fmt: skip
+    assert "iterative_scan" not in r.plan.params and len(r.ids) == 10
+    mask = data.cat == "b"
+    assert _recall(data, r.ids, data.xq[1], mask) >= 0.9

@@ -9,7 +9,9 @@
 * ``vecext-hnsw-pca``: half-precision codes after PCA to d / 3 (``halfvec``), HNSW by
   the metric, every candidate reranked.
 
-Each searches with ``search(strategy="hnsw", using=<the index>)``, the index calibrated
+Each searches with ``search(strategy="hnsw", using=<the index>)`` (under a filter
+``strategy="auto"``: the planner chooses between an exact scan, the codes and the
+index), the index calibrated
 on the table (ef_search from the calibration and the floors, as for any HNSW index);
 option ``@ef=N`` pins ef_search instead. Set-up is kept between runs (the codes and the
 index are found in the catalog and reused; build seconds in the index comment).
@@ -116,8 +118,11 @@ class PgCodeHnsw(BaseMethod):
         return seconds
 
     def search(self, q: np.ndarray) -> np.ndarray:
+        # no filter: through the index; a filter: the planner's choice with these codes
+        # and this index (exact, a scan of the codes, or the index when the filter is broad)
+        strategy = "hnsw" if self.ctx.filter is None else "auto"
         r = search(
-            self.conn, self.table, "embedding", q, self.ctx.k, strategy="hnsw",
+            self.conn, self.table, "embedding", q, self.ctx.k, strategy=strategy,
             using=self.index, filter=self.ctx.filter, recall_target=self.recall,
             settings=self.settings,
         )  # fmt: skip
