@@ -169,6 +169,13 @@ def test_uninstall_with_code_stores(pg_catalog):
     dropped = catalog.uninstall(conn)
     assert f"table {store}" in dropped, dropped
     assert conn.execute("SELECT to_regnamespace('vecext')").fetchone()[0] is None
+    # vecext's event trigger (a superuser's install makes one) goes too
+    assert (
+        conn.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname ~ '^vecext'").fetchone()[
+            0
+        ]
+        == 0
+    )
     left = conn.execute(
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal"
     ).fetchone()[0]
