@@ -22,7 +22,9 @@ from vecext.postgres import (
     backfill,
     compressed_column,
     connect,
+    drop_orphaned_compressed_columns,
     list_compressed_columns,
+    migrate_to_store,
     save_codec,
     search,
     stale_rows,
@@ -234,11 +236,24 @@ def test_renamed_table_and_columns_keep_working(mconn, codecs):
         list_compressed_columns(mconn, "ren")
 
 
+def _store_exists(conn, store) -> bool:
+    return conn.execute("SELECT to_regclass(%s)", [store.as_string(conn)]).fetchone()[0] is not None
+
+
 def test_dropped_and_recreated_table_starts_clean(mconn, codecs):
+    """The catalog's event trigger drops what belonged to a dropped table or vector
+    column; without it (a catalog a non-superuser installed: here, disabled) the rows
+    are never read (they name the old OID) and drop_orphaned_compressed_columns
+    reclaims them."""
     x = clustered(100, D, seed=75)
     load_table(mconn, "again", x)
     add_compressed_column(mconn, "again", "embedding", "st_bin", "bits", progress=False)
+    store = compressed_column(mconn, "again", "bits").store
     mconn.execute("DROP TABLE again")
+    assert not _store_exists(mconn, store)
+    assert mconn.execute("SELECT count(*) FROM vecext.compressed_columns").fetchone()[0] == sum(
+        1 for _ in list_compressed_columns(mconn)
+    )
     load_table(mconn, "again", x[:50])
     assert list_compressed_columns(mconn, "again") == []
     with pytest.raises(CatalogError, match="is not a vecext compressed column"):
@@ -248,6 +263,32 @@ def test_dropped_and_recreated_table_starts_clean(mconn, codecs):
     assert assert_store_current(mconn, "again", "bits", codecs["st_bin"]) == 50
     r = search(mconn, "again", "embedding", x[3], 3, strategy="compressed")
     assert r.ids[0] == 3
+    # the vector column is dropped only with its dependents (CASCADE): the compressed
+    # column goes with it, and the table keeps working
+    store = compressed_column(mconn, "again", "bits").store
+    mconn.execute("ALTER TABLE again ADD COLUMN note text")
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist, match="trigger store_"):
+        mconn.execute("ALTER TABLE again DROP COLUMN embedding")
+    mconn.execute("ALTER TABLE again DROP COLUMN embedding CASCADE")
+    assert not _store_exists(mconn, store) and list_compressed_columns(mconn, "again") == []
+    mconn.execute("INSERT INTO again (id, note) VALUES (1000, 'x')")
+    # without the event trigger
+    mconn.execute("ALTER EVENT TRIGGER vecext_sql_drop DISABLE")
+    try:
+        load_table(mconn, "again2", x[:10])
+        add_compressed_column(mconn, "again2", "embedding", "st_bin", "bits", progress=False)
+        store = compressed_column(mconn, "again2", "bits").store
+        mconn.execute("DROP TABLE again2")
+        load_table(mconn, "again2", x[:10])
+        assert list_compressed_columns(mconn, "again2") == []
+        add_compressed_column(mconn, "again2", "embedding", "st_bin", "bits", progress=False)
+        assert _store_exists(mconn, store)
+        assert drop_orphaned_compressed_columns(mconn) == ["public.again2.bits"]
+        assert not _store_exists(mconn, store)
+        assert drop_orphaned_compressed_columns(mconn) == []
+        assert assert_store_current(mconn, "again2", "bits", codecs["st_bin"]) == 10
+    finally:
+        mconn.execute("ALTER EVENT TRIGGER vecext_sql_drop ENABLE")
 
 
 def test_a_table_without_a_single_column_key_is_refused(mconn, codecs):
@@ -288,6 +329,19 @@ def test_the_0_2_0_in_table_layout_survives_the_upgrade(pg_conn):
     for i in (1, 77, 599):
         r = search(conn, "legacy", "embedding", x[i], 3, strategy="compressed")
         assert r.ids[0] == i
+    # the documented way to a code store: migrate_to_store, then drop the old column
+    store = migrate_to_store(conn, "legacy", "bits")
+    assert store == f'vecext."store_{cc.id}"' or store == f"vecext.store_{cc.id}"
+    assert compressed_column(conn, "legacy", "bits").layout == "store"
+    assert assert_store_current(conn, "legacy", "bits", codec) == 600
+    conn.execute("INSERT INTO legacy VALUES (9001, %s)", [vector_text(x[8] * 3)])
+    assert conn.execute("SELECT bits FROM legacy WHERE id = 9001").fetchone() == (None,)
+    conn.execute("ALTER TABLE legacy DROP COLUMN bits")
+    assert assert_store_current(conn, "legacy", "bits", codec) == 601
+    for i in (1, 77, 599):
+        r = search(conn, "legacy", "embedding", x[i], 3, strategy="compressed")
+        assert r.ids[0] == i
+    assert migrate_to_store(conn, "legacy", "bits") == store  # again: nothing to do
     drop_compressed_column(conn, "legacy", "bits")
     cols = conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'legacy'::regclass AND attnum > 0 "
@@ -346,3 +400,38 @@ def test_hnsw_index_over_a_code_store(mconn, codecs):
         ).fetchall()
     ham = np.unpackbits(codec.encode(x) ^ codec.encode(q[None, :]), axis=1).sum(axis=1)
     assert [int(d) for _, d in got] == sorted(ham.tolist())[:5]
+
+
+def test_storage_mode_keeps_halfvec_vectors_only(mconn, codecs):
+    """Storage mode: the table keeps halfvec(d) vectors (no float32 column); compressed
+    columns encode them (the float32 value of each half), the triggers keep the stores
+    current, and a search reranks with the halfvec vectors: its ids are numpy's exact
+    top-k over those values."""
+    x = clustered(800, D, seed=78)
+    x16 = x.astype(np.float16).astype(np.float32)
+    mconn.execute(f"CREATE TABLE half_only (id int PRIMARY KEY, embedding halfvec({D}))")
+    with mconn.cursor().copy("COPY half_only (id, embedding) FROM STDIN") as copy:
+        for i, row in enumerate(x):
+            copy.write_row((i, vector_text(row)))
+    for name in ("st_bin", "st_pq"):
+        add_compressed_column(mconn, "half_only", "embedding", name, f"c_{name}", batch_size=300)
+        keys, codes = store_codes(mconn, "half_only", f"c_{name}")
+        assert keys == list(range(800))
+        same = (codes == codecs[name].encode(x16)).all(axis=1)
+        assert same.mean() >= (0.99 if name == "st_pq" else 1.0)
+    mconn.execute("INSERT INTO half_only VALUES (900, %s)", [vector_text(x[5] * 2)])
+    _, got = store_codes(mconn, "half_only", "c_st_bin", "pk = 900")
+    assert got.tolist() == codecs["st_bin"].encode(x16[5:6] * 2).tolist()
+    # (the query is compared as a halfvec too)
+    q = x[17] + 0.01
+    q16 = q.astype(np.float16).astype(np.float32)
+    xs = np.vstack([x16, x16[5:6] * 2])
+    ids = np.array([*range(800), 900])
+    dist = 1 - (xs @ q16) / np.linalg.norm(xs, axis=1) / np.linalg.norm(q16)
+    order = np.argsort(dist, kind="stable")[:10]
+    for s in ("exact", "compressed"):
+        r = search(mconn, "half_only", "embedding", q, 10, strategy=s)
+        assert set(r.ids.tolist()) == set(ids[order].tolist()), s
+        np.testing.assert_allclose(r.distances, dist[order], atol=1e-4)
+    with pytest.raises(CatalogError, match="in-table layout encodes vector columns only"):
+        add_compressed_column(mconn, "half_only", "embedding", "st_half", layout="table")

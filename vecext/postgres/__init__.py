@@ -64,6 +64,12 @@ from vecext.postgres.relevance import (
     load_adapter,
     save_adapter,
 )
+from vecext.postgres.stores import (
+    drop_orphaned_compressed_columns,
+    grant_usage,
+    migrate_to_store,
+    revoke_usage,
+)
 from vecext.postgres.tenants import (
     create_tenant_indexes,
     declare_tenant_column,
@@ -101,10 +107,12 @@ __all__ = [
     "drop_codec",
     "drop_compressed_column",
     "drop_ivf_lists",
+    "drop_orphaned_compressed_columns",
     "drop_orphaned_ivf_lists",
     "drop_vector_index",
     "explain",
     "get_adapter_info",
+    "grant_usage",
     "hnsw_build_memory",
     "install",
     "installed_version",
@@ -115,10 +123,12 @@ __all__ = [
     "list_vector_indexes",
     "load_adapter",
     "load_codec",
+    "migrate_to_store",
     "orphaned_ivf_lists",
     "refresh",
     "require_catalog",
     "resolve_dsn",
+    "revoke_usage",
     "save_adapter",
     "save_codec",
     "search",

@@ -112,7 +112,8 @@ class PostgresBackend(SqlBackend):
             raise SearchError(
                 f"table {t} has no column {column!r}; its columns are: {', '.join(columns)}"
             )
-        base = columns[column].split("(")[0]
+        # format_type qualifies pgvector's types when their schema is not on the path
+        base = columns[column].split("(")[0].rsplit(".", 1)[-1]
         if base not in ("vector", "halfvec") or typmods[column] <= 0:
             raise SearchError(
                 f"column {t}.{column} is {columns[column]}: search needs a vector(d) or "
@@ -128,6 +129,12 @@ class PostgresBackend(SqlBackend):
         codes: list[CodeColumn] = []
         unusable: list[str] = []
         tenant = None
+        if has_catalog == "denied":
+            raise SearchError(
+                f"role {conn.info.user!r} has no USAGE on schema vecext, whose catalog says "
+                "how to search this table: ask the catalog's owner to run SELECT "
+                f"vecext.grant_usage('{conn.info.user}')"
+            )
         if has_catalog is not None:
             keys = {
                 "oid": t.oid,
@@ -137,7 +144,7 @@ class PostgresBackend(SqlBackend):
                 "column": column,
             }
             # a catalog before 0.4.0 keys its rows by names and has no code stores
-            crow = conn.execute(_CATALOG_INFO if has_catalog else _OLD_CATALOG_INFO, keys)
+            crow = conn.execute(_CATALOG_INFO if has_catalog == "new" else _OLD_CATALOG_INFO, keys)
             code_rows, tenant = crow.fetchone()  # type: ignore[misc]
             codes, unusable = _codes(code_rows or [], metric)
         all_indexes = parse_index_rows(
@@ -323,10 +330,13 @@ _BASE_INFO = sql.SQL(
         WHERE i.indrelid = r.oid AND i.indisprimary AND i.indnkeyatts = 1),
       (SELECT json_agg(to_json(x)) FROM ({indexes}) x),
       (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
-      -- NULL: no catalog; false: a catalog older than 0.4.0 (no OID keys)
-      CASE WHEN to_regclass('vecext.tenant_columns') IS NOT NULL THEN EXISTS (
-        SELECT FROM pg_attribute WHERE attrelid = to_regclass('vecext.compressed_columns')
-           AND attname = 'table_oid' AND NOT attisdropped) END
+      -- NULL: no catalog; 'denied': no USAGE on it; 'old': before 0.4.0 (no OID keys)
+      (SELECT CASE WHEN NOT has_schema_privilege(v.oid, 'USAGE') THEN 'denied'
+                   WHEN EXISTS (SELECT FROM pg_class k JOIN pg_attribute a ON a.attrelid = k.oid
+                                 WHERE k.relnamespace = v.oid AND k.relname = 'compressed_columns'
+                                   AND a.attname = 'table_oid' AND NOT a.attisdropped)
+                   THEN 'new' ELSE 'old' END
+         FROM pg_namespace v WHERE v.nspname = 'vecext')
     FROM r"""
 ).format(indexes=sql.SQL(INDEX_ROWS).format(oid=sql.SQL("r.oid"), size=sql.SQL("false")))
 

@@ -36,6 +36,7 @@ from vecext.errors import VecextError
 from vecext.postgres import copybin
 from vecext.postgres.catalog import PgDialect
 from vecext.postgres.stores import PgCompressedColumn, has_code
+from vecext.postgres.tables import column_type, vector_expr
 
 BUFFER = "vecext_backfill_buffer"
 
@@ -82,6 +83,10 @@ class Backfill:
         assert cc.key_column is not None, "a PostgreSQL compressed column has a key"
         self.k = sql.Identifier(cc.key_column)
         self.src = sql.Identifier(cc.source_column)
+        # the vectors as float32 (a halfvec source column is cast)
+        kind = column_type(conn, t, cc.source_column)
+        assert kind is not None, "registered columns exist"
+        self.src_vec = vector_expr(sql.SQL("t.{}").format(self.src), kind[1], kind[3])
         self.code = sql.Identifier(cc.code_column)
         self.position = cc.backfill_position
         self.done = 0
@@ -124,7 +129,7 @@ class Backfill:
             "TO STDOUT (FORMAT binary)"
         ).format(
             key=key,
-            src=self.src,
+            src=self.src_vec,
             t=self.t,
             pending=self._pending(self.position),
             k=self.k,

@@ -23,6 +23,7 @@ from vecext.postgres.columns import TableRef, check_column_current, resolve_colu
 from vecext.postgres.index_catalog import list_vector_indexes
 from vecext.postgres.ivf import cached_codec, ivf_lists
 from vecext.postgres.stores import PgCompressedColumn, has_code
+from vecext.postgres.tables import column_type, vector_expr
 from vecext.search.calibrate import (
     EF_LADDER,
     CodeSource,
@@ -83,6 +84,8 @@ class KeyedRows:
         self.k_sql = sql.Identifier(key)
         self.k_out = self.k_sql if int_key else sql.SQL("{}::text").format(self.k_sql)
         self.src = sql.Identifier(column)
+        typ = column_type(conn, t, column)
+        self.vec = vector_expr(self.src, typ[1], typ[3]) if typ else self.src
         self.has = sql.SQL("{} IS NOT NULL").format(self.src)
         if codes is not None:
             key_of_t = sql.SQL("t.{}").format(self.k_sql)
@@ -90,9 +93,9 @@ class KeyedRows:
 
     def _rows(self, where: sql.Composable, order: sql.Composable, n: int) -> Any:
         query = sql.SQL(
-            "COPY (SELECT {ko}, {src} FROM {t} t WHERE {where} AND {has} ORDER BY {order} "
+            "COPY (SELECT {ko}, {vec} FROM {t} t WHERE {where} AND {has} ORDER BY {order} "
             "LIMIT {n}) TO STDOUT (FORMAT binary)"
-        ).format(ko=self.k_out, src=self.src, t=self.t.ident, where=where, has=self.has,
+        ).format(ko=self.k_out, vec=self.vec, t=self.t.ident, where=where, has=self.has,
                  order=order, n=sql.Literal(int(n)))  # fmt: skip
         return _copy(self.conn, query, self.dim, self.kt)
 
@@ -121,7 +124,7 @@ def code_source(backend: Any, table: str, code_column: str) -> CodeSource:
     conn: psycopg.Connection = backend.conn
     cc = check_column_current(conn, table, code_column)
     codec = cached_codec(conn, cc.codec, cc.codec_fingerprint)
-    col = resolve_column(conn, cc.table.qualified, cc.source_column)
+    col = resolve_column(conn, cc.table.qualified, cc.source_column, halfvec=True)
     lists = ivf_lists(conn, cc.table.qualified, code_column)
     coarse = None
     if lists is not None:
@@ -156,7 +159,7 @@ def index_source(backend: Any, table: str, index: str, metric: str | None) -> In
     ix = found[0]
     # an index over bits orders candidates for any metric: cosine unless told
     metric = metric or (ix.metric if ix.metric in METRICS else "cosine")
-    col = resolve_column(conn, t.qualified, ix.column)
+    col = resolve_column(conn, t.qualified, ix.column, halfvec=True)
     target = index_target(backend, f"{t.schema}.{t.name}", ix.column, index, metric)
 
     def save(record: dict[str, Any]) -> None:

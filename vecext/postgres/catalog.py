@@ -202,6 +202,13 @@ def _undo_code_stores(conn: psycopg.Connection) -> None:
         )
     # 0.4.0's add_compressed_column has a layout argument: 0.3.0's comes back below
     conn.execute("DROP FUNCTION vecext.add_compressed_column(regclass, name, text, name, text)")
+    conn.execute("DROP EVENT TRIGGER IF EXISTS vecext_sql_drop")
+    # the search_path 0.4.0 pinned, and the triggers' owner rights, go
+    for (f,) in conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+        "WHERE p.pronamespace = 'vecext'::regnamespace AND p.prokind = 'f'"
+    ).fetchall():
+        conn.execute(f"ALTER FUNCTION {f} RESET search_path SECURITY INVOKER")
     conn.execute(
         "ALTER TABLE vecext.compressed_columns "
         "DROP CONSTRAINT compressed_columns_table_oid_code_column_key, "

@@ -87,15 +87,24 @@ def save_codec(
     require_catalog(conn)
     pgvector.require(conn, codec_kind(codec).pgvector_feature)
     record = codec_record(name, codec)
-    statements = sqlgen.create_statements(name, codec)
+    schema = pgvector.schema(conn)
+    statements = sqlgen.create_statements(name, codec, schema)
     db = PgDialect(conn)
     with conn.transaction():  # or a savepoint in the caller's
+        # the functions' argument types (vector, halfvec) resolve whatever the caller's
+        # search_path is (set for these statements, then back to the caller's)
+        (path,) = conn.execute("SELECT current_setting('search_path')").fetchone()  # type: ignore[misc]
+        conn.execute(
+            "SELECT set_config('search_path', format('pg_catalog, %%I, pg_temp', %s::text), true)",
+            [schema],
+        )
         # the old functions may have other signatures (another kind): drop them
         store.store_codec(
             db, record, replace=replace, on_replace=lambda _: _drop_functions(conn, name)
         )
         for stmt in statements:
             conn.execute(stmt)
+        conn.execute("SELECT set_config('search_path', %s, true)", [path])
     return store.record_info(db, record)
 
 
@@ -180,7 +189,7 @@ def train_codec(
     check_name(name)
     if isinstance(sample, bool) or not isinstance(sample, int) or sample <= 0:
         raise CodecError(f"sample must be a positive integer, got {sample!r}")
-    col = resolve_column(conn, table, column)
+    col = resolve_column(conn, table, column, halfvec=True)
     codec = make_codec(kind, col.dim, metric, **params)  # bad kind / params fail before I/O
     xt = read_vectors(conn, col, sample=sample, seed=seed)
     codec.train(xt)

@@ -102,7 +102,9 @@ def add_compressed_column(
         Table name, optionally schema-qualified (``"app.items"``). It needs a
         single-column primary key (the store is keyed by it).
     source_column
-        A ``vector(d)`` column; ``d`` must be the codec's dimension.
+        A ``vector(d)`` column, or a ``halfvec(d)`` one (storage mode: the table keeps
+        half-precision vectors only, which the search reranks with); ``d`` must be the
+        codec's dimension.
     codec
         Name of a saved codec.
     code_column
@@ -142,7 +144,12 @@ def add_compressed_column(
         require_catalog(conn)  # before 0.4.0: the code column of that catalog's function
         info = codec_info(conn, codec)
         pgvector.require(conn, codec_kind(info.kind).pgvector_feature)
-        col = resolve_column(conn, table, source_column, dim=info.dim)
+        col = resolve_column(conn, table, source_column, dim=info.dim, halfvec=True)
+        if col.storage == "halfvec" and layout == "table":
+            raise CatalogError(
+                f"{col.table}.{source_column} is halfvec({col.dim}): the in-table layout "
+                "encodes vector columns only; use the default layout='store'"
+            )
         pk = conn.execute(
             """SELECT count(*) FROM pg_index
                WHERE indrelid = %s AND indisprimary AND indnkeyatts = 1""",

@@ -70,7 +70,8 @@ def _stamp_sql(with_catalog: bool) -> sql.Composed:
             for name in _CATALOG
         ) + sql.SQL(_STORE_INDEXES)
     return sql.SQL(
-        """SELECT c.oid, to_regclass('vecext.tenant_columns') IS NOT NULL,
+        """SELECT c.oid, EXISTS (SELECT FROM pg_namespace v WHERE v.nspname = 'vecext'
+                                    AND has_schema_privilege(v.oid, 'USAGE')),
           c.xmin::text, c.ctid::text, c.relfilenode, c.reltuples, c.relpages,
           (SELECT {rows} FROM pg_attribute x WHERE x.attrelid = c.oid),
           (SELECT md5(string_agg(i.xmin::text || i.ctid::text || ic.xmin::text || ic.ctid::text

@@ -49,6 +49,17 @@ def installed_version(conn: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
+def schema(conn: psycopg.Connection) -> str:
+    """The schema pgvector is installed in (its types and operators live there)."""
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'vector'"
+    ).fetchone()
+    if row is None:
+        raise PgvectorError("pgvector is not installed in this database: CREATE EXTENSION vector")
+    return str(row[0])
+
+
 def available_version(conn: psycopg.Connection) -> str | None:
     """The pgvector version the server could create, or ``None`` if it has none."""
     row = conn.execute(

@@ -100,18 +100,28 @@ def functions_for(codec_name: str, codec: Codec) -> list[FunctionDef]:
 # DDL
 
 
-def create_statements(codec_name: str, codec: Codec) -> list[sql.Composed]:
-    """``CREATE OR REPLACE FUNCTION`` + ``COMMENT`` for every per-codec function."""
+def create_statements(
+    codec_name: str, codec: Codec, pgvector_schema: str | None = None
+) -> list[sql.Composed]:
+    """``CREATE OR REPLACE FUNCTION`` + ``COMMENT`` for every per-codec function; with
+    ``pgvector_schema``, each (but an inlinable PQ lookup sum) runs with ``search_path =
+    pg_catalog, <pgvector_schema>, pg_temp``, as every catalog function does."""
     out = []
     for f in functions_for(codec_name, codec):
         fname = sql.Identifier(SCHEMA, function_name(codec_name, f.suffix))
+        pin = sql.SQL("")
+        if pgvector_schema is not None and not f.inline:
+            pin = sql.SQL(" SET search_path = pg_catalog, {}, pg_temp").format(
+                sql.Identifier(pgvector_schema)
+            )
         out.append(
-            sql.SQL("CREATE OR REPLACE FUNCTION {}({}) RETURNS {} LANGUAGE {} {} AS {}").format(
+            sql.SQL("CREATE OR REPLACE FUNCTION {}({}) RETURNS {} LANGUAGE {} {}{} AS {}").format(
                 fname,
                 sql.SQL(f.args),
                 sql.SQL(f.returns),
                 sql.SQL(f.language),
                 sql.SQL(IMMUTABLE),
+                pin,
                 sql.Literal(f.body),
             )
         )

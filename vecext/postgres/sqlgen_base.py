@@ -37,6 +37,9 @@ class FunctionDef:
     returns: str
     language: str  # "sql" or "plpgsql"
     body: str
+    #: an SQL function the planner must be able to inline (a PQ lookup sum): no pinned
+    #: search_path (which would prevent it), so its body uses built-in operators only
+    inline: bool = False
 
 
 def function_name(codec_name: str, suffix: str) -> str:

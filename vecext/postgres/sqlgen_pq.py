@@ -166,7 +166,9 @@ def distance_expr(m: int, codes: str, lut: str, offset: float) -> str:
 
 def _distance(codec: PQCodec) -> FunctionDef:
     body = "SELECT " + distance_expr(codec.m, "codes", "lut", codec.distance_offset)
-    return FunctionDef("distance", "codes bytea, lut real[]", "bytea, real[]", "real", "sql", body)
+    return FunctionDef(
+        "distance", "codes bytea, lut real[]", "bytea, real[]", "real", "sql", body, inline=True
+    )
 
 
 def _decode(name: str, codec: PQCodec) -> FunctionDef:
@@ -183,4 +185,4 @@ def _decode(name: str, codec: PQCodec) -> FunctionDef:
     ]
     fn = decode_fn(name, codec, "codes bytea", "bytea", inner)
     body = fn.body.replace("DECLARE\n", "DECLARE\n  cb real[];\n", 1)
-    return FunctionDef(fn.suffix, fn.args, fn.arg_types, fn.returns, fn.language, body)
+    return FunctionDef(fn.suffix, fn.args, fn.arg_types, fn.returns, fn.language, body, fn.inline)

@@ -146,3 +146,60 @@ def store_size(conn: psycopg.Connection, cc: Any) -> int:
         "SELECT pg_total_relation_size(to_regclass(%s))", [f'vecext."{cc.store_name}"']
     ).fetchone()
     return int(row[0] or 0) if row else 0
+
+
+# ---------------------------------------------------------------------------
+# migration, orphans, privileges (the SQL functions of catalog 0.4.0)
+
+
+def migrate_to_store(conn: psycopg.Connection, table: str, code_column: str) -> str:
+    """Move compressed column ``table.code_column`` of the in-table layout (made before
+    catalog 0.4.0) to a code store, in one transaction; returns the store's name.
+
+    The store gets the codes of every row with a vector, its triggers replace the code
+    column's, and searches read the store from then on. The table is locked against
+    writes (``SHARE``) while the codes are copied (a read of one column). The old code
+    column stays in the table, no longer kept current: drop it yourself
+    (``ALTER TABLE ... DROP COLUMN``) once nothing reads it. A no-op for a column that
+    already has a store.
+    """
+    from vecext.postgres.tables import resolve_table
+
+    require_store_catalog(conn)
+    t = resolve_table(conn, table)
+    compressed_column(conn, t, code_column)  # a clear error when it is not one
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT vecext.migrate_to_store(%s::oid::regclass, %s)::text", [t.oid, code_column]
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def drop_orphaned_compressed_columns(conn: psycopg.Connection) -> list[str]:
+    """Drop the catalog rows, code stores and IVF codecs of compressed columns whose table
+    or vector column was dropped; returns them as ``schema.table.column`` (the names
+    they had). Installed by a superuser, the catalog's event trigger does this at every
+    DROP; otherwise call it after dropping such tables."""
+    require_store_catalog(conn)
+    with conn.transaction():
+        rows = conn.execute("SELECT vecext.drop_orphaned_compressed_columns()").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def grant_usage(conn: psycopg.Connection, role: str, *, writer: bool = False) -> None:
+    """Let ``role`` search (``SELECT vecext.grant_usage(role)``, run by the catalog's
+    owner): USAGE on schema ``vecext``, SELECT on its catalog and code stores (today's
+    and those made later), EXECUTE on its functions. Writing needs no grant from vecext:
+    the triggers run as the catalog's owner. No role but the owner can change the
+    catalog."""
+    require_store_catalog(conn)
+    with conn.transaction():
+        conn.execute("SELECT vecext.grant_usage(%s, %s)", [role, writer])
+
+
+def revoke_usage(conn: psycopg.Connection, role: str) -> None:
+    """Undo :func:`grant_usage`."""
+    require_store_catalog(conn)
+    with conn.transaction():
+        conn.execute("SELECT vecext.revoke_usage(%s)", [role])

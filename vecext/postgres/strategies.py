@@ -127,8 +127,7 @@ def fetch_local(
         return _pipelined(conn, settings, query, params)
     rows: list[tuple[Any, ...]] = []
     with conn.transaction() as tx:
-        if settings:
-            conn.execute(*_set_local(settings))
+        conn.execute(*_set_local(settings))
         with conn.cursor() as cur:
             cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
             # no server-side prepared plans: a generic plan cannot prove that a bound
@@ -138,8 +137,19 @@ def fetch_local(
     return rows
 
 
+#: Every search statement runs with search_path = pg_catalog, <pgvector's schema>,
+#: pg_temp: pgvector's types and operators resolve, and whatever the caller's
+#: search_path holds (another schema first, objects of the same names) cannot change
+#: what a statement means. Tables are always named with their schema.
+_PATH = sql.SQL(
+    "set_config('search_path', (SELECT format('pg_catalog, %%I, pg_temp', n.nspname) "
+    "FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE e.extname = 'vector'), true)"
+)
+
+
 def _set_local(settings: dict[str, str]) -> tuple[sql.Composed, list[str]]:
-    calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in settings)
+    calls = sql.SQL(", ").join([_PATH, *(sql.SQL("set_config(%s, %s, true)") for _ in settings)])
     return sql.SQL("SELECT {}").format(calls), [x for kv in settings.items() for x in kv]
 
 
@@ -150,8 +160,7 @@ def _pipelined(
         with conn.pipeline() as pipe, conn.cursor() as cur:
             cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
             conn.execute("BEGIN")
-            if settings:
-                conn.execute(*_set_local(settings))
+            conn.execute(*_set_local(settings))
             cur.execute(query, params, prepare=False)
             conn.execute("ROLLBACK")
             pipe.sync()

@@ -44,11 +44,27 @@ class TableRef:
 
 @dataclass(frozen=True)
 class VectorColumn:
-    """A pgvector ``vector(dim)`` column of a table."""
+    """A pgvector ``vector(dim)`` (or, where allowed, ``halfvec(dim)``) column of a table."""
 
     table: TableRef
     name: str
     dim: int
+    #: ``vector``, or ``halfvec`` for a column kept at half precision (storage mode)
+    storage: str = "vector"
+    #: the schema pgvector is installed in
+    pgvector_schema: str = "public"
+
+    @property
+    def expr(self) -> sql.Composable:
+        """The column as float32 ``vector`` values (halfvec cast), for binary COPY."""
+        return vector_expr(sql.Identifier(self.name), self.storage, self.pgvector_schema)
+
+
+def vector_expr(col: sql.Composable, storage: str, schema: str) -> sql.Composable:
+    """``col`` as pgvector ``vector`` values: itself, or cast from ``halfvec``."""
+    if storage == "vector":
+        return col
+    return sql.SQL("CAST({} AS {})").format(col, sql.Identifier(schema, "vector"))
 
 
 def table_candidates(table: Any) -> list[str]:
@@ -77,34 +93,53 @@ def resolve_table(conn: psycopg.Connection, table: Any) -> TableRef:
     return TableRef(int(row[0]), row[1], row[2])
 
 
-def column_type(conn: psycopg.Connection, t: TableRef, column: str) -> tuple[str, int, int] | None:
+def column_type(
+    conn: psycopg.Connection, t: TableRef, column: str
+) -> tuple[str, str, int, str] | None:
+    """(type text, ``vector``/``halfvec``/``""`` for a pgvector type or another, typmod,
+    pgvector's schema) of ``t.column``, or ``None`` when there is no such column."""
     row = conn.execute(
-        """SELECT format_type(atttypid, atttypmod), atttypid = to_regtype('vector'), atttypmod
-           FROM pg_attribute WHERE attrelid = %s AND attname = %s AND attnum > 0
-           AND NOT attisdropped""",
+        """SELECT format_type(a.atttypid, a.atttypmod),
+                  coalesce((SELECT t.typname FROM pg_type t JOIN pg_extension e
+                              ON e.extnamespace = t.typnamespace
+                             WHERE e.extname = 'vector' AND t.oid = a.atttypid
+                               AND t.typname IN ('vector', 'halfvec')), ''),
+                  a.atttypmod,
+                  (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n
+                     ON n.oid = e.extnamespace WHERE e.extname = 'vector')
+           FROM pg_attribute a WHERE a.attrelid = %s AND a.attname = %s AND a.attnum > 0
+           AND NOT a.attisdropped""",
         [t.oid, column],
     ).fetchone()
-    return None if row is None else (row[0], bool(row[1]), int(row[2]))
+    return None if row is None else (row[0], str(row[1]), int(row[2]), str(row[3] or "public"))
 
 
 def resolve_column(
-    conn: psycopg.Connection, table: str, column: str, *, dim: int | None = None
+    conn: psycopg.Connection,
+    table: str,
+    column: str,
+    *,
+    dim: int | None = None,
+    halfvec: bool = False,
 ) -> VectorColumn:
-    """A ``vector(d)`` column; with ``dim``, ``d`` must equal it (the error names both)."""
+    """A ``vector(d)`` column (or ``halfvec(d)``, with ``halfvec``); with ``dim``, ``d``
+    must equal it (the error names both)."""
     t = resolve_table(conn, table)
     typ = column_type(conn, t, column)
     if typ is None:
         raise CatalogError(f"table {t} has no column {column!r}")
-    text, is_vector, typmod = typ
+    text, kind, typmod, schema = typ
     want = f"vector({dim})" if dim else "vector(d)"
-    if not is_vector or typmod < 0:
+    if halfvec:
+        want += f" or halfvec({dim or 'd'})"
+    if not (kind == "vector" or (halfvec and kind == "halfvec")) or typmod < 0:
         raise CodecError(f"column {t}.{column} is {text}, expected {want}")
     if dim is not None and typmod != dim:
         raise CodecError(
             f"column {t}.{column} has dimension {typmod} ({text}), "
             f"but the codec expects dimension {dim} ({want})"
         )
-    return VectorColumn(t, column, typmod)
+    return VectorColumn(t, column, typmod, kind, schema)
 
 
 def read_vectors(
@@ -126,14 +161,15 @@ def read_vectors(
     if rows <= 2 * sample:
         conn.execute("SELECT setseed(%s)", [(int(seed) % 2000 - 1000) / 1000])
         query = sql.SQL(
-            "COPY (SELECT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY random() LIMIT {n}) "
+            "COPY (SELECT {e} FROM {t} WHERE {c} IS NOT NULL ORDER BY random() LIMIT {n}) "
             "TO STDOUT (FORMAT binary)"
-        ).format(c=c, t=t.ident, n=sql.Literal(int(sample)))
+        ).format(e=col.expr, c=c, t=t.ident, n=sql.Literal(int(sample)))
     else:
         query = sql.SQL(
-            "COPY (SELECT {c} FROM {t} TABLESAMPLE BERNOULLI ({pct}) REPEATABLE ({seed}) "
+            "COPY (SELECT {e} FROM {t} TABLESAMPLE BERNOULLI ({pct}) REPEATABLE ({seed}) "
             "WHERE {c} IS NOT NULL LIMIT {n}) TO STDOUT (FORMAT binary)"
         ).format(
+            e=col.expr,
             c=c,
             t=t.ident,
             pct=sql.Literal(min(100.0, 100.0 * sample / rows)),

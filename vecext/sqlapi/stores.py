@@ -56,4 +56,56 @@ STORE_FUNCTIONS: list[SqlFunction] = [
         "The schema pgvector is installed in; vecext qualifies pgvector's types with it.",
         "SELECT vecext.pgvector_schema()",
     ),
+    SqlFunction(
+        "vecext.migrate_to_store",
+        "(tbl regclass, code_column name) -> regclass",
+        (PG,),
+        "Move a compressed column made before catalog 0.4.0 (codes in the column code_column "
+        "of tbl) to a code store in one transaction (writes wait while the codes are "
+        "copied): the store's triggers replace the column's; the old column stays, no "
+        "longer kept current, for you to drop. Returns the store.",
+        "SELECT vecext.migrate_to_store('doc_items', 'embedding_pq')",
+    ),
+    SqlFunction(
+        "vecext.drop_orphaned_compressed_columns",
+        "() -> SETOF text",
+        (PG,),
+        "Drop the catalog rows, code stores and IVF codecs of compressed columns whose table "
+        "or vector column was dropped; returns their names. The event trigger "
+        "vecext_sql_drop (created by a superuser's install) does it at every DROP.",
+        "SELECT count(*) FROM vecext.drop_orphaned_compressed_columns()",
+    ),
+    SqlFunction(
+        "vecext.on_sql_drop",
+        "() -> event_trigger",
+        (PG,),
+        "The function of the event trigger vecext_sql_drop: after a DROP of a table or "
+        "column that compressed columns use, vecext.drop_orphaned_compressed_columns(). It "
+        "is not called directly.",
+        "SELECT 'vecext.on_sql_drop'::regproc::text",
+    ),
+    SqlFunction(
+        "vecext.grant_usage",
+        "(role name, writer boolean DEFAULT false) -> void",
+        (PG,),
+        "Let role search: USAGE on schema vecext, SELECT on the catalog and the code stores "
+        "(also those made later), EXECUTE on the functions. Writers need no grant (the "
+        "triggers run as the catalog's owner); only the owner of schema vecext may call it, "
+        "and no role gets to change the catalog.",
+        "SELECT vecext.grant_usage(current_user::name)",
+    ),
+    SqlFunction(
+        "vecext.revoke_usage",
+        "(role name) -> void",
+        (PG,),
+        "Undo vecext.grant_usage(role).",
+        "SELECT vecext.revoke_usage('pg_monitor')",
+    ),
+    SqlFunction(
+        "vecext.has_usage",
+        "(role name DEFAULT CURRENT_USER) -> boolean",
+        (PG,),
+        "Whether role may search: USAGE on schema vecext and SELECT on its catalog.",
+        "SELECT vecext.has_usage()",
+    ),
 ]

@@ -15,6 +15,9 @@
 --      for display); layout 'store' (new) or 'table' (codes in a column of the
 --      user's table, as 0.1.0-0.3.0 made them: still read, migrate with
 --      vecext.postgres.migrate_to_store).
+--   2. Privileges and search_path: vecext.grant_usage(role) for readers, triggers
+--      that run as the catalog's owner for writers, and search_path pinned on every
+--      function.
 --
 -- This script changes tables, so the Alembic revision's downgrade refuses to undo it
 -- (vecext.postgres.catalog.revert_script names why).
@@ -109,7 +112,7 @@ BEGIN
     EXECUTE format(
         'WITH d AS (DELETE FROM vecext.%1$I s WHERE s.pk = ($1).%2$I AND ($1).%3$I IS NULL) '
         'INSERT INTO vecext.%1$I AS s (pk, code) '
-        'SELECT ($1).%2$I, vecext.%4$I(($1).%3$I) WHERE ($1).%3$I IS NOT NULL '
+        'SELECT ($1).%2$I, vecext.%4$I(($1).%3$I::vector) WHERE ($1).%3$I IS NOT NULL '
         'ON CONFLICT (pk) DO UPDATE SET code = EXCLUDED.code',
         TG_ARGV[0], key, src, TG_ARGV[1] || '_encode') USING NEW;
     RETURN NULL;
@@ -176,12 +179,18 @@ BEGIN
         RAISE EXCEPTION 'table % has no column %', tbl, quote_ident(source_column)
             USING ERRCODE = 'undefined_column';
     END IF;
-    IF src.atttypid <> (SELECT t.oid FROM pg_type t
-                         WHERE t.typname = 'vector'
-                           AND t.typnamespace = vecext.pgvector_schema()::regnamespace)
+    -- a vector(d) column, or (code stores only) a halfvec(d) one: storage mode, where
+    -- the table keeps half-precision vectors only
+    IF NOT EXISTS (SELECT FROM pg_type t
+                    WHERE t.oid = src.atttypid
+                      AND t.typnamespace = vecext.pgvector_schema()::regnamespace
+                      AND (t.typname = 'vector'
+                           OR (t.typname = 'halfvec' AND add_compressed_column.layout = 'store')))
        OR src.atttypmod < 0 THEN
-        RAISE EXCEPTION 'column %.% is %, but codec % needs vector(%)', tbl,
-            quote_ident(source_column), src.typ, quote_literal(codec), c.dim
+        RAISE EXCEPTION 'column %.% is %, but codec % needs vector(%)%', tbl,
+            quote_ident(source_column), src.typ, quote_literal(codec), c.dim,
+            CASE WHEN add_compressed_column.layout = 'store' THEN format(' or halfvec(%s)', c.dim)
+                 ELSE '' END
             USING ERRCODE = 'datatype_mismatch';
     END IF;
     IF src.atttypmod <> c.dim THEN
@@ -286,10 +295,10 @@ BEGIN
             '                 AND NOT EXISTS (SELECT FROM vecext.%4$I s WHERE s.pk = t.%1$I) '
             '               ORDER BY t.%1$I LIMIT $2 FOR SHARE OF t), '
             '     ins AS (INSERT INTO vecext.%4$I (pk, code) '
-            '             SELECT k, vecext.%6$I(v) FROM batch ON CONFLICT (pk) DO NOTHING RETURNING 1) '
+            '             SELECT k, vecext.%6$I(v::%7$s) FROM batch ON CONFLICT (pk) DO NOTHING RETURNING 1) '
             'SELECT (SELECT count(*) FROM ins), (SELECT max(k)::text FROM batch)',
             cc.key_column, tbl, keytype, vecext.store_name(cc.id), cc.source_column,
-            cc.codec_name || '_encode');
+            cc.codec_name || '_encode', format('%I.vector', vecext.pgvector_schema()));
     ELSE
         q := format(
             'WITH batch AS (SELECT %1$I AS k FROM %2$s '
@@ -508,6 +517,222 @@ BEGIN
                    vecext.pgvector_schema());
     EXECUTE format('ALTER FUNCTION vecext.store_truncate_trigger() SET search_path = pg_catalog, %I, pg_temp',
                    vecext.pgvector_schema());
+END
+$$;
+
+-- Compressed columns whose table or vector column is gone: their catalog rows, code
+-- stores and IVF codecs are dropped; returns their names (table OID.code column).
+-- The event trigger below calls it on every DROP; a catalog installed by a role
+-- that may not create event triggers (not a superuser) calls it by hand. A table
+-- re-created under the same name never sees the old rows (they name the old OID).
+CREATE FUNCTION vecext.drop_orphaned_compressed_columns() RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+DECLARE
+    k record;
+BEGIN
+    FOR k IN SELECT c.id, c.layout, c.ivf_codec_name, c.table_oid, c.code_column,
+                    format('%s.%s.%s', c.table_schema, c.table_name, c.code_column) AS label
+               FROM vecext.compressed_columns c
+              WHERE NOT EXISTS (SELECT FROM pg_class r WHERE r.oid = c.table_oid)
+                 OR NOT EXISTS (SELECT FROM pg_attribute a
+                                 WHERE a.attrelid = c.table_oid AND a.attnum = c.source_attnum
+                                   AND NOT a.attisdropped)
+              ORDER BY c.id LOOP
+        IF k.layout = 'store' THEN
+            IF EXISTS (SELECT FROM pg_class r WHERE r.oid = k.table_oid) THEN
+                -- the vector column went, the table stayed: its store triggers go too
+                EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', vecext.store_name(k.id),
+                               k.table_oid::regclass);
+                EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s',
+                               vecext.store_name(k.id) || '_truncate', k.table_oid::regclass);
+            END IF;
+            EXECUTE format('DROP TABLE IF EXISTS vecext.%I', vecext.store_name(k.id));
+        END IF;
+        DELETE FROM vecext.compressed_columns WHERE id = k.id;
+        IF k.ivf_codec_name IS NOT NULL THEN
+            DELETE FROM vecext.codecs c
+             WHERE c.name = k.ivf_codec_name AND c.kind = 'ivf'
+               AND NOT EXISTS (SELECT FROM vecext.compressed_columns o
+                                WHERE o.codec_name = c.name OR o.ivf_codec_name = c.name);
+        END IF;
+        RETURN NEXT k.label;
+    END LOOP;
+END
+$$;
+
+-- DROP TABLE / ALTER TABLE DROP COLUMN of a compressed column's table or vector
+-- column drops what belonged to it (vecext.drop_orphaned_compressed_columns).
+CREATE FUNCTION vecext.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+BEGIN
+    IF to_regclass('vecext.compressed_columns') IS NULL THEN
+        RETURN;  -- the catalog itself is being dropped
+    END IF;
+    IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() o
+                WHERE o.object_type IN ('table', 'table column')
+                  AND EXISTS (SELECT FROM vecext.compressed_columns c WHERE c.table_oid = o.objid))
+    THEN
+        PERFORM vecext.drop_orphaned_compressed_columns();
+    END IF;
+END
+$$;
+
+-- Event triggers need a superuser: other installers rely on the checks at use (a
+-- dropped table's rows are never read: they name its OID) and call
+-- vecext.drop_orphaned_compressed_columns() to reclaim the stores.
+DO $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        CREATE EVENT TRIGGER vecext_sql_drop ON sql_drop
+            EXECUTE FUNCTION vecext.on_sql_drop();
+    END IF;
+END
+$$;
+
+-- Move a compressed column made before 0.4.0 (layout 'table': codes in the column
+-- code_column of tbl) to a code store: the store gets the codes of every row with a
+-- vector, the store triggers replace the column's trigger, and the catalog row says
+-- layout 'store'. The table is locked against writes (SHARE) while the codes are
+-- copied; the old code column stays, no longer kept current: drop it
+-- (ALTER TABLE ... DROP COLUMN) when nothing reads it. Returns the store.
+CREATE FUNCTION vecext.migrate_to_store(tbl regclass, code_column name) RETURNS regclass
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cc    vecext.compressed_columns;
+    src   name;
+    pk    record;
+    store name;
+BEGIN
+    SELECT k.* INTO cc FROM vecext.compressed_columns k
+     WHERE k.table_oid = tbl AND k.code_column = migrate_to_store.code_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a vecext compressed column', tbl, quote_ident(code_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF cc.layout = 'store' THEN
+        RETURN vecext.code_store(tbl, code_column);
+    END IF;
+    SELECT a.attname INTO src FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attnum = cc.source_attnum AND NOT a.attisdropped;
+    SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod) AS typ INTO pk
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND i.indisprimary AND i.indnkeyatts = 1;
+    IF pk IS NULL THEN
+        RAISE EXCEPTION 'table % needs a single-column primary key: its code store is keyed by it', tbl
+            USING ERRCODE = 'invalid_table_definition';
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN SHARE MODE', tbl);
+    store := vecext.store_name(cc.id);
+    EXECUTE format('CREATE TABLE vecext.%I (pk %s PRIMARY KEY, code %s NOT NULL)',
+                   store, pk.typ, vecext.code_type(cc.codec_name));
+    EXECUTE format('COMMENT ON TABLE vecext.%I IS %L', store,
+                   format('vecext code store of %s.%s (%s by codec %s)', tbl,
+                          quote_ident(code_column), quote_ident(src), cc.codec_name));
+    EXECUTE format('INSERT INTO vecext.%I (pk, code) SELECT %I, %I FROM %s '
+                   'WHERE %I IS NOT NULL AND %I IS NOT NULL',
+                   store, pk.attname, code_column, tbl, code_column, src);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('vecext_' || code_column, 63), tbl);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER INSERT OR UPDATE OF %I, %I OR DELETE ON %s FOR EACH ROW '
+        'EXECUTE FUNCTION vecext.store_trigger(%L, %L, %L, %L)',
+        store, src, pk.attname, tbl, store, cc.codec_name, cc.source_attnum, pk.attnum);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT '
+        'EXECUTE FUNCTION vecext.store_truncate_trigger(%L)',
+        store || '_truncate', tbl, store);
+    UPDATE vecext.compressed_columns
+       SET layout = 'store', key_attnum = pk.attnum, key_column = pk.attname, updated_at = now()
+     WHERE id = cc.id;
+    RETURN format('vecext.%I', store)::regclass;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- 2. Privileges and a pinned search_path (issue 13)
+--
+-- Roles: the catalog's owner (who installed it) changes the catalog; readers search;
+-- writers write. The triggers that keep codes and IVF lists current run as their
+-- owner (SECURITY DEFINER), so a role with INSERT/UPDATE/DELETE on a table writes
+-- through them with no privilege on schema vecext. vecext.grant_usage(role) lets a
+-- role search: USAGE on schema vecext, SELECT on the catalog tables and the code
+-- stores (today's and, by default privileges, those made later by the same owner),
+-- EXECUTE on the functions. Nobody but the owner may change the catalog: no role gets
+-- INSERT, UPDATE or DELETE on it.
+--
+-- search_path: every function of vecext runs with search_path = pg_catalog, <the
+-- schema pgvector is installed in>, pg_temp, so neither a caller's search_path nor
+-- objects a caller can create change what they compute. The exception is the
+-- procedure vecext.backfill (a procedure with a SET clause cannot COMMIT); it names
+-- every object it uses with its schema. Per-codec functions made later by
+-- save_codec get the same setting (vecext/postgres/sqlgen.py), except a PQ codec's
+-- lookup sum, which must stay inlinable and uses built-in operators only.
+
+ALTER FUNCTION vecext.compressed_column_trigger() SECURITY DEFINER;
+ALTER FUNCTION vecext.ivf_lists_trigger() SECURITY DEFINER;
+
+-- Let role search the vecext columns of the tables it can read (writer: the same;
+-- writing needs nothing from vecext, the triggers run as the catalog's owner).
+CREATE FUNCTION vecext.grant_usage(role name, writer boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF NOT pg_has_role(current_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'vecext'),
+                       'USAGE') THEN
+        RAISE EXCEPTION 'only the owner of schema vecext (%) grants its use',
+            (SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'vecext')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = grant_usage.role) THEN
+        RAISE EXCEPTION 'role % does not exist', quote_ident(role)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA vecext TO %I', role);
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA vecext TO %I', role);
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vecext TO %I', role);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA vecext GRANT SELECT ON TABLES TO %I', role);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA vecext GRANT EXECUTE ON FUNCTIONS TO %I', role);
+END
+$$;
+
+-- Undo vecext.grant_usage.
+CREATE FUNCTION vecext.revoke_usage(role name) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF NOT pg_has_role(current_user, (SELECT nspowner FROM pg_namespace WHERE nspname = 'vecext'),
+                       'USAGE') THEN
+        RAISE EXCEPTION 'only the owner of schema vecext (%) revokes its use',
+            (SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'vecext')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA vecext REVOKE SELECT ON TABLES FROM %I', role);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA vecext REVOKE EXECUTE ON FUNCTIONS FROM %I', role);
+    EXECUTE format('REVOKE SELECT ON ALL TABLES IN SCHEMA vecext FROM %I', role);
+    EXECUTE format('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA vecext FROM %I', role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA vecext FROM %I', role);
+END
+$$;
+
+-- Whether a role can search: USAGE on schema vecext and SELECT on its catalog.
+CREATE FUNCTION vecext.has_usage(role name DEFAULT current_user) RETURNS boolean
+LANGUAGE sql STABLE
+AS $$ SELECT has_schema_privilege(role, 'vecext', 'USAGE')
+         AND has_table_privilege(role, 'vecext.compressed_columns', 'SELECT')
+         AND has_table_privilege(role, 'vecext.codecs', 'SELECT') $$;
+
+-- Pin search_path on every vecext function (the procedure vecext.backfill aside).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_proc p
+              WHERE p.pronamespace = 'vecext'::regnamespace AND p.prokind = 'f' LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp',
+                       f, vecext.pgvector_schema());
+    END LOOP;
 END
 $$;
 
