@@ -435,3 +435,47 @@ def test_storage_mode_keeps_halfvec_vectors_only(mconn, codecs):
         np.testing.assert_allclose(r.distances, dist[order], atol=1e-4)
     with pytest.raises(CatalogError, match="in-table layout encodes vector columns only"):
         add_compressed_column(mconn, "half_only", "embedding", "st_half", layout="table")
+
+
+def test_writes_between_read_and_merge_of_a_backfill_batch_win(
+    mconn, module_dsn, codecs, monkeypatch
+):
+    """Issue 13 item 6, made deterministic: while a batch is being encoded (after its
+    rows were read, before its codes go in), another session sets one row's vector to
+    NULL, deletes one and changes one. The merge skips the first two and keeps the
+    trigger's code of the third: no code on a NULL vector, no resurrected row, no stale
+    code."""
+    import vecext.postgres.columns as pg_columns
+
+    x = clustered(300, D, seed=79)
+    load_table(mconn, "race", x)
+    add_compressed_column(mconn, "race", "embedding", "st_bin", "bits", backfill=False)
+    codec = codecs["st_bin"]
+    y = x[7] * -2
+
+    class Meddling:
+        """The codec, whose first encode lets another session write first."""
+
+        def __init__(self, inner):
+            self.inner, self.done = inner, False
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def encode(self, v):
+            if not self.done:
+                self.done = True
+                with psycopg.connect(module_dsn, autocommit=True) as other:
+                    other.execute("UPDATE race SET embedding = NULL WHERE id = 10")
+                    other.execute("DELETE FROM race WHERE id = 11")
+                    other.execute("UPDATE race SET embedding = %s WHERE id = 12", [vector_text(y)])
+            return self.inner.encode(v)
+
+    real = pg_columns.load_codec
+    monkeypatch.setattr(pg_columns, "load_codec", lambda *a, **k: Meddling(real(*a, **k)))
+    assert backfill(mconn, "race", "bits", batch_size=100, progress=False) == 297
+    keys, codes = store_codes(mconn, "race", "bits")
+    got = dict(zip(keys, codes.tolist(), strict=True))
+    assert 10 not in got and 11 not in got and len(keys) == 298
+    assert got[12] == codec.encode(y[None, :])[0].tolist()
+    assert assert_store_current(mconn, "race", "bits", codec) == 298
