@@ -58,3 +58,16 @@ def test_explain_says_why():
     p = plan(Capabilities(n_rows=100_000), 100, 10, filtered=True, settings=PlannerSettings())
     text = p.explain()
     assert "strategy: exact" in text and "selectivity 0.1000%" in text
+
+
+def test_unfiltered_exact_threshold_applies_only_with_an_hnsw_index() -> None:
+    s = PlannerSettings(exact_max_rows_unfiltered=2_000)
+    with_index = Capabilities(n_rows=5_000, hnsw_index="ix")
+    assert plan(with_index, 5_000, 10, settings=s).strategy == "hnsw"
+    # a filter keeping as many rows is still scanned exactly (through its btree)
+    assert plan(with_index, 5_000, 10, settings=s, filtered=True).strategy == "exact"
+    assert plan(Capabilities(n_rows=5_000), 5_000, 10, settings=s).strategy == "exact"
+    small = Capabilities(n_rows=1_500, hnsw_index="ix")
+    assert plan(small, 1_500, 10, settings=s).strategy == "exact"
+    # the default (DuckDB's, and PostgreSQL's unless its backend says otherwise): 20,000
+    assert plan(with_index, 5_000, 10).strategy == "exact"

@@ -11,6 +11,7 @@ statement each; the statements live in :mod:`vecext.postgres.strategies`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -44,12 +45,16 @@ _STORAGE_ORDER = {"vector": 0, "halfvec": 1, "bit": 2}
 @register
 class PostgresBackend(SqlBackend):
     """Search adapter for a psycopg connection (see :class:`vecext.search.contracts.Backend`);
-    its floors are the defaults (:data:`vecext.search.settings.DEFAULT_FLOORS`)."""
+    its floors are the defaults (:data:`vecext.search.settings.DEFAULT_FLOORS`) but for
+    ``exact_max_rows_unfiltered``."""
 
     name = "postgres"
     connection_type = psycopg.Connection
     #: estimates are the planner's: the engine counts exactly near its thresholds
     refine_estimates = True
+    #: an unfiltered exact scan reads every vector (TOASTed beyond ~500 dimensions): with
+    #: an HNSW index, scan exactly only tables of up to 2,000 rows
+    planner_defaults: ClassVar[Mapping[str, Any]] = {"exact_max_rows_unfiltered": 2_000}
     driver_errors = (psycopg.Error,)
     statements: ClassVar[Any] = strategies
     calibration: ClassVar[Any] = calibration

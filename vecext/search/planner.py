@@ -207,9 +207,12 @@ def plan(
             **base,
         )
 
-    if est <= s.exact_max_rows:
+    limit = int(s.exact_max_rows)
+    if not filtered and caps.hnsw_index:
+        limit = min(limit, int(s.floor("exact_max_rows_unfiltered")))
+    if est <= limit:
         why = (
-            f"about {est:.0f} rows match (<= {s.exact_max_rows}): an exact scan of them is cheap "
+            f"about {est:.0f} rows match (<= {limit}): an exact scan of them is cheap "
             "and has recall 1"
         )
         return Plan("exact", why, {}, **base)
