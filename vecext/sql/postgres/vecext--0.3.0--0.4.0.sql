@@ -101,6 +101,16 @@ BEGIN
         EXECUTE format('DELETE FROM vecext.%I s WHERE s.pk = ($1).%I', TG_ARGV[0], key) USING OLD;
         RETURN NULL;
     END IF;
+    IF TG_OP = 'INSERT' THEN
+        -- the common case, one plain statement (a row with a NULL vector gets no code)
+        EXECUTE format(
+            'INSERT INTO vecext.%1$I (pk, code) '
+            'SELECT ($1).%2$I, vecext.%4$I(($1).%3$I::vector) WHERE ($1).%3$I IS NOT NULL '
+            'ON CONFLICT (pk) DO UPDATE SET code = EXCLUDED.code',
+            TG_ARGV[0], key, src, TG_ARGV[1] || '_encode') USING NEW;
+        RETURN NULL;
+    END IF;
+    -- UPDATE
     IF TG_OP = 'UPDATE' THEN
         -- the key changed: the old key's code goes, unless another row of the same
         -- statement took that key (UPDATE ... SET id = id + 1)
