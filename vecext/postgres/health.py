@@ -26,6 +26,15 @@ _MUST_PIN = """p.pronamespace = 'vecext'::regnamespace AND p.prokind <> 'p'
    AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')
             AND p.proargtypes = '17 1021'::oidvector)"""
 _PINNED = "EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\\_path=%')"
+#: PQ lookup sums that pin search_path anyway (the 0.3.0 -> 0.4.0 upgrade pinned every
+#: function that existed): a function with a SET clause is never inlined
+_PINNED_LOOKUP = f"""
+SELECT array_agg(p.oid::regprocedure::text ORDER BY p.proname)
+  FROM pg_proc p
+ WHERE p.pronamespace = 'vecext'::regnamespace AND p.prokind = 'f'
+   AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')
+   AND p.proargtypes = '17 1021'::oidvector AND {_PINNED}
+"""
 _UNPINNED = f"""
 SELECT count(*) FILTER (WHERE NOT {_PINNED}), count(*),
        (array_agg(p.proname::text ORDER BY p.proname) FILTER (WHERE NOT {_PINNED}))[1:3]
@@ -56,6 +65,16 @@ def catalog_warnings(conn: psycopg.Connection) -> list[str]:
             "schema, a same-named function earlier on the path) and expression indexes "
             "cannot use them; upgrade the catalog with `vecext install` (codec functions: "
             "save the codec again)"
+        )
+    (lookups,) = conn.execute(_PINNED_LOOKUP).fetchone()  # type: ignore[misc]
+    if lookups:
+        fixes = "; ".join(f"ALTER FUNCTION {f} RESET search_path" for f in lookups[:3])
+        out.append(
+            f"{len(lookups)} PQ lookup sum(s) pin search_path, which stops PostgreSQL from "
+            "inlining them into a search (PQ candidate stages run many times slower): "
+            f"run {fixes}"
+            + (" (and the others)" if len(lookups) > 3 else "")
+            + ", or save the codec again"
         )
     (roles,) = conn.execute(_WITHOUT_USAGE).fetchone()  # type: ignore[misc]
     if roles:
