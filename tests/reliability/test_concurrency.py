@@ -161,3 +161,69 @@ def test_duckdb_searchers_with_writers(tmp_path):
         r = vecext.search(con, "conc", "embedding", vec(i), K, metric="l2", strategy="compressed")
         assert int(r.ids[0]) == i
     con.close()
+
+
+def test_postgres_writers_during_backfill(mconn, module_dsn):
+    """Three writers insert, update, delete and set vectors to NULL while refresh()
+    backfills in small batches: afterwards the code store holds exactly one code per row
+    with a vector, each the Python encode of that row's current vector (a concurrent
+    write always wins), and none for deleted rows or NULL vectors."""
+    n0 = 3000
+    x0 = np.stack([vec(i) for i in range(n0)])
+    pg_load(mconn, ("bf",), x0)
+    vp.train_codec(mconn, "bf_bin", "bf", "embedding", "binary", metric="l2")
+    col = vp.add_compressed_column(mconn, "bf", "embedding", "bf_bin", backfill=False)
+    errors: list[BaseException] = []
+    done = threading.Event()
+    during = [0, 0, 0]  # writes made while the backfill ran
+
+    def writer(w: int) -> None:
+        rng = np.random.default_rng(100 + w)
+        try:
+            with vp.connect(module_dsn, autocommit=True) as conn:
+                i = 0
+                while not done.is_set() or i < 60:
+                    r = int(rng.integers(0, n0))
+                    op = i % 4
+                    if op == 0:
+                        conn.execute(
+                            "INSERT INTO bf VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                            [n0 + 1000 * w + i, vector_text(vec(n0 + 1000 * w + i))],
+                        )
+                    elif op == 1:
+                        conn.execute(
+                            "UPDATE bf SET embedding = %s WHERE id = %s",
+                            [vector_text(vec(r + 7)), r],
+                        )
+                    elif op == 2:
+                        conn.execute("DELETE FROM bf WHERE id = %s", [r])
+                    else:
+                        conn.execute("UPDATE bf SET embedding = NULL WHERE id = %s", [r])
+                    i += 1
+                    during[w] += not done.is_set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        with vp.connect(module_dsn, autocommit=True) as conn:
+            vp.refresh(conn, "bf", col, batch_size=97, progress=False)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[0]
+    assert min(during) >= 5, during
+    assert vp.stale_rows(mconn, "bf", col) == 0
+    (store,) = mconn.execute("SELECT vecext.code_store('bf', %s)::text", [col]).fetchone()
+    rows = mconn.execute("SELECT id, embedding::text FROM bf ORDER BY id").fetchall()
+    codes = dict(mconn.execute(f"SELECT pk, code::text FROM {store}").fetchall())
+    with_vector = {i: t for i, t in rows if t is not None}
+    assert set(codes) == set(with_vector)  # no code for deleted rows or NULL vectors
+    ids = sorted(with_vector)
+    xs = np.stack([np.array(eval(with_vector[i]), np.float32) for i in ids])
+    want = vp.load_codec(mconn, "bf_bin").encode(xs)
+    got = np.packbits(np.array([[c == "1" for c in codes[i]] for i in ids]), axis=1)
+    assert np.array_equal(got, want)
