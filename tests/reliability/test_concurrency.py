@@ -22,8 +22,8 @@ from tests.reliability.conftest import pg_load, vector_text
 
 D = 16
 N0 = 1500
-N_NEW = 300
-N_NEW_DUCK = 60  # DuckDB commits are slower under 8 concurrent readers
+N_NEW = 150
+N_NEW_DUCK = 30  # DuckDB commits are slower under 8 concurrent readers
 SEARCHERS = 8
 K = 10
 SECONDS = 6.0
