@@ -228,3 +228,43 @@ def test_bad_scan_setting_is_refused() -> None:
         vd.set_candidate_scan("gpu")
     with pytest.raises(ValueError, match="positive"):
         vd.set_faiss_threads(0)
+
+
+def _child_scan(out, codec, codes, q) -> None:  # type: ignore[no-untyped-def]
+    _, top = scan._scan(codec, q, codes, 5)  # arguments inherited by fork, not pickled
+    out.put(top.tolist())
+
+
+def test_split_scan_matches_one_thread_and_survives_fork() -> None:
+    """A scan over more than SPLIT_ABOVE codes split over two threads finds the same rows
+    as one thread, and a forked child (whose copy of the pool has no threads) still scans."""
+    import multiprocessing as mp
+
+    from vecext.codecs import make_codec
+
+    x = clustered(2000, 16, seed=9)
+    codec = make_codec("pq", 16, "l2", m=8, niter=5).train(x)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (scan.SPLIT_ABOVE + 5000, 8), dtype=np.uint8)
+    q = x[0]
+    try:
+        scan.set_faiss_threads(1)
+        d1, i1 = scan._scan(codec, q, codes, 50)
+        scan.set_faiss_threads(2)
+        d2, i2 = scan._scan(codec, q, codes, 50)
+        np.testing.assert_allclose(d1, d2, rtol=1e-6)
+        assert set(i1[d1 < d1[-1]]) == set(i2[d2 < d2[-1]])  # ties at the boundary aside
+        ctx = mp.get_context("fork")
+        box = ctx.Queue()
+        child = ctx.Process(target=_child_scan, args=(box, codec, codes, q))
+        child.start()
+        try:
+            got = box.get(timeout=60)  # a child whose pool has no threads never answers
+            child.join(10)
+        finally:
+            if child.is_alive():
+                child.kill()
+        assert child.exitcode == 0
+        assert got == i2[:5].tolist()
+    finally:
+        scan.set_faiss_threads(2)

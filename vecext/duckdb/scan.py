@@ -47,6 +47,7 @@ _settings: dict[str, Any] = {
     "threads": int(os.environ.get("VECEXT_FAISS_THREADS", "0") or 0) or min(2, os.cpu_count() or 1),
 }
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 
 
 def set_candidate_scan(how: str) -> None:
@@ -70,13 +71,15 @@ def set_faiss_threads(n: int) -> None:
 
 def _scan(codec: Codec, q: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest codes (positions), split over threads when there are many."""
-    global _pool
+    global _pool, _pool_pid
     parts = int(_settings["threads"])
     n = codes.shape[0]
     if parts <= 1 or n <= SPLIT_ABOVE:
         return codec.scan(q, codes, k)
-    if _pool is None or _pool._max_workers < parts:  # type: ignore[attr-defined]
+    if _pool is None or _pool._max_workers < parts or _pool_pid != os.getpid():  # type: ignore[attr-defined]
+        # a forked child inherits the pool without its threads: it makes its own
         _pool = ThreadPoolExecutor(parts, thread_name_prefix="vecext-faiss")
+        _pool_pid = os.getpid()
     cuts = np.linspace(0, n, parts + 1).astype(np.int64)
     starts = [int(a) for a in cuts[:-1]]
     jobs = [
