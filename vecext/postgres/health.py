@@ -26,8 +26,8 @@ _MUST_PIN = """p.pronamespace = 'vecext'::regnamespace AND p.prokind <> 'p'
    AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')
             AND p.proargtypes = '17 1021'::oidvector)"""
 _PINNED = "EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search\\_path=%')"
-#: PQ lookup sums that pin search_path anyway (the 0.3.0 -> 0.4.0 upgrade pinned every
-#: function that existed): a function with a SET clause is never inlined
+#: PQ lookup sums that pin search_path anyway (by hand, or by an early build of the 0.4.0
+#: upgrade that pinned every function): a function with a SET clause is never inlined
 _PINNED_LOOKUP = f"""
 SELECT array_agg(p.oid::regprocedure::text ORDER BY p.proname)
   FROM pg_proc p
