@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -153,6 +153,12 @@ def threshold_search(
     m, T, cap = th.method, th.min_relevance, th.max_results
     features = tuple(getattr(m, "features", ()) or ())
     first = min(cap + 1, max(FIRST_ROUND, FEATURE_DEPTH if features else 0))
+    if strategy == "auto":
+        # every passing row is promised: scan exactly up to exact_max_rows with or without
+        # a filter (k-NN's preference for an HNSW walk on unfiltered tables does not apply)
+        s = prep.settings
+        s = replace(s, exact_max_rows_unfiltered=max(int(s.exact_max_rows), 0))
+        prep = replace(prep, settings=s)
     p = engine.make_plan(prep, first, strategy)
     if p.strategy == "exact":
         p.k = cap  # one bounded scan returns up to the cap
