@@ -28,6 +28,7 @@ import pyarrow as pa
 import vecext.duckdb as vd
 from vecext.codecs import make_codec
 from vecext.duckdb.backend import DuckDBBackend
+from vecext.search import search
 from vecext.search.contracts import Request, Stage
 from vecext.search.planner import Plan
 
@@ -95,6 +96,15 @@ def main() -> None:
                 rows[name].append(time.perf_counter() - t0)
         for name, times in rows.items():
             print(f"{kind:7s} {name:14s} {_rate(n, times[1:])}")
+    # whole searches (cosine, k = 10): exact scan against the FAISS two-stage path
+    for strategy, using in (("exact", None), ("compressed", "v_pq"), ("compressed", "v_binary")):
+        times = []
+        for q in xq:
+            t0 = time.perf_counter()
+            search(con, "t", "v", q, 10, strategy=strategy, using=using)
+            times.append(time.perf_counter() - t0)
+        print(f"search {strategy:10s} {using or '':9s} first {times[0] * 1e3:8.1f} ms, "
+              f"p50 after {float(np.median(times[1:])) * 1e3:8.1f} ms")  # fmt: skip
 
 
 def _stage(be, info, code, q, depth):  # type: ignore[no-untyped-def]
