@@ -274,7 +274,7 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMAL
 
 def integer_key(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> bool:
     """Whether ``column`` is ``t``'s single-column primary key of an integer type that
-    fits BIGINT (then DuckDB's ART index finds rows by it: the rerank's lookups)."""
+    fits BIGINT (the rerank finds rows by it; see vecext.duckdb.scan._rerank)."""
     if primary_key(con, t) != column:
         return False
     return column_type(con, t, column)[1] in _INTEGER_TYPES

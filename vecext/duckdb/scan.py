@@ -25,9 +25,7 @@ when DuckDB's own threads or other searches keep the cores busy.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import duckdb
@@ -192,8 +190,9 @@ RERANK_CHUNK = 1000
 def _rerank(ctx: Any, keys: np.ndarray, key: str) -> list[tuple[Any, ...]]:
     """``(key, id, exact distance)`` of the rows whose ``key`` (the primary key, else
     ``rowid``) is in ``keys`` and that pass the filter, by (distance, id). The keys are integers made
-    here, never text from the caller; with a primary key DuckDB looks each up in its
-    ART index when it is allowed to for this many rows (``index_scan_max_count``)."""
+    here, never text from the caller. DuckDB runs ``key IN (...)`` as a semi-join on a scan
+    of the key column and reads the vectors of the matching rows only; on ``rowid`` it
+    reads the whole vector column (measured: 12 ms against 115 ms for 320 of 117k rows)."""
     if len(keys) == 0:
         return []
     parts, params = [], []
@@ -206,26 +205,6 @@ def _rerank(ctx: Any, keys: np.ndarray, key: str) -> list[tuple[Any, ...]]:
         params += [ctx.q, *ctx.where_params]
     sql = "SELECT * FROM (" + " UNION ALL ".join(parts) + ") ORDER BY vx_dist, vx_id"
     try:
-        with _index_scans(ctx.con, len(keys)) if key != "rowid" else nullcontext():
-            return ctx.con.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+        return ctx.con.execute(sql, params).fetchall()  # type: ignore[no-any-return]
     except duckdb.CatalogException as exc:
         raise SearchError(f"{exc}: reranking {ctx.info.table}") from exc
-
-
-@contextmanager
-def _index_scans(con: duckdb.DuckDBPyConnection, n: int) -> Iterator[None]:
-    """Let DuckDB use the primary key's index for ``n`` lookups in this connection
-    (its default stops at 2,048 rows or 0.1% of the table), then restore the setting."""
-    row = con.execute("SELECT current_setting('index_scan_max_count')").fetchone()
-    before = int(row[0]) if row and str(row[0]).isdigit() else None
-    if before is not None and before >= n:
-        yield
-        return
-    con.execute(f"SET SESSION index_scan_max_count = {int(n)}")
-    try:
-        yield
-    finally:
-        if before is None:
-            con.execute("RESET SESSION index_scan_max_count")
-        else:
-            con.execute(f"SET SESSION index_scan_max_count = {before}")
