@@ -19,7 +19,20 @@ from psycopg import conninfo, sql
 
 from tests.postgres.conftest import clustered, load_table, store_codes, vector_text
 from vecext.codecs import make_codec
-from vecext.postgres import add_compressed_column, connect, install, save_codec, search
+from vecext.errors import CatalogError, VecextError
+from vecext.postgres import (
+    add_compressed_column,
+    add_ivf_lists,
+    calibrate,
+    connect,
+    create_vector_index,
+    drop_codec,
+    install,
+    list_codecs,
+    save_codec,
+    search,
+    train_codec,
+)
 from vecext.search.contracts import SearchError
 
 D = 16
@@ -170,3 +183,40 @@ def test_search_path_without_pgvector_and_shadowing_functions(env):
             "ORDER BY 1"
         ).fetchall()
         assert [u[0] for u in unpinned] == ["vecext.rl_pq_distance(bytea,real[])"]
+
+
+def test_catalog_verbs_of_a_non_owner_raise_a_vecext_error_naming_role_and_object(env):
+    """A granted reader calling catalog-changing verbs gets a CatalogError (not psycopg's
+    InsufficientPrivilege) naming the role, the denied object and grant_usage, with the
+    driver's error chained; searches on the same connection keep working."""
+    dsn, x = env["dsn"], env["x"]
+    with connect(dsn, autocommit=True) as owner:
+        owner.execute("SELECT vecext.grant_usage('vx_reader')")
+        save_codec(owner, "rl_spare", make_codec("binary", D, "l2").train(x))
+        want = search(owner, "items", "embedding", x[3], 5, strategy="compressed").ids.tolist()
+    attempts = {
+        "train_codec": lambda r: train_codec(r, "rl_new", "items", "embedding", "binary"),
+        "add_compressed_column": lambda r: add_compressed_column(
+            r, "plain", "embedding", "rl_bin", "c_x", progress=False
+        ),
+        "drop_codec": lambda r: drop_codec(r, "rl_spare"),
+        "add_ivf_lists": lambda r: add_ivf_lists(r, "items", "embedding", 4, code_column="c_rl_pq"),
+        "create_vector_index": lambda r: create_vector_index(r, "items", "c_rl_bin"),
+        "calibrate": lambda r: calibrate(r, "items", "c_rl_bin", n_queries=10),
+    }
+    with as_role(dsn, "vx_reader") as r:
+        for verb, call in attempts.items():
+            with pytest.raises(CatalogError) as info:
+                call(r)
+            msg = str(info.value)
+            assert isinstance(info.value, VecextError), verb
+            assert not isinstance(info.value, psycopg.Error), verb
+            assert isinstance(info.value.__cause__, psycopg.errors.InsufficientPrivilege), verb
+            assert f"vecext.postgres.{verb}: role 'vx_reader'" in msg, msg
+            assert "permission denied for" in msg or "must be owner of" in msg, msg
+            assert "catalog's owner" in msg and "vecext.grant_usage('vx_reader')" in msg, msg
+            got = search(r, "items", "embedding", x[3], 5, strategy="compressed")
+            assert got.ids.tolist() == want, verb
+    with connect(dsn, autocommit=True) as owner:  # nothing changed
+        names = {c.name for c in list_codecs(owner)}
+        assert "rl_spare" in names and "rl_new" not in names

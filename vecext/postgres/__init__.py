@@ -28,7 +28,6 @@ from vecext.postgres.columns import (
     BackfillError,
     CompressedColumn,
     add_compressed_column,
-    backfill,
     check_column_current,
     compressed_column,
     drop_compressed_column,
@@ -55,6 +54,7 @@ from vecext.postgres.ivf import (
     ivf_lists,
     orphaned_ivf_lists,
 )
+from vecext.postgres.privileges import owner_only
 from vecext.postgres.relevance import (
     AdapterInfo,
     adapter_info,
@@ -77,6 +77,29 @@ from vecext.postgres.tenants import (
     undeclare_tenant_column,
 )
 from vecext.search import explain, search
+
+# A role that is not the catalog's owner gets a CatalogError naming the role, the object
+# and what to do, not psycopg's InsufficientPrivilege (vecext.postgres.privileges).
+calibrate = owner_only(calibrate)
+calibrate_index = owner_only(calibrate_index)
+train_codec = owner_only(train_codec)
+save_codec = owner_only(save_codec)
+drop_codec = owner_only(drop_codec)
+add_compressed_column = owner_only(add_compressed_column)
+refresh = backfill = owner_only(refresh)
+drop_compressed_column = owner_only(drop_compressed_column)
+drop_orphaned_compressed_columns = owner_only(drop_orphaned_compressed_columns)
+add_ivf_lists = owner_only(add_ivf_lists)
+drop_ivf_lists = owner_only(drop_ivf_lists)
+drop_orphaned_ivf_lists = owner_only(drop_orphaned_ivf_lists)
+create_vector_index = owner_only(create_vector_index)
+drop_vector_index = owner_only(drop_vector_index)
+migrate_to_store = owner_only(migrate_to_store)
+grant_usage = owner_only(grant_usage)
+revoke_usage = owner_only(revoke_usage)
+declare_tenant_column = owner_only(declare_tenant_column)
+undeclare_tenant_column = owner_only(undeclare_tenant_column)
+create_tenant_indexes = owner_only(create_tenant_indexes)
 
 __all__ = [
     "AdapterInfo",
