@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -23,12 +23,7 @@ from vecext.relevance.checks import (
     check_queries,
     check_scores,
 )
-from vecext.relevance.registry import (
-    make_relevance,
-    parse_method_spec,
-    register,
-    relevance_from_state,
-)
+from vecext.relevance.registry import method_class, parse_method_spec, register
 from vecext.relevance.state import RelevanceState, json_params
 
 # the checks, the state and the registry have modules of their own; their public
@@ -228,3 +223,22 @@ class RelevanceMethod(ABC):
     def __repr__(self) -> str:
         state = f"threshold={self.threshold:.6g}" if self._fitted else "unfitted"
         return f"{type(self).__name__}(d={self.d}, {state})"
+
+
+def make_relevance(name: str, **params: Any) -> RelevanceMethod:
+    """A new, unfitted method by registry name (``fixed``, ``platt``, ``cosine-adapter``).
+
+    ``name`` may carry options as a spec, e.g. ``"cosine-adapter:features=top1+gap12"``
+    (see :func:`~vecext.relevance.registry.parse_method_spec`); keyword ``params``
+    override them.
+    """
+    base, spec_params = parse_method_spec(name)
+    cls = cast("type[RelevanceMethod]", method_class(base))
+    spec_params.update(params)
+    return cls(**spec_params)
+
+
+def relevance_from_state(state: RelevanceState) -> RelevanceMethod:
+    """Rebuild a trained method from its :class:`RelevanceState`."""
+    cls = cast("type[RelevanceMethod]", method_class(state.method, where=" in state"))
+    return cls.from_state(state)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from vecext.relevance.checks import RelevanceError
-from vecext.relevance.state import RelevanceState
-
-if TYPE_CHECKING:
-    from vecext.relevance.base import RelevanceMethod
-
-__all__ = ["make_relevance", "parse_method_spec", "register", "relevance_from_state"]
-
-_REGISTRY: dict[str, type[RelevanceMethod]] = {}
 
 
-def register(cls: type[RelevanceMethod]) -> type[RelevanceMethod]:
+class Registrable(Protocol):
+    """What the registry needs of a method class: its name. (The methods are
+    :class:`vecext.relevance.base.RelevanceMethod` subclasses; named structurally here so
+    that base and registry do not import each other.)"""
+
+    name: ClassVar[str]
+
+
+_M = TypeVar("_M", bound=type[Registrable])
+
+__all__ = ["method_class", "parse_method_spec", "register"]
+
+_REGISTRY: dict[str, type[Registrable]] = {}
+
+
+def register(cls: _M) -> _M:
     """Class decorator: make ``cls`` available under ``cls.name``."""
     if not cls.name:
         raise RelevanceError(f"{cls.__name__} has no name")
@@ -23,24 +30,13 @@ def register(cls: type[RelevanceMethod]) -> type[RelevanceMethod]:
     return cls
 
 
-def make_relevance(name: str, **params: Any) -> RelevanceMethod:
-    """A new, unfitted method by registry name (``fixed``, ``platt``, ``cosine-adapter``).
-
-    ``name`` may carry options as a spec, e.g. ``"cosine-adapter:features=top1+gap12"``
-    (see :func:`parse_method_spec`); keyword ``params`` override them.
-    """
-    base, spec_params = parse_method_spec(name)
-    if base not in _REGISTRY:
-        raise RelevanceError(f"unknown relevance method {base!r}; known: {sorted(_REGISTRY)}")
-    spec_params.update(params)
-    return _REGISTRY[base](**spec_params)
-
-
-def relevance_from_state(state: RelevanceState) -> RelevanceMethod:
-    """Rebuild a trained method from its :class:`RelevanceState`."""
-    if state.method not in _REGISTRY:
-        raise RelevanceError(f"unknown relevance method {state.method!r} in state")
-    return _REGISTRY[state.method].from_state(state)
+def method_class(name: str, *, where: str = "") -> type[Registrable]:
+    """The class registered as ``name`` (a :class:`RelevanceError` naming the known ones)."""
+    if name not in _REGISTRY:
+        raise RelevanceError(
+            f"unknown relevance method {name!r}{where}; known: {sorted(_REGISTRY)}"
+        )
+    return _REGISTRY[name]
 
 
 def _parse_value(v: str) -> Any:

@@ -27,9 +27,9 @@ cover the rest of the gap (:mod:`vecext.search.settings`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +49,7 @@ from vecext.search.curves import (
 from vecext.search.planner import Plan
 from vecext.search.registry import backend_for
 from vecext.search.settings import PlannerSettings
+from vecext.search.sources import CodeSource, IndexSource, RowSource
 from vecext.topk import TopK
 
 __all__ = [
@@ -78,24 +79,6 @@ __all__ = [
 
 #: ``ef_search`` values measured by :func:`calibrate_index` (pgvector allows 1..1000).
 EF_LADDER = (40, 64, 100, 160, 250, 400, 640, 1000)
-
-
-class RowSource(Protocol):
-    """The rows a calibration reads: ``(keys, float32 vectors)``, keys being what the
-    backend's searches return for a row."""
-
-    @property
-    def dim(self) -> int:
-        """The vector column's dimension."""
-        ...
-
-    def sample(self, n: int, seed: int) -> tuple[Any, np.ndarray]:
-        """A repeatable sample of ``n`` rows (fewer when the table has fewer)."""
-        ...
-
-    def batches(self, size: int) -> Iterator[tuple[Any, np.ndarray]]:
-        """Every row, in batches of at most ``size``."""
-        ...
 
 
 def check_positive(**values: Any) -> None:
@@ -232,29 +215,6 @@ def measure_index(
         curve[str(ef)] = float(np.mean(hits))
     return {"k": int(k), "n_queries": int(len(xq)), "metric": metric, "ef_search": curve,
             "queries": how}  # fmt: skip
-
-
-@dataclass
-class CodeSource:
-    """What a backend hands the driver to calibrate a compressed column: the rows that
-    have codes, the column's codec and IVF coarse quantizer (or ``None``), its name for
-    messages, and how to keep the record."""
-
-    rows: RowSource
-    codec: Any
-    coarse: Any
-    what: str
-    save: Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class IndexSource:
-    """What a backend hands the driver to calibrate an HNSW index: the search target
-    that plans with it (:func:`index_target`), the rows, and how to keep the record."""
-
-    target: engine.Prepared
-    rows: RowSource
-    save: Callable[[dict[str, Any]], None]
 
 
 def calibrate(

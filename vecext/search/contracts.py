@@ -23,10 +23,10 @@ from vecext.errors import VecextError
 
 if TYPE_CHECKING:
     from vecext.relevance.base import RelevanceMethod
-    from vecext.search.calibrate import CodeSource, IndexSource
     from vecext.search.filters import Predicate
     from vecext.search.planner import Capabilities, Plan
     from vecext.search.settings import PlannerSettings
+    from vecext.search.sources import CodeSource, IndexSource
 
 #: Metrics every backend supports.
 METRICS = ("l2", "ip", "cosine")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import sqlalchemy as sa
@@ -15,8 +15,23 @@ from vecext.errors import VecextError
 from vecext.search.planner import Plan
 from vecext.sqlalchemy.types import CodeTypeError, code_type, query_vector
 
-if TYPE_CHECKING:
-    from vecext.sqlalchemy.query import VectorQuery
+
+class VectorQuery(Protocol):
+    """What rendering reads of a :class:`vecext.sqlalchemy.query.VectorQuery` (named
+    structurally, so that the query and its renderer do not import each other)."""
+
+    _adapter: Any
+    _col: Any
+    _criteria: Any
+    _entity: Any
+    _k: Any
+    _metric: str
+    _min_relevance: Any
+    _nprobes: Any
+    _pg: Any
+    _pk: Any
+    _q: Any
+    _table: Any
 
 DISTANCE_OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
 

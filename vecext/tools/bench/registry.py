@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from vecext.tools.bench.errors import BenchError
+
 if TYPE_CHECKING:
     from vecext.tools.bench.context import BenchContext
 
@@ -83,10 +85,6 @@ PLUGIN_MODULES: list[str] = [
     "vecext.tools.bench.lance_methods",  # LanceDB peers beside duckdb (extra [bench])
     "vecext.tools.bench.pg_codes",  # vecext-hnsw-* on postgres (HNSW over code stores)
 ]
-
-
-class BenchError(RuntimeError):
-    """A benchmark cannot run as asked (unknown method, wrong backend, bad data)."""
 
 
 class MethodNotAvailable(BenchError):

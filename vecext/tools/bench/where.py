@@ -15,7 +15,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from vecext.search.filters import And, Eq, In, Predicate, Range, SqlExpr, check_columns, mask
-from vecext.tools.bench.registry import BenchError
+from vecext.tools.bench.errors import BenchError
 
 
 def _caster(typ: pa.DataType, column: str) -> Any:
