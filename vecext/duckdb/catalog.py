@@ -14,6 +14,7 @@ import pyarrow as pa
 from vecext.catalog import scripts as _scripts
 from vecext.catalog.dialect import register
 from vecext.catalog.scripts import InstallResult
+from vecext.duckdb import info_cache
 from vecext.duckdb._sql import registered, transaction
 from vecext.errors import CatalogError
 
@@ -37,11 +38,16 @@ class DuckDialect:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
 
+    # every write through the dialect is a write to the catalog (or beside it): the
+    # searches' cached table facts are re-read (vecext.duckdb.info_cache)
+
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        info_cache.bump()
         self.con.execute(sql, list(params))
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
+            info_cache.bump()
             self.con.executemany(sql, [list(r) for r in rows])
 
     def vector(self, v: np.ndarray | None) -> list[float] | None:
@@ -58,6 +64,7 @@ class DuckDialect:
         data = {c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns[:-1])}
         data[columns[-1]] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
         names = ", ".join(columns)
+        info_cache.bump()
         with registered(self.con, pa.table(data)) as src:
             self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {src}")
 
@@ -101,6 +108,7 @@ def install(con: duckdb.DuckDBPyConnection, target: str | None = None) -> Instal
     steps = _scripts.plan("duckdb", previous, target)
     if not steps:
         return InstallResult(previous=previous, current=previous or "", applied=[])
+    info_cache.bump()
     con.execute("BEGIN TRANSACTION")
     try:
         result = _scripts.apply(steps, con.execute, lambda: installed_version(con), previous)

@@ -3,20 +3,36 @@
 Finding a table, its columns, primary key, code columns, tenant column and VSS indexes
 takes DuckDB's system tables (``duckdb_columns()``, ``duckdb_constraints()``, ...)
 about 30 ms per search. A search instead reads one *stamp* of everything the answer
-depends on, and reuses the cached answer while the stamp is unchanged:
+depends on, and reuses the cached answer while the stamp is unchanged. The stamp is one
+row of ``duckdb_tables()`` (about 0.5 ms) and a counter in this process:
 
-* the current database and schema (how a name resolves);
+* the current database and schema (how a name resolves), the database's and the
+  table's oids (a re-ATTACHed file, a re-created table);
 * the table's ``CREATE`` statement as DuckDB regenerates it (columns, types, primary
-  key: any ``ALTER``), its indexes with their comments (VSS calibrations), its row count;
-* vecext's catalog rows of the table (compressed columns with their calibration and
-  status, the tenant column) and the codecs' fingerprints.
+  key: any ``ALTER``), its index count (a VSS index created or dropped) and its
+  estimated size (the row count the planner uses);
+* :func:`generation`, which every write of vecext to its catalog bumps (codecs,
+  compressed columns with their calibration, refresh mark and status, tenant columns,
+  VSS index comments: :func:`bump`, called by the catalog dialect and the few writers
+  beside it).
+
+Reading vecext's catalog rows into the stamp instead costs 3-4 ms per search (each
+subquery on a small table costs DuckDB 0.4-0.7 ms). The counter is enough because a
+DuckDB database file has one writing process, and the connections of a process share
+it. What it does not see: the catalog edited by hand with SQL (call :func:`forget`),
+and a vecext write inside another connection's explicit transaction that commits
+after this connection re-read the facts (this connection then keeps the facts it
+read until the next vecext write or DDL; searches stay correct, as the code cache
+checks the table's rows itself, but may miss a new calibration until then).
 
 The cache holds a few tables per connection and goes away with the connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import weakref
 from typing import Any
 
@@ -25,18 +41,34 @@ import duckdb
 from vecext.duckdb._sql import TableRef
 from vecext.search.contracts import TableInfo
 
-_STAMP = """SELECT current_database(), current_schema(),
-  (SELECT sql FROM duckdb_tables() WHERE database_name = $db AND schema_name = $sch
-     AND table_name = $tbl),
-  (SELECT list(coalesce(i.sql, '') || '|' || coalesce(i.comment, '') ORDER BY i.index_name)
-     FROM duckdb_indexes() i WHERE i.database_name = $db AND i.schema_name = $sch
-     AND i.table_name = $tbl)"""
-_CATALOG = """,
-  (SELECT list(k ORDER BY k.id)::VARCHAR FROM vecext.compressed_columns k
-     WHERE k.table_schema = $sch AND k.table_name = $tbl),
-  (SELECT list(tc)::VARCHAR FROM vecext.tenant_columns tc
-     WHERE tc.table_schema = $sch AND tc.table_name = $tbl),
-  (SELECT list((c.name, c.fingerprint, c.metric) ORDER BY c.name)::VARCHAR FROM vecext.codecs c)"""
+_STAMP = """SELECT current_database(), current_schema(), t.database_oid, t.table_oid, t.sql,
+  t.index_count, t.estimated_size
+FROM duckdb_tables() t
+WHERE t.database_name = $db AND t.schema_name = $sch AND t.table_name = $tbl"""
+
+_counter = itertools.count(1)
+_generation = 0
+
+
+def bump() -> None:
+    """vecext wrote to its catalog (or to a VSS index's comment): cached facts are re-read."""
+    global _generation
+    _generation = next(_counter)
+
+
+def generation() -> int:
+    return _generation
+
+
+def forget(con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Drop the cached facts (of one connection, or of every one): needed only after
+    editing vecext's catalog tables by hand."""
+    if con is None:
+        bump()
+        return
+    with contextlib.suppress(TypeError):
+        _cache.pop(con, None)
+
 
 #: tables kept per connection
 PER_CONNECTION = 16
@@ -50,11 +82,10 @@ def stamp(con: duckdb.DuckDBPyConnection, t: TableRef, catalog: bool) -> tuple[A
     """Everything ``table_info`` depends on (see the module), or ``None`` when the table
     is gone."""
     params = {"db": t.database, "sch": t.schema, "tbl": t.name}
-    row = con.execute(_STAMP + (_CATALOG if catalog else ""), params).fetchone()
-    if row is None or row[2] is None:
+    row = con.execute(_STAMP, params).fetchone()
+    if row is None:
         return None
-    n = con.execute(f"SELECT count(*) FROM {t.sql}").fetchone()
-    return (*row, n[0] if n else None)
+    return (*row, catalog, _generation)
 
 
 def get(con: duckdb.DuckDBPyConnection, key: Any) -> TableInfo | None:

@@ -36,7 +36,7 @@ import duckdb
 import numpy as np
 
 from vecext.codecs import Codec
-from vecext.duckdb import scan
+from vecext.duckdb import inmemory, scan
 from vecext.duckdb._arrow import bytes_to_words
 from vecext.duckdb.filters import ident
 from vecext.duckdb.indexes import DISTANCE_FUNCTIONS
@@ -123,6 +123,9 @@ def exact_statement(ctx: Context) -> tuple[str, list[Any]]:
 
 
 def exact(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    vs = inmemory.usable(ctx)
+    if vs is not None:
+        return inmemory.exact(ctx, vs)
     sql, params = exact_statement(ctx)
     return _result(ctx.con.execute(sql, params).fetchall())
 

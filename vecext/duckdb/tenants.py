@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import duckdb
 
+from vecext.duckdb import info_cache
 from vecext.duckdb._sql import catalog_table, column_type
 from vecext.duckdb.catalog import require_catalog
 from vecext.errors import CatalogError
@@ -49,6 +50,7 @@ def declare_tenant_column(con: duckdb.DuckDBPyConnection, table: str, column: st
         if current.lower() != name.lower():
             raise CatalogError(f"table {t} already has tenant column {current!r}")
         return current
+    info_cache.bump()
     con.execute(
         "INSERT INTO vecext.tenant_columns (table_schema, table_name, tenant_column) "
         "VALUES (?, ?, ?)",
@@ -61,6 +63,7 @@ def undeclare_tenant_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Forget the tenant column: searches no longer require (or accept) ``tenant=``."""
     require_catalog(con)
     t = catalog_table(con, table)
+    info_cache.bump()
     con.execute(
         "DELETE FROM vecext.tenant_columns WHERE table_schema = ? AND table_name = ?",
         [t.schema, t.name],

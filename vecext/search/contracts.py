@@ -66,6 +66,9 @@ class CodeColumn:
     calibration: dict[str, Any] | None = None
     #: where the codes live when not in the user's table (a side store), backend-specific
     store: Any = None
+    #: the catalog row's state a backend's code cache keys on (DuckDB: database path,
+    #: row id, creation time, refresh mark), read with the rest of the table's facts
+    version: Any = None
 
 
 @dataclass
@@ -96,6 +99,8 @@ class TableInfo:
     tenant_column: str | None = None
     #: other choices for ``search(using=...)``: code column or index name -> capabilities
     alternatives: dict[str, Capabilities] = field(default_factory=dict)
+    #: what only the backend reads (DuckDB: where its vector cache finds the table)
+    backend_facts: Any = None
 
     @property
     def code(self) -> CodeColumn | None:

@@ -33,6 +33,7 @@ class VectorQuery(Protocol):
     _q: Any
     _table: Any
 
+
 DISTANCE_OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>"}
 
 

@@ -1,0 +1,68 @@
+"""Exact distances from the vector cache (:mod:`vecext.duckdb.vectorset`) for a search.
+
+Two uses: the FAISS candidate stage reranks its candidates from the cache
+(:func:`vecext.duckdb.scan._rerank`), and the exact strategy scans the cached vectors
+of the rows passing the filter (:func:`exact`). Rows written since the cache loaded are
+read from the table in the same search, with the filter, so they are never missed.
+A search with a scan budget (``max_scan_rows``) keeps DuckDB's own exact scan: its
+"first N rows" are the table's scan order, which the statement defines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vecext.duckdb import vectorset
+
+
+def usable(ctx: Any) -> vectorset.VectorSet | None:
+    """The checked vector set of the search's table, or ``None`` when the table has no
+    integer primary key, does not fit the cache, or the search has a scan budget."""
+    t = ctx.info.backend_facts
+    if not isinstance(t, vectorset.Table) or ctx.req.max_scan_rows is not None:
+        return None
+    if not vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim)):
+        return None
+    return vectorset.vector_set(ctx.con, t)
+
+
+def _written_since(ctx: Any, vs: vectorset.VectorSet) -> list[tuple[Any, ...]]:
+    """``(key, exact distance)`` of the rows above the cache's mark that pass the filter."""
+    if vs.above == 0:  # as checked by this search (vectorset.vector_set)
+        return []
+    sql = (
+        f"SELECT {ctx.id}::BIGINT, {ctx.dist()} FROM {ctx.t} "
+        f"WHERE rowid > {int(vs.mark)} AND {ctx.where}"
+    )
+    return ctx.con.execute(sql, [ctx.q, *ctx.where_params]).fetchall()  # type: ignore[no-any-return]
+
+
+def exact(ctx: Any, vs: vectorset.VectorSet) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, float32 distances)`` of the ``k`` nearest rows passing the filter, by
+    (distance, id): cached rows scored in numpy, newer rows in SQL."""
+    pos = None
+    if ctx.req.pred is not None:
+        got = ctx.con.execute(
+            f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND {ctx.where}",
+            ctx.where_params,
+        ).fetchnumpy()
+        pos = vs.positions(np.asarray(got["rowid"], np.int64))
+    k = int(ctx.req.k)
+    chosen, d = vectorset.nearest(vs, pos, ctx.req.q, ctx.req.metric, k)
+    keys = vs.keys[chosen].tolist()
+    dist = d.tolist()
+    for key, x in _written_since(ctx, vs):
+        keys.append(int(key))
+        dist.append(np.nan if x is None else float(x))
+    order = sorted(range(len(keys)), key=lambda i: (dist[i], keys[i]))[:k]
+    if ctx.plan is not None:
+        ctx.plan.steps.append(
+            f"exact distances of {vs.n_alive if pos is None else len(pos)} rows from the "
+            "vector cache (vecext.duckdb.vectorset) and of the rows written since it loaded"
+        )
+    return (
+        np.array([keys[i] for i in order], dtype=np.int64),
+        np.array([dist[i] for i in order], dtype=np.float32),
+    )
