@@ -75,11 +75,11 @@ def test_the_same_rows_as_duckdbs_own_exact_scan(env) -> None:
     con, x = env
     q = x[42] + 0.05
     fast = search(con, "t", "v", q, 10, metric="cosine", strategy="exact")
-    vectorset.set_vector_cache_mb(0)  # off: DuckDB's array_cosine_distance scan
+    vd.set_vector_cache_mb(0)  # off: DuckDB's array_cosine_distance scan
     try:
         slow = search(con, "t", "v", q, 10, metric="cosine", strategy="exact")
     finally:
-        vectorset.set_vector_cache_mb(512)
+        vd.set_vector_cache_mb(512)
     assert _cached(fast) and not _cached(slow)
     assert list(fast.ids) == list(slow.ids)
     np.testing.assert_allclose(fast.distances, slow.distances, atol=1e-6)

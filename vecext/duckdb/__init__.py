@@ -68,6 +68,7 @@ from vecext.duckdb.relevance import (
 )
 from vecext.duckdb.scan import candidate_scan, set_candidate_scan, set_faiss_threads
 from vecext.duckdb.tenants import declare_tenant_column, tenant_column, undeclare_tenant_column
+from vecext.duckdb.vectorset import set_vector_cache_mb
 from vecext.duckdb.vss import VssStatus, load_vss, vss_extension_path
 from vecext.search import explain, search
 
@@ -160,6 +161,7 @@ __all__ = [
     "search",
     "set_candidate_scan",
     "set_faiss_threads",
+    "set_vector_cache_mb",
     "stale_rows",
     "tenant_column",
     "train_codec",

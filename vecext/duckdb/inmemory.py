@@ -19,13 +19,20 @@ from vecext.duckdb import vectorset
 
 def usable(ctx: Any) -> vectorset.VectorSet | None:
     """The checked vector set of the search's table, or ``None`` when the table has no
-    integer primary key, does not fit the cache, or the search has a scan budget."""
+    integer primary key, does not fit the cache, or the search has a scan budget.
+    Checked once per backend call (kept on ``ctx``)."""
+    if hasattr(ctx, "_vx_vectors"):
+        return ctx._vx_vectors  # type: ignore[no-any-return]
     t = ctx.info.backend_facts
-    if not isinstance(t, vectorset.Table) or ctx.req.max_scan_rows is not None:
-        return None
-    if not vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim)):
-        return None
-    return vectorset.vector_set(ctx.con, t)
+    vs = None
+    if (
+        isinstance(t, vectorset.Table)
+        and ctx.req.max_scan_rows is None
+        and vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim))
+    ):
+        vs = vectorset.vector_set(ctx.con, t)
+    ctx._vx_vectors = vs
+    return vs
 
 
 def _written_since(ctx: Any, vs: vectorset.VectorSet) -> list[tuple[Any, ...]]:

@@ -109,9 +109,12 @@ def candidates(ctx: Any, stage: Stage) -> Candidates:
     above = f"rowid > {int(entry.mark)}"  # written since the refresh (cheap: rowid only)
     matching = None  # keys of the rows passing the filter (None: every row)
     if ctx.req.pred is None:
-        live = _rowids(con, f"SELECT {key}::BIGINT AS vx_key FROM {ctx.t} WHERE {above}", [])[
-            "vx_key"
-        ]
+        vs = inmemory.usable(ctx) if keyed else None
+        if vs is not None and vs.mark == entry.mark and vs.above == 0:
+            live = np.zeros(0, np.int64)  # the vector cache just counted: none written since
+        else:
+            sql = f"SELECT {key}::BIGINT AS vx_key FROM {ctx.t} WHERE {above}"
+            live = _rowids(con, sql, [])["vx_key"]
         pos = None if every else entry.in_lists(np.asarray(lists))
     else:
         body, params = compile_filter(ctx.req.pred)

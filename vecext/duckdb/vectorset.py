@@ -74,7 +74,9 @@ class VectorSet:
     alive: np.ndarray  # bool: not deleted since loaded
     mark: int
     n_alive: int
-    #: rows with a vector above the mark when last checked (0: nothing to read)
+    #: rows at or below the mark (with a vector or not) when last checked
+    n_below: int = 0
+    #: rows above the mark when last checked (0: nothing to read)
     above: int = 0
     _by_key: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -189,18 +191,18 @@ def vector_set(con: duckdb.DuckDBPyConnection, t: Table) -> VectorSet:
 
 
 def _counts(con: duckdb.DuckDBPyConnection, t: Table, mark: int) -> tuple[int, int]:
-    """Rows with a vector at or below ``mark`` and above it, in one statement of three
-    counts DuckDB answers without reading vectors (1.1 ms on 117k rows): all rows, rows
-    whose vector is NULL (validity masks), rows above the mark (a rowid range, pushed
-    down). ``count(v)`` or ``v IS NOT NULL`` over the table would read every vector."""
-    v, tsql = quote_ident(t.column), t.table_sql
+    """Rows at or below ``mark`` and above it (any vector, NULL included), in one
+    statement DuckDB answers without reading vectors (0.6 ms on 117k rows): the row
+    count, and a rowid range pushed down. A row at or below the mark cannot be inserted
+    (rowids only grow: the table has an index, see the module) nor change its vector (an
+    update moves it above the mark), so a lower count below the mark means deletes."""
     row = con.execute(
-        f"SELECT (SELECT count(*) FROM {tsql}), (SELECT count(*) FROM {tsql} WHERE {v} IS NULL), "
-        f"(SELECT count(*) FROM {tsql} WHERE rowid > ? AND {v} IS NOT NULL)",
+        f"SELECT (SELECT count(*) FROM {t.table_sql}), "
+        f"(SELECT count(*) FROM {t.table_sql} WHERE rowid > ?)",
         [mark],
     ).fetchone()
-    n, null, above = (int(x) for x in row) if row else (0, 0, 0)
-    return n - null - above, above
+    n, above = (int(x) for x in row) if row else (0, 0)
+    return n - above, above
 
 
 #: rows written since the load above which the cache reloads (every search reads them
@@ -216,13 +218,14 @@ def _still_valid(con: duckdb.DuckDBPyConnection, t: Table, e: VectorSet) -> bool
     e.above = above
     if above > max(RELOAD_ABOVE, len(e.rowids) // 10):
         return False
-    if below == e.n_alive:
+    if below == e.n_below:
         return True
     got = con.execute(
         f"SELECT rowid, hash({quote_ident(t.key)}) FROM {t.table_sql} "
         f"WHERE rowid <= ? AND {quote_ident(t.column)} IS NOT NULL ORDER BY rowid",
         [e.mark],
     ).fetchnumpy()
+    e.n_below = below
     rid = np.asarray(got["rowid"], np.int64)
     kh = np.asarray(got[next(k for k in got if k != "rowid")], np.uint64)
     if len(e.rowids) == 0:
@@ -237,21 +240,27 @@ def _still_valid(con: duckdb.DuckDBPyConnection, t: Table, e: VectorSet) -> bool
 
 
 def _load(con: duckdb.DuckDBPyConnection, t: Table) -> VectorSet:
-    """One Arrow scan of ``(rowid, key, hash(key), vector)`` in one snapshot."""
+    """One Arrow scan of ``(rowid, key, hash(key), vector)`` in one snapshot; the mark
+    and the row count below it are of every row (NULL vectors too), as the check counts."""
     v, k = quote_ident(t.column), quote_ident(t.key)
     a = con.execute(
         f"SELECT rowid AS vx_rid, {k}::BIGINT AS vx_key, hash({k}) AS vx_kh, "
         f"{v}::FLOAT[{int(t.dim)}] AS vx_v, max(rowid) OVER () AS vx_top "
-        f"FROM {t.table_sql} WHERE {v} IS NOT NULL ORDER BY rowid"
+        f"FROM {t.table_sql} ORDER BY rowid"
     ).to_arrow_table()
+    n_all = a.num_rows
+    mark = int(a.column("vx_top")[0].as_py()) if n_all else -1
+    vec = a.column("vx_v")
+    vec = vec.combine_chunks() if isinstance(vec, pa.ChunkedArray) else vec
+    if vec.null_count:
+        keep = np.asarray(vec.is_valid().to_numpy(zero_copy_only=False), bool)
+        a = a.filter(pa.array(keep))
+        vec = a.column("vx_v").combine_chunks()
     n = a.num_rows
     rowids = np.asarray(a.column("vx_rid").to_numpy(), np.int64)
     keys = np.asarray(a.column("vx_key").to_numpy(), np.int64)
     kh = np.asarray(a.column("vx_kh").to_numpy(zero_copy_only=False), np.uint64)
-    vec = a.column("vx_v")
-    vec = vec.combine_chunks() if isinstance(vec, pa.ChunkedArray) else vec
     flat = vec.flatten().to_numpy(zero_copy_only=False)
     X = np.ascontiguousarray(np.asarray(flat, np.float32).reshape(n, int(t.dim)))
-    mark = int(a.column("vx_top")[0].as_py()) if n else -1
     sq = np.einsum("ij,ij->i", X, X)
-    return VectorSet(rowids, keys, X, kh, sq, np.ones(n, dtype=bool), mark, n)
+    return VectorSet(rowids, keys, X, kh, sq, np.ones(n, dtype=bool), mark, n, n_all)
