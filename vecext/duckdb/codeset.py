@@ -277,7 +277,7 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMAL
 
 def integer_key(con: duckdb.DuckDBPyConnection, t: TableRef, column: str) -> bool:
     """Whether ``column`` is ``t``'s single-column primary key of an integer type that
-    fits BIGINT (the rerank finds rows by it; see vecext.duckdb.scan._rerank)."""
+    fits BIGINT (the rerank finds rows by it; see vecext.duckdb.scan._rerank_sql)."""
     if primary_key(con, t) != column:
         return False
     return column_type(con, t, column)[1] in _INTEGER_TYPES

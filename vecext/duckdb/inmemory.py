@@ -1,7 +1,7 @@
 """Exact distances from the vector cache (:mod:`vecext.duckdb.vectorset`) for a search.
 
 Two uses: the FAISS candidate stage reranks its candidates from the cache
-(:func:`vecext.duckdb.scan._rerank`), and the exact strategy scans the cached vectors
+(:func:`vecext.duckdb.scan._exact_by_key`), and the exact strategy scans the cached vectors
 of the rows passing the filter (:func:`exact`). Rows written since the cache loaded are
 read from the table in the same search, with the filter, so they are never missed.
 A search with a scan budget (``max_scan_rows``) keeps DuckDB's own exact scan: its
@@ -20,9 +20,10 @@ from vecext.duckdb import vectorset
 def usable(ctx: Any) -> vectorset.VectorSet | None:
     """The checked vector set of the search's table, or ``None`` when the table has no
     integer primary key, does not fit the cache, or the search has a scan budget.
-    Checked once per backend call (kept on ``ctx``)."""
-    if hasattr(ctx, "_vx_vectors"):
-        return ctx._vx_vectors  # type: ignore[no-any-return]
+    Checked once per search: kept on the request, which the candidate stage and the
+    deepening reranks of one search share."""
+    if hasattr(ctx.req, "_vx_vectors"):
+        return ctx.req._vx_vectors  # type: ignore[no-any-return]
     t = ctx.info.backend_facts
     vs = None
     if (
@@ -31,7 +32,7 @@ def usable(ctx: Any) -> vectorset.VectorSet | None:
         and vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim))
     ):
         vs = vectorset.vector_set(ctx.con, t)
-    ctx._vx_vectors = vs
+    ctx.req._vx_vectors = vs
     return vs
 
 

@@ -163,62 +163,76 @@ def candidates(ctx: Any, stage: Stage) -> Candidates:
         )
     if matching is not None and keyed:
         extra = extra[np.isin(extra, matching)]  # stale and uncoded rows pass the filter?
-    rows = _rerank(ctx, np.concatenate([first, extra]), key)
-    got = {r[0]: (r[1], r[2]) for r in rows}  # key -> (id, exact distance)
-    done = [int(x) for x in first if int(x) in got] + [int(x) for x in extra if int(x) in got]
-    ids: list[Any] = [got[x][0] for x in done]
-    dist = [np.nan if got[x][1] is None else float(got[x][1]) for x in done]
-    if keyed and len(rest):
-        ids += [int(x) for x in rest]  # the id column is the key: reranked on demand
-        dist += [np.nan] * len(rest)
+    cand = np.concatenate([first, extra]).astype(np.int64)
+    if keyed:
+        found, d = _exact_by_key(ctx, cand)
+        done_keys = cand[found]
+        ids: list[Any] = done_keys.tolist()
+        dist = d[found]
+        n_done = len(done_keys)
+        if len(rest):
+            ids += rest.tolist()  # the id column is the key: reranked on demand
+            dist = np.concatenate([dist, np.full(len(rest), np.nan)])
+        keys_in_order: list[Any] = ids
+    else:
+        got = {r[0]: (r[1], r[2]) for r in _rerank_sql(ctx, cand, key)}  # rowid -> (id, d)
+        done = [x for x in cand.tolist() if x in got]
+        ids = [got[x][0] for x in done]
+        dist = np.array([np.nan if got[x][1] is None else got[x][1] for x in done], np.float64)
+        n_done, keys_in_order = len(done), done
     # each candidate's IVF list, for the engine's widening; rows reranked regardless of
     # their list count as found in the nearest probed list
     lst = np.full(len(ids), -1, np.int64)
     if len(best_lists):
-        where = dict(zip((int(x) for x in best), best_lists.tolist(), strict=True))
+        where = dict(zip(best.tolist(), best_lists.tolist(), strict=True))
         near = int(np.asarray(lists)[0])
-        keys_in_order = [x for x in done] + [int(x) for x in rest] if keyed else done
         lst = np.array([where.get(x, near) for x in keys_in_order], dtype=np.int64)
-    return Candidates(ids, np.array(dist, dtype=np.float64), lst,
-                      None if every else n_read, len(done))  # fmt: skip
+    return Candidates(ids, np.asarray(dist, dtype=np.float64), lst,
+                      None if every else n_read, n_done)  # fmt: skip
 
 
 def exact_of(ctx: Any, ids: list[Any]) -> np.ndarray:
     """Exact distances of the rows ``ids`` (integer primary keys), aligned with them."""
-    rows = _rerank(ctx, np.asarray(ids, dtype=np.int64), ctx.id)
-    got = {r[0]: r[2] for r in rows}
-    return np.array([np.nan if got.get(i) is None else got[i] for i in ids], dtype=np.float64)
+    _, d = _exact_by_key(ctx, np.asarray(ids, dtype=np.int64))
+    return d
+
+
+def _exact_by_key(ctx: Any, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(found, distance)`` aligned with the primary keys ``keys``: whether the row
+    exists and passes the filter, and its exact distance (NaN where not found). From the
+    vector cache (:mod:`vecext.duckdb.vectorset`) when the table has one, the rest in
+    SQL. The caller passes only keys of rows that pass the filter, or that the SQL
+    checks: cached rows are not checked against it again."""
+    found = np.zeros(len(keys), dtype=bool)
+    d = np.full(len(keys), np.nan, dtype=np.float64)
+    if len(keys) == 0:
+        return found, d
+    vs = inmemory.usable(ctx)
+    rest = np.arange(len(keys))
+    if vs is not None:
+        pos = vs.find(keys)
+        here = pos >= 0
+        d[here] = vectorset.distances(vs.X[pos[here]], ctx.req.q, ctx.req.metric)
+        found[here] = True
+        rest = np.flatnonzero(~here)
+    if len(rest):  # no cache, or written since it loaded (or deleted): the table decides
+        got = {r[0]: r[2] for r in _rerank_sql(ctx, keys[rest], ctx.id)}
+        for i in rest.tolist():
+            k = int(keys[i])
+            if k in got:
+                found[i] = True
+                d[i] = np.nan if got[k] is None else float(got[k])
+    return found, d
 
 
 #: keys per IN list of the rerank (DuckDB turns longer lists into a scan)
 RERANK_CHUNK = 1000
 
 
-def _rerank(ctx: Any, keys: np.ndarray, key: str) -> list[tuple[Any, ...]]:
-    """``(key, id, exact distance)`` of the rows whose ``key`` (the primary key, else
-    ``rowid``) is in ``keys`` and that pass the filter, by (distance, id): from the vector
-    cache (:mod:`vecext.duckdb.vectorset`) when the table has one, the rest in SQL.
-    The caller passes only keys of rows that pass the filter (or rows the SQL checks)."""
-    vs = inmemory.usable(ctx) if key == ctx.id else None
-    if vs is None or len(keys) == 0:
-        return _rerank_sql(ctx, keys, key)
-    keys = np.asarray(keys, np.int64)
-    pos = vs.find(keys)
-    here = pos >= 0
-    d = vectorset.distances(vs.X[pos[here]], ctx.req.q, ctx.req.metric)
-    rows = [
-        (int(k), int(k), float(x)) for k, x in zip(keys[here].tolist(), d.tolist(), strict=True)
-    ]
-    rest = keys[~here]
-    if len(rest):  # written since the cache loaded (or deleted): the table decides
-        rows += _rerank_sql(ctx, rest, key)
-    rows.sort(key=lambda r: (r[2], r[1]))
-    return rows
-
-
 def _rerank_sql(ctx: Any, keys: np.ndarray, key: str) -> list[tuple[Any, ...]]:
-    """:func:`_rerank` in one DuckDB statement. The keys are integers made here, never
-    text from the caller. DuckDB runs ``key IN (...)`` as a semi-join on a scan
+    """``(key, id, exact distance)`` of the rows whose ``key`` (the primary key, else
+    ``rowid``) is in ``keys`` and that pass the filter, by (distance, id), in one DuckDB
+    statement. The keys are integers made here, never text from the caller. DuckDB runs ``key IN (...)`` as a semi-join on a scan
     of the key column and reads the vectors of the matching rows only; on ``rowid`` it
     reads the whole vector column (measured: 12 ms against 115 ms for 320 of 117k rows)."""
     if len(keys) == 0:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import faiss
 import numpy as np
 import pyarrow as pa
 
@@ -119,12 +120,26 @@ def distances(X: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
     if metric == "l2":
         diff = X64 - q64
         return np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    dot = X64 @ q64
+    dot = np.einsum("ij,j->i", X64, q64)  # not BLAS: see _inner_products
     if metric == "ip":
         return -dot
     norms = np.sqrt(np.einsum("ij,ij->i", X64, X64)) * float(np.sqrt(q64 @ q64))
     with np.errstate(divide="ignore", invalid="ignore"):
         return 1.0 - dot / norms
+
+
+def _inner_products(X: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``X @ q`` with FAISS' single-threaded SIMD kernel: numpy's BLAS wakes its thread
+    pool for a matrix-vector product and, with DuckDB's threads on the same cores, spends
+    8 ms on 5,000 x 384 where this takes 0.2-0.9 ms."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    out = np.empty(X.shape[0], dtype=np.float32)
+    if X.shape[0]:
+        faiss.fvec_inner_products_ny(
+            faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(X), X.shape[1], X.shape[0]
+        )
+    return out
 
 
 def nearest(vs: VectorSet, pos: np.ndarray | None, q: np.ndarray, metric: str, k: int):  # type: ignore[no-untyped-def]
@@ -138,7 +153,7 @@ def nearest(vs: VectorSet, pos: np.ndarray | None, q: np.ndarray, metric: str, k
     whole = len(pos) == len(vs.rowids)
     X = vs.X if whole else vs.X[pos]
     sq = vs.sq if whole else vs.sq[pos]
-    dot = X @ np.asarray(q, np.float32)
+    dot = _inner_products(X, q)
     if metric == "l2":
         score = sq - 2.0 * dot
     elif metric == "ip":
