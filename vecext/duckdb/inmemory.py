@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from vecext.duckdb import vectorset
+from vecext.duckdb.filters import compile_filter
+from vecext.search.filters import And, Within
 
 
 def usable(ctx: Any) -> vectorset.VectorSet | None:
@@ -47,18 +49,43 @@ def _written_since(ctx: Any, vs: vectorset.VectorSet) -> list[tuple[Any, ...]]:
     return ctx.con.execute(sql, [ctx.q, *ctx.where_params]).fetchall()  # type: ignore[no-any-return]
 
 
+#: float32 slack when a distance bound is applied to the float32 pass (float64 decides)
+_SLACK = 1e-4
+
+
+def _split(pred: Any, column: str) -> tuple[list[Within], Any]:
+    """The distance bounds on the searched column (a threshold search pushes one into the
+    filter) and the rest of the filter, which DuckDB evaluates."""
+    parts = list(pred.parts) if isinstance(pred, And) else [pred]
+    bounds = [p for p in parts if isinstance(p, Within) and p.column.lower() == column.lower()]
+    rest = [p for p in parts if not any(p is b for b in bounds)]
+    return bounds, (None if not rest else rest[0] if len(rest) == 1 else And(tuple(rest)))
+
+
 def exact(ctx: Any, vs: vectorset.VectorSet) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, float32 distances)`` of the ``k`` nearest rows passing the filter, by
-    (distance, id): cached rows scored in numpy, newer rows in SQL."""
+    (distance, id): cached rows scored in numpy, newer rows in SQL. Distance bounds on
+    the column (threshold searches) are applied in numpy too; DuckDB evaluates the rest
+    of the filter, returning the rowids that pass."""
     pos = None
+    bounds: list[Within] = []
     if ctx.req.pred is not None:
-        got = ctx.con.execute(
-            f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND {ctx.where}",
-            ctx.where_params,
-        ).fetchnumpy()
-        pos = vs.positions(np.asarray(got["rowid"], np.int64))
+        bounds, rest = _split(ctx.req.pred, ctx.info.column)
+        if rest is not None:
+            body, params = compile_filter(rest)
+            got = ctx.con.execute(
+                f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND ({body})", params
+            ).fetchnumpy()
+            pos = vs.positions(np.asarray(got["rowid"], np.int64))
+    for b in bounds:
+        cand = np.flatnonzero(vs.alive) if pos is None else pos
+        near = vectorset.fast_distances(vs, cand, np.asarray(b.q, np.float32), b.metric)
+        pos = cand[near <= b.bound + _SLACK]
     k = int(ctx.req.k)
     chosen, d = vectorset.nearest(vs, pos, ctx.req.q, ctx.req.metric, k)
+    for b in bounds:  # decided in float64
+        ok = vectorset.distances(vs.X[chosen], np.asarray(b.q), b.metric) <= b.bound
+        chosen, d = chosen[ok], d[ok]
     keys = vs.keys[chosen].tolist()
     dist = d.tolist()
     for key, x in _written_since(ctx, vs):

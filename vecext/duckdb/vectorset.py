@@ -142,6 +142,23 @@ def _inner_products(X: np.ndarray, q: np.ndarray) -> np.ndarray:
     return out
 
 
+def fast_distances(vs: VectorSet, pos: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    """float32 distances of the cached rows ``pos`` to ``q`` (one FAISS pass; to choose
+    rows, which :func:`distances` then scores in float64)."""
+    whole = len(pos) == len(vs.rowids)
+    X = vs.X if whole else vs.X[pos]
+    sq = vs.sq if whole else vs.sq[pos]
+    q = np.asarray(q, np.float32)
+    dot = _inner_products(X, q)
+    qq = float(q @ q)
+    if metric == "l2":
+        return np.sqrt(np.maximum(sq - 2.0 * dot + qq, 0.0))
+    if metric == "ip":
+        return -dot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - dot / (np.sqrt(sq) * np.float32(np.sqrt(qq)))
+
+
 def nearest(vs: VectorSet, pos: np.ndarray | None, q: np.ndarray, metric: str, k: int):  # type: ignore[no-untyped-def]
     """``(positions, float64 distances)`` of the ``k`` nearest cached rows among ``pos``
     (every alive row when ``None``): a float32 pass picks ``4 k + 64`` rows, which are
@@ -150,16 +167,8 @@ def nearest(vs: VectorSet, pos: np.ndarray | None, q: np.ndarray, metric: str, k
         pos = np.flatnonzero(vs.alive)
     if len(pos) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    whole = len(pos) == len(vs.rowids)
-    X = vs.X if whole else vs.X[pos]
-    sq = vs.sq if whole else vs.sq[pos]
-    dot = _inner_products(X, q)
-    if metric == "l2":
-        score = sq - 2.0 * dot
-    elif metric == "ip":
-        score = -dot
-    else:
-        score = -dot / np.sqrt(np.maximum(sq, 1e-30))
+    score = fast_distances(vs, pos, q, metric)
+    score = np.where(np.isnan(score), np.inf, score)
     keep = min(len(score), 4 * k + 64)
     top = np.argpartition(score, keep - 1)[:keep] if keep < len(score) else np.arange(len(score))
     chosen = pos[top]
