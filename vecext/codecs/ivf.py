@@ -28,6 +28,7 @@ import numpy as np
 
 from vecext.codecs.base import Codec
 from vecext.codecs.checks import CodecError, as_codes, positive_int
+from vecext.codecs.kernels import inner_products
 from vecext.codecs.transforms import Transform
 
 
@@ -115,7 +116,10 @@ class IVFCodec(Codec):
     def _centroid_distances(self, y: np.ndarray) -> np.ndarray:
         """Inner-metric distances (nq, nlist): squared L2 or negative inner product."""
         assert self.centroids is not None
-        ip = y @ self.centroids.T
+        if y.shape[0] == 1:  # one query (a search): not BLAS, see vecext.codecs.kernels
+            ip = inner_products(self.centroids, y[0])[None, :]
+        else:
+            ip = y @ self.centroids.T
         if self.inner_metric == "l2":
             c2 = (self.centroids.astype(np.float64) ** 2).sum(1)
             y2 = (y.astype(np.float64) ** 2).sum(1)
