@@ -242,9 +242,35 @@ class DuckDBBackend(SqlBackend):
         body, params = compile_filter(pred)
         return f"{ident(info.column)} IS NOT NULL AND ({body})", params
 
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        #: rows passing a filter, read by the estimate and reused by the search's steps
+        self._matching: dict[Any, dict[str, Any]] = {}
+
+    def _ctx(self, info: TableInfo, req: Any, plan: Any) -> Any:
+        ctx = super()._ctx(info, req, plan)
+        ctx.matching = self._matching
+        return ctx
+
     def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
-        """An exact count, or a 1% sample's count scaled up on very large tables."""
+        """An exact count, or a 1% sample's count scaled up on very large tables. On a
+        table the vector cache serves, the count is of the matching rows read once
+        (their rowids and keys), which the search's steps then reuse."""
         t: TableRef = info.ref
+        facts = info.backend_facts
+        if (
+            pred is not None
+            and isinstance(facts, vectorset.Table)
+            and vectorset.fits(int(info.caps.n_rows), int(info.dim))
+        ):
+            body, params = compile_filter(pred)
+            got = self.conn.execute(
+                f"SELECT rowid, {ident(facts.key)}::BIGINT AS vx_key FROM {t.sql} "
+                f"WHERE {ident(info.column)} IS NOT NULL AND ({body})",
+                params,
+            ).fetchnumpy()
+            self._matching[(body, repr(params))] = got
+            return float(len(got["rowid"]))
         where, params = self.where(info, pred)
         if info.caps.n_rows <= SAMPLE_ABOVE:
             return float(self.count_matching(info, pred, None))

@@ -73,9 +73,12 @@ def exact(ctx: Any, vs: vectorset.VectorSet) -> tuple[np.ndarray, np.ndarray]:
         bounds, rest = _split(ctx.req.pred, ctx.info.column)
         if rest is not None:
             body, params = compile_filter(rest)
-            got = ctx.con.execute(
-                f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND ({body})", params
-            ).fetchnumpy()
+            got = ctx.matching_rows(body, params)
+            if got is None:
+                got = ctx.con.execute(
+                    f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND ({body})",
+                    params,
+                ).fetchnumpy()
             pos = vs.positions(np.asarray(got["rowid"], np.int64))
     for b in bounds:
         cand = np.flatnonzero(vs.alive) if pos is None else pos

@@ -118,10 +118,15 @@ def candidates(ctx: Any, stage: Stage) -> Candidates:
         pos = None if every else entry.in_lists(np.asarray(lists))
     else:
         body, params = compile_filter(ctx.req.pred)
-        got = _rowids(
-            con,
-            f"SELECT rowid, {key}::BIGINT AS vx_key FROM {ctx.t} WHERE ({body})",
-            params,
+        read = ctx.matching_rows(body, params) if keyed else None
+        got = (
+            {k: np.asarray(v) for k, v in read.items()}
+            if read is not None
+            else _rowids(
+                con,
+                f"SELECT rowid, {key}::BIGINT AS vx_key FROM {ctx.t} WHERE ({body})",
+                params,
+            )
         )
         new = got["rowid"] > entry.mark
         matching = np.asarray(got["vx_key"], np.int64)

@@ -29,7 +29,7 @@ the constant list for every row (measured 25x slower on 117k rows, M = 48).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -55,6 +55,14 @@ class Context:
     plan: Plan | None
     where: str
     where_params: list[Any]
+    #: rows passing a filter, read once per search: (filter SQL, parameters) ->
+    #: {"rowid", "vx_key"} arrays (DuckDBBackend.estimate_matching fills it)
+    matching: dict[Any, dict[str, Any]] = field(default_factory=dict)
+
+    def matching_rows(self, body: str, params: list[Any]) -> dict[str, Any] | None:
+        """The rowids and integer keys of the rows passing the filter ``body``, when this
+        search has read them already (see :attr:`matching`)."""
+        return self.matching.get((body, repr(params)))
 
     @property
     def t(self) -> str:
