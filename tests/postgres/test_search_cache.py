@@ -19,7 +19,7 @@ from vecext.postgres import (
     drop_vector_index,
     install,
     search,
-    strategies,
+    statement,
     train_codec,
 )
 from vecext.postgres.info_cache import cache_for
@@ -60,6 +60,25 @@ def test_second_search_is_cached_and_right(conn, data) -> None:
     assert CACHED in _steps(second)
     assert "cached" in second.explain()
     assert list(second.ids) == list(first.ids) == list(_truth(data, q, 10))
+
+
+def test_search_path_is_read_with_the_table_facts(conn, data) -> None:
+    # every statement binds the path read once with the table's facts, which the stamp
+    # re-reads when pgvector's pg_extension row changes
+    from vecext.postgres.backend import PostgresBackend
+
+    info = PostgresBackend(conn).table_info("items", "embedding", "cosine")
+    (want,) = conn.execute("SELECT " + statement.PATH_TEXT.replace("%%", "%")).fetchone()
+    assert info.ref.search_path == want and "pg_temp" in want
+    rows = statement.fetch_local(
+        conn, {}, sql.SQL("SELECT current_setting('search_path')"), [], info.ref.search_path
+    )
+    assert rows == [(want,)]
+    with conn.transaction():  # inside a caller's transaction: a savepoint, same path
+        assert statement.fetch_local(
+            conn, {}, sql.SQL("SELECT current_setting('search_path')"), [], want
+        ) == [(want,)]
+    assert conn.execute("SHOW search_path").fetchone()[0] != want
 
 
 def test_catalog_less_database_inside_a_transaction(pg_dsn: str, data) -> None:
@@ -165,10 +184,10 @@ def test_count_only_near_the_exact_threshold(conn, data) -> None:
 
 def test_pipelined_statement_error_leaves_the_connection_idle(conn) -> None:
     with pytest.raises(psycopg.errors.DivisionByZero):
-        strategies._pipelined(conn, {"enable_sort": "off"}, sql.SQL("SELECT 1 / 0"), [])
+        statement._pipelined(conn, {"enable_sort": "off"}, sql.SQL("SELECT 1 / 0"), [])
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert conn.execute("SHOW enable_sort").fetchone()[0] == "on"
-    rows = strategies._pipelined(
+    rows = statement._pipelined(
         conn, {"enable_sort": "off"}, sql.SQL("SELECT current_setting('enable_sort')"), []
     )
     assert rows == [("off",)]

@@ -25,14 +25,10 @@ from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter
 from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
 from vecext.postgres.info_cache import cache_for
+from vecext.postgres.statement import PATH_TEXT, SearchRef
 from vecext.postgres.tables import table_candidates
 from vecext.relevance.base import RelevanceMethod
-from vecext.search.contracts import (
-    CodeColumn,
-    SearchError,
-    SqlBackend,
-    TableInfo,
-)
+from vecext.search.contracts import CodeColumn, SearchError, SqlBackend, TableInfo
 from vecext.search.filters import Predicate
 from vecext.search.planner import Capabilities
 from vecext.search.registry import register
@@ -107,8 +103,8 @@ class PostgresBackend(SqlBackend):
         row = conn.execute(_BASE_INFO, {"table": regclass}).fetchone()
         if row is None:
             raise SearchError(f"table {table!r} does not exist")
-        oid, schema, relname, reltuples, attrs, pk, index_rows, pgv, has_catalog = row
-        t = TableRef(int(oid), schema, relname)
+        oid, schema, relname, reltuples, attrs, pk, index_rows, pgv, path, has_catalog = row
+        t = SearchRef(int(oid), schema, relname, path)
         attrs = attrs or []
         columns = {a[0]: a[1] for a in attrs}
         typmods = {a[0]: int(a[2]) for a in attrs}
@@ -335,6 +331,7 @@ _BASE_INFO = sql.SQL(
         WHERE i.indrelid = r.oid AND i.indisprimary AND i.indnkeyatts = 1),
       (SELECT json_agg(to_json(x)) FROM ({indexes}) x),
       (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
+      {path},
       -- NULL: no catalog; 'denied': no USAGE on it; 'old': before 0.4.0 (no OID keys)
       (SELECT CASE WHEN NOT has_schema_privilege(v.oid, 'USAGE') THEN 'denied'
                    WHEN EXISTS (SELECT FROM pg_class k JOIN pg_attribute a ON a.attrelid = k.oid
@@ -343,7 +340,10 @@ _BASE_INFO = sql.SQL(
                    THEN 'new' ELSE 'old' END
          FROM pg_namespace v WHERE v.nspname = 'vecext')
     FROM r"""
-).format(indexes=sql.SQL(INDEX_ROWS).format(oid=sql.SQL("r.oid"), size=sql.SQL("false")))
+).format(
+    indexes=sql.SQL(INDEX_ROWS).format(oid=sql.SQL("r.oid"), size=sql.SQL("false")),
+    path=sql.SQL(PATH_TEXT),
+)
 
 _TENANT_OF = """(SELECT tenant_column FROM vecext.tenant_columns
         WHERE table_schema = %(schema)s AND table_name = %(name)s)"""

@@ -18,6 +18,8 @@ an approximate distance, so a search through it reranks exactly:
    one-level codes (the walk already ranked by them), the best ``depth`` after an
    ``rbq`` re-score, ``depth`` being what the column's calibration says its codes need
    (aimed at half the allowed loss; the walk loses some too), at least 4 k.
+   Walk and rerank are one statement for one-level codes; ``rbq`` takes two (the
+   re-score runs in Python between them).
 
 ``ef`` comes from the index's own calibration (:func:`vecext.postgres.calibrate_index`
 measures the whole walk, re-score and rerank), like any HNSW index.
@@ -35,6 +37,7 @@ from psycopg import sql
 
 from vecext.postgres.codecs import cached_codec
 from vecext.postgres.index_catalog import INDEX_ROWS
+from vecext.postgres.statement import cached_sql
 from vecext.search.contracts import CodeColumn
 from vecext.search.planner import calibration_curves, rerank_depth
 
@@ -151,7 +154,7 @@ def _query_arg(codec: Any, ix: CodeIndex, q: np.ndarray) -> str:
     code = codec.encode(q[None, :])[0]
     if ix.storage == "bit":
         bits = np.unpackbits(code[: (ix.dim + 7) // 8], count=ix.dim)
-        return "".join("1" if b else "0" for b in bits.tolist())
+        return (bits + ord("0")).tobytes().decode("ascii")  # bit(d) text: '0101...'
     y = code.view("<f2").astype(np.float32)
     return "[" + ",".join(f"{v:.9g}" for v in y.tolist()) + "]"
 
@@ -186,48 +189,69 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
     if ctx.req.max_scan_rows is not None:
         settings["hnsw.max_scan_tuples"] = str(int(ctx.req.max_scan_rows))
     settings["enable_sort"] = "off"  # the index is the point of this strategy
-    store = sql.Identifier("vecext", ix.store)
-    if ctx.req.pred is None:
-        source = sql.SQL("{} s").format(store)
-        params: list[Any] = []
-    else:
-        # the filter on the user's table, joined by primary key (its own subquery, so
-        # that its column names never meet the store's)
-        source = sql.SQL(
-            "{} s JOIN (SELECT {} AS vx_id FROM {} WHERE {}) t ON t.vx_id = s.pk"
-        ).format(store, ctx.id, ctx.t, ctx.where)
-        params = list(ctx.where_params)
     qarg = _query_arg(codec, ix, ctx.req.q)
-    exact = sql.SQL("(SELECT u.{col} {op} {q} FROM {t} u WHERE u.{id} = c.pk)").format(
-        col=ctx.col, op=ctx.op, q=ctx.qcast, t=ctx.t, id=ctx.id
-    )
+    params = list(ctx.where_params) if ctx.req.pred is not None else []
     if ix.kind != "rbq":
         # one statement: walk, keep the best `depth` by code distance, rerank exactly
-        query = sql.SQL(
-            "SELECT pk, d FROM (SELECT c.pk, {exact} AS d FROM (SELECT s.pk, {order} AS cd "
-            "FROM {source} ORDER BY {order} LIMIT {ef}) c ORDER BY c.cd LIMIT {depth}) r "
-            "ORDER BY d, pk LIMIT {k}"
-        ).format(
-            exact=exact, order=ix.order(), source=source, ef=sql.Literal(ef),
-            depth=sql.Literal(depth), k=sql.Literal(k),
-        )  # fmt: skip
-        rows = fetch(settings, query, [ctx.qtext, qarg, *params, qarg])
-        return _ids_dists(rows)
+        query = _statement(ctx, ix, "walk", (ef, depth, k))
+        return _ids_dists(fetch(settings, query, [ctx.qtext, qarg, *params]))
     # rbq: the codes come with the walk and are re-scored by the 2-bit codec
-    query = sql.SQL("SELECT s.pk, s.code FROM {source} ORDER BY {order} LIMIT {ef}").format(
-        source=source, order=ix.order(), ef=sql.Literal(ef)
-    )
-    rows = fetch(settings, query, [*params, qarg])
+    rows = fetch(settings, _statement(ctx, ix, "codes", (ef,)), [*params, qarg])
     if not rows:
         return _ids_dists([])
     codes = np.frombuffer(b"".join(bytes(r[1]) for r in rows), np.uint8).reshape(len(rows), -1)
     approx = codec.distances(ctx.req.q[None, :], codes)[0]
     best = np.argsort(approx, kind="stable")[:depth]
     ids = [rows[i][0] for i in best]
-    query = sql.SQL(
-        "SELECT c.pk, {exact} AS d FROM unnest(%s::{typ}[]) AS c(pk) ORDER BY d, c.pk LIMIT {k}"
-    ).format(exact=exact, typ=sql.SQL(ctx.info.columns[ctx.info.id_column]), k=sql.Literal(k))
-    return _ids_dists(fetch({}, query, [ctx.qtext, ids]))
+    return _ids_dists(fetch({}, _statement(ctx, ix, "rerank", (k,)), [ctx.qtext, ids]))
+
+
+def _statement(ctx: Any, ix: CodeIndex, step: str, sizes: tuple[int, ...]) -> Any:
+    """The SQL of one ``step`` of a walk (``walk``: walk and rerank, one-level codes;
+    ``codes``: the walk with the codes; ``rerank``: exact distances of the given keys).
+    Without a filter its text is kept (:func:`~vecext.postgres.statement.cached_sql`)."""
+    info = ctx.info
+
+    def build() -> sql.Composable:
+        store = sql.Identifier("vecext", ix.store)
+        if ctx.req.pred is None:
+            source: sql.Composable = sql.SQL("{} s").format(store)
+        else:
+            # the filter on the user's table, joined by primary key (its own subquery, so
+            # that its column names never meet the store's)
+            source = sql.SQL(
+                "{} s JOIN (SELECT {} AS vx_id FROM {} WHERE {}) t ON t.vx_id = s.pk"
+            ).format(store, ctx.id, ctx.t, ctx.where)
+        exact = sql.SQL("(SELECT u.{col} {op} {q} FROM {t} u WHERE u.{id} = c.pk)").format(
+            col=ctx.col, op=ctx.op, q=ctx.qcast, t=ctx.t, id=ctx.id
+        )
+        lit = [sql.Literal(n) for n in sizes]
+        if step == "walk":
+            # ordered by the select list's cd: the same index scan, one parameter less
+            return sql.SQL(
+                "SELECT pk, d FROM (SELECT c.pk, {exact} AS d FROM (SELECT s.pk, {order} AS cd "
+                "FROM {source} ORDER BY cd LIMIT {ef}) c ORDER BY c.cd LIMIT {depth}) r "
+                "ORDER BY d, pk LIMIT {k}"
+            ).format(
+                exact=exact, order=ix.order(), source=source, ef=lit[0], depth=lit[1], k=lit[2]
+            )
+        if step == "codes":
+            return sql.SQL("SELECT s.pk, s.code FROM {source} ORDER BY {order} LIMIT {ef}").format(
+                source=source, order=ix.order(), ef=lit[0]
+            )
+        typ = sql.SQL(info.columns[info.id_column])
+        return sql.SQL(
+            "SELECT c.pk, {exact} AS d FROM unnest(%s::{typ}[]) AS c(pk) ORDER BY d, c.pk LIMIT {k}"
+        ).format(exact=exact, typ=typ, k=lit[0])
+
+    if ctx.req.pred is not None:
+        return build()
+    key = (
+        "code_index", step, *sizes, ix.store, ix.kind, ix.metric, ix.storage, ix.dim,
+        ix.plane_bytes, info.ref.schema, info.ref.name, info.id_column,
+        info.columns[info.id_column], info.column, info.column_type, ctx.req.metric,
+    )  # fmt: skip
+    return cached_sql(ctx.conn, key, build)
 
 
 def _ids_dists(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
