@@ -21,6 +21,7 @@ from vecext.postgres import (
     search,
     train_codec,
 )
+from vecext.search import PlannerSettings
 from vecext.search.calibrate import calibrate_index
 
 N = 6_000
@@ -131,3 +132,34 @@ def test_a_selective_filter_is_not_walked_iteratively(env, data) -> None:
     assert "iterative_scan" not in r.plan.params and len(r.ids) == 10
     mask = data.cat == "b"
     assert _recall(data, r.ids, data.xq[1], mask) >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["binary", "rbq"])
+def test_rerank_depth_is_a_setting(env, data, kind) -> None:
+    # PlannerSettings.code_index_rerank: the best N walked candidates by code distance
+    # are reranked (at most ef_search); rows and distances stay exact
+    name = f"items_e_{kind}_hnsw"
+    if not env.execute("SELECT to_regclass(%s)", [f"vecext.{name}"]).fetchone()[0]:
+        create_vector_index(env, "items", f"e_{kind}")
+    xb = data.xb[:N].astype(np.float64)
+    xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+    for depth, want, k in ((20, 20, 10), (5_000, 100, 10), (20, 20, 5)):
+        s = PlannerSettings(
+            hnsw_ef_floor=100, max_ef_search=100, hnsw_calibrated_floor=False,
+            code_index_rerank=depth,
+        )  # fmt: skip
+        for q in data.xq[:5]:
+            r = search(env, "items", "embedding", q, k, strategy="hnsw", using=name, settings=s)
+            assert r.plan.params["rerank"] == want and r.plan.params["ef_search"] == 100
+            assert len(r.ids) == k and f"rerank={want}" in r.explain()
+            exact = 1 - xb[np.asarray(r.ids)] @ (q / np.linalg.norm(q))
+            np.testing.assert_allclose(r.distances, exact, atol=1e-5)
+            assert np.all(np.diff(r.distances) >= -1e-6)
+    # without the setting: every walked candidate (one-level codes), at least 4 k of
+    # them after the 2-bit re-score (the calibrated depth)
+    plain = PlannerSettings(hnsw_ef_floor=100, max_ef_search=100, hnsw_calibrated_floor=False)
+    r = search(
+        env, "items", "embedding", data.xq[0], 10, strategy="hnsw", using=name, settings=plain
+    )
+    rerank = r.plan.params["rerank"]
+    assert rerank == 100 if kind == "binary" else 40 <= rerank <= 100

@@ -17,7 +17,8 @@ an approximate distance, so a search through it reranks exactly:
 3. rerank exactly (primary-key lookups of the vectors): every walked candidate for
    one-level codes (the walk already ranked by them), the best ``depth`` after an
    ``rbq`` re-score, ``depth`` being what the column's calibration says its codes need
-   (aimed at half the allowed loss; the walk loses some too), at least 4 k.
+   (aimed at half the allowed loss; the walk loses some too), at least 4 k; or the
+   best ``PlannerSettings.code_index_rerank`` by code distance when the caller sets it.
    Walk and rerank are one statement for one-level codes; ``rbq`` takes two (the
    re-score runs in Python between them).
 
@@ -177,11 +178,16 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
     k = ctx.req.k
     # pgvector walks at most 1000 candidates (hnsw.ef_search); iterative scans go on
     ef = min(max(int(ef), k), MAX_EF)
-    if ix.kind == "rbq":
-        depth = min(max(depth_for(ctx, k), RESCORED_DEPTH_MULT * k), ef)
+    asked = ctx.plan.params.get("rerank") if ctx.plan is not None else None
+    if asked:  # the caller's depth (PlannerSettings.code_index_rerank)
+        depth = int(asked)
+    elif ix.kind == "rbq":
+        depth = max(depth_for(ctx, k), RESCORED_DEPTH_MULT * k)
     else:
-        # the walk already ordered by these codes: rerank every candidate it found
+        # the walk already ordered by these codes: rerank every candidate it found (the
+        # calibrated depth, 120 on wordnet-minilm, lost 0.03 recall@10 on its dev queries)
         depth = ef
+    depth = min(max(depth, k), ef)
     if ctx.plan is not None:
         ctx.plan.params["rerank"] = depth
     iterative = (ctx.plan.params if ctx.plan else {}).get("iterative_scan") or "off"

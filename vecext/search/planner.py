@@ -298,5 +298,7 @@ def _params(
         out: dict[str, Any] = {"ef_search": ef, "index": caps.hnsw_index}
         if caps.iterative_scan and sel < s.broad_selectivity:
             out["iterative_scan"] = "strict_order"
+        if s.code_index_rerank:
+            out["rerank"] = int(s.code_index_rerank)  # read by a walk over codes only
         return out
     return {}

@@ -90,6 +90,10 @@ class PlannerSettings:
     hnsw_calibrated_floor: bool | None = None
     #: the largest ef_search asked of an index (pgvector's maximum)
     max_ef_search: int | None = None
+    #: candidates reranked exactly after a walk through an HNSW index over codes (at
+    #: most ef_search; ``None``: the depth the code column's calibration says its codes
+    #: need, see :func:`vecext.postgres.code_index.walk`)
+    code_index_rerank: int | None = None
     #: IVF probes cover at least ``1 - (1 - target) * ivf_loss_share`` of the true
     #: neighbours on the column's calibration curve (:func:`floor_nprobe`)
     ivf_loss_share: float | None = None

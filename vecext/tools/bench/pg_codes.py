@@ -13,7 +13,9 @@ Each searches with ``search(strategy="hnsw", using=<the index>)`` (under a filte
 ``strategy="auto"``: the planner chooses between an exact scan, the codes and the
 index), the index calibrated
 on the table (ef_search from the calibration and the floors, as for any HNSW index);
-option ``@ef=N`` pins ef_search instead. Set-up is kept between runs (the codes and the
+option ``@ef=N`` pins ef_search instead, and ``@rerank=N`` the number of walked
+candidates reranked exactly (at most ef; default: what the code column's calibration
+says, at least 4 k: ``PlannerSettings.code_index_rerank``). Set-up is kept between runs (the codes and the
 index are found in the catalog and reused; build seconds in the index comment).
 """
 
@@ -31,7 +33,7 @@ from vecext.search import PlannerSettings, search
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.pg_vecext import ensure_attribute_indexes
-from vecext.tools.bench.registry import BaseMethod, register_method
+from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
 #: method -> (codec kind, codec params (d: the dimension), bytes per vector)
 KINDS: dict[str, tuple[str, Any, Any]] = {
@@ -58,13 +60,22 @@ class PgCodeHnsw(BaseMethod):
         self.column = f"embedding_{kind}"
         self.index = ""
         self.store = ""
+        self.rerank = ctx.option("rerank", int, None)
         self.settings = None
+        pinned: dict[str, Any] = {}
         if self.ef is not None:
             # pinned: the floors and the calibration neither raise nor lower it
-            self.settings = PlannerSettings(
-                hnsw_ef_floor=self.ef, max_ef_search=self.ef, hnsw_calibrated_floor=False
-            )
+            pinned = {"hnsw_ef_floor": self.ef, "max_ef_search": self.ef}
+            pinned["hnsw_calibrated_floor"] = False
             self.params["ef_search"] = self.ef
+        if self.rerank is not None:
+            if self.rerank < 1:
+                raise BenchError(f"bad option rerank={self.rerank}")
+            # exact distances after the walk (at most ef_search; default: calibrated)
+            pinned["code_index_rerank"] = self.rerank
+            self.params["rerank"] = self.rerank
+        if pinned:
+            self.settings = PlannerSettings(**pinned)
 
     def build(self) -> float | None:
         from vecext.postgres import create_vector_index, list_compressed_columns
