@@ -50,7 +50,8 @@ _ROWS = "md5(string_agg(x.xmin::text || x.ctid::text, ',' ORDER BY x.ctid))"
 _CATALOG = ("compressed_columns", "codecs", "tenant_columns", "installed_version")
 
 
-#: indexes on vecext's own relations (HNSW over code stores) and their comments
+#: indexes on the code stores (HNSW over codes) and their comments; the stores' name
+#: prefix lets pg_class's name index find them (no scan of every relation)
 _STORE_INDEXES = """, (SELECT md5(string_agg(i.xmin::text || i.ctid::text || ic.xmin::text
                                     || ic.ctid::text || coalesce(d.xmin::text || d.ctid::text, ''),
                                     ',' ORDER BY i.indexrelid))
@@ -58,7 +59,8 @@ _STORE_INDEXES = """, (SELECT md5(string_agg(i.xmin::text || i.ctid::text || ic.
              JOIN pg_class ic ON ic.oid = i.indexrelid
              LEFT JOIN pg_description d ON d.objoid = i.indexrelid
                    AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
-            WHERE r.relnamespace = 'vecext'::regnamespace AND ic.relam <> 403)"""
+            WHERE r.relnamespace = 'vecext'::regnamespace AND r.relname LIKE 'store\\_%%'
+              AND r.relkind = 'r' AND ic.relam <> 403)"""
 
 
 def _stamp_sql(with_catalog: bool) -> sql.Composed:
