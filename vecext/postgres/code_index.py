@@ -202,13 +202,13 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
         query = _statement(ctx, ix, "walk", (ef, depth, k))
         return _ids_dists(fetch(settings, query, [ctx.qtext, qarg, *params]))
     # rbq: the codes come with the walk and are re-scored by the 2-bit codec
-    rows = fetch(settings, _statement(ctx, ix, "codes", (ef,)), [*params, qarg])
-    if not rows:
+    ((keys, blob),) = fetch(settings, _statement(ctx, ix, "codes", (ef,)), [*params, qarg])
+    if not keys:
         return _ids_dists([])
-    codes = np.frombuffer(b"".join(bytes(r[1]) for r in rows), np.uint8).reshape(len(rows), -1)
+    codes = np.frombuffer(bytes(blob), np.uint8).reshape(len(keys), -1)
     approx = codec.distances(ctx.req.q[None, :], codes)[0]
     best = np.argsort(approx, kind="stable")[:depth]
-    ids = [rows[i][0] for i in best]
+    ids = [keys[i] for i in best]
     return _ids_dists(fetch({}, _statement(ctx, ix, "rerank", (k,)), [ctx.qtext, ids]))
 
 
@@ -242,9 +242,12 @@ def _statement(ctx: Any, ix: CodeIndex, step: str, sizes: tuple[int, ...]) -> An
                 exact=exact, order=ix.order(), source=source, ef=lit[0], depth=lit[1], k=lit[2]
             )
         if step == "codes":
-            return sql.SQL("SELECT s.pk, s.code FROM {source} ORDER BY {order} LIMIT {ef}").format(
-                source=source, order=ix.order(), ef=lit[0]
-            )
+            # one row (the keys, the codes end to end; both aggregates read the walk's
+            # rows in one order) instead of a row per candidate
+            return sql.SQL(
+                "SELECT array_agg(w.pk), string_agg(w.code, ''::bytea) FROM (SELECT s.pk, "
+                "s.code FROM {source} ORDER BY {order} LIMIT {ef}) w"
+            ).format(source=source, order=ix.order(), ef=lit[0])
         typ = sql.SQL(info.columns[info.id_column])
         return sql.SQL(
             "SELECT c.pk, {exact} AS d FROM unnest(%s::{typ}[]) AS c(pk) ORDER BY d, c.pk LIMIT {k}"
