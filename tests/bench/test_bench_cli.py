@@ -296,3 +296,24 @@ def test_postgres_hnsw_over_code_stores(bench_data, tmp_path, pg_dsn):
         12,
         20,
     )
+
+
+def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
+    # @rerank pins the exact rerank depth after the walk, @efc the index's ef_construction
+    # (an index built with another value is built again); pgvector-hnsw takes @efc too
+    methods = ["vecext-hnsw-binary@ef=60+rerank=30+efc=32", "pgvector-hnsw@ef=60+efc=32"]
+    doc = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn)
+    codes, native = doc["results"]
+    assert codes["params"]["rerank"] == 30 and codes["params"]["last_plan"]["rerank"] == 30
+    assert codes["params"]["ef_construction"] == 32 and codes["params"]["ef_search"] == 60
+    assert native["params"]["ef_construction"] == 32
+    # (32-bit codes of 32-d data: coarse; every query still gets its k exact rows)
+    assert codes["min_rows_returned"] == 10 and codes["complete_fraction"] == 1.0
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as conn:
+        (options,) = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s)",
+            [f"vecext.{codes['params']['index']}"],
+        ).fetchone()
+    assert "ef_construction=32" in options

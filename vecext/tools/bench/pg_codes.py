@@ -13,9 +13,11 @@ Each searches with ``search(strategy="hnsw", using=<the index>)`` (under a filte
 ``strategy="auto"``: the planner chooses between an exact scan, the codes and the
 index), the index calibrated
 on the table (ef_search from the calibration and the floors, as for any HNSW index);
-option ``@ef=N`` pins ef_search instead, and ``@rerank=N`` the number of walked
-candidates reranked exactly (at most ef; default: what the code column's calibration
-says, at least 4 k: ``PlannerSettings.code_index_rerank``). Set-up is kept between runs (the codes and the
+option ``@ef=N`` pins ef_search instead, ``@rerank=N`` the number of walked
+candidates reranked exactly (at most ef; default: every candidate, or after an rbq
+re-score the calibrated depth: ``PlannerSettings.code_index_rerank``) and ``@efc=N``
+the index's ef_construction (default pgvector's 64, m 16; an index built with another
+value is built again). Set-up is kept between runs (the codes and the
 index are found in the catalog and reused; build seconds in the index comment).
 """
 
@@ -32,6 +34,7 @@ from vecext.postgres.catalog import installed_version
 from vecext.search import PlannerSettings, search
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
+from vecext.tools.bench.pg_methods import HNSW_EF_CONSTRUCTION, HNSW_M
 from vecext.tools.bench.pg_vecext import ensure_attribute_indexes
 from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
@@ -61,6 +64,9 @@ class PgCodeHnsw(BaseMethod):
         self.index = ""
         self.store = ""
         self.rerank = ctx.option("rerank", int, None)
+        # the index's ef_construction (pgvector's default, 64, unless given; an index
+        # built with another is built again)
+        self.efc = int(ctx.option("efc", int, HNSW_EF_CONSTRUCTION))
         self.settings = None
         pinned: dict[str, Any] = {}
         if self.ef is not None:
@@ -109,15 +115,24 @@ class PgCodeHnsw(BaseMethod):
         cc = found[0]
         self.store = f"store_{cc.id}"
         self.index = f"{self.store}_hnsw"
-        (exists, comment) = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class')",
-            [f"vecext.{self.index}", f"vecext.{self.index}"],
+        rel = f"vecext.{self.index}"
+        (exists, comment, options) = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class'), "
+            "(SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s))",
+            [rel, rel, rel],
         ).fetchone()
         meta = _json(comment)
+        if exists and f"ef_construction={self.efc}" not in (options or []):
+            # built with another ef_construction: build it again with this one
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vecext", self.index)))
+            exists = False
         if not exists:
             start = time.perf_counter()
             with self.ctx.task(f"CREATE INDEX {self.index} (HNSW over {self.column})"):
-                create_vector_index(conn, table, self.column, metric="cosine", name=self.index)
+                create_vector_index(
+                    conn, table, self.column, metric="cosine", name=self.index,
+                    ef_construction=self.efc,
+                )  # fmt: skip
             meta = {"build_s": round(time.perf_counter() - start, 3)}
             _comment(conn, self.index, meta)
         if not isinstance(meta.get("calibration"), dict):
@@ -125,7 +140,10 @@ class PgCodeHnsw(BaseMethod):
                 calibrate_index(conn, table, self.index)
         seconds += float(_json(_comment_of(conn, self.index)).get("build_s", 0.0))
         index_mb = pg_store.relation_bytes(conn, [f"vecext.{self.index}"]) / 1e6
-        self.params.update(index=self.index, store=self.store, index_mb=round(index_mb, 1))
+        self.params.update(
+            index=self.index, store=self.store, index_mb=round(index_mb, 1),
+            m=HNSW_M, ef_construction=self.efc,
+        )  # fmt: skip
         return seconds
 
     def search(self, q: np.ndarray) -> np.ndarray:

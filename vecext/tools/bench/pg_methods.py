@@ -159,21 +159,30 @@ class _PgHnswMethod(_PgMethod):
             pgvector.require(ctx.conn, self.feature)
         # method options: name@ef=200+iterative=relaxed_order
         self.ef_search = int(ctx.option("ef", int, HNSW_EF_SEARCH))
+        # @efc=N: ef_construction (the index of that name is built again when it differs)
+        self.efc = int(ctx.option("efc", int, HNSW_EF_CONSTRUCTION))
         iterative = str(ctx.option("iterative", str, "off"))
-        if iterative not in ("off", "relaxed_order", "strict_order") or self.ef_search < 1:
-            raise BenchError(f"bad options ef={self.ef_search}, iterative={iterative}")
+        if (
+            iterative not in ("off", "relaxed_order", "strict_order")
+            or self.ef_search < 1
+            or self.efc < 4
+        ):
+            raise BenchError(
+                f"bad options ef={self.ef_search}, iterative={iterative}, efc={self.efc}"
+            )
         self.settings = (
             f"SET LOCAL hnsw.ef_search = {self.ef_search}; "
             f"SET LOCAL hnsw.iterative_scan = {iterative}"
         )
         params = {**HNSW_PARAMS, "ef_search": self.ef_search, **(params or {})}
+        params["ef_construction"] = self.efc
         if iterative != "off":
             params["iterative_scan"] = iterative
         super().__init__(ctx, params=params, bytes_per_vector=bytes_per_vector)
 
     def build(self) -> float | None:
         template = f"hnsw ({self.indexed}) WITH (m = {{m}}, ef_construction = {{efc}})"
-        using = sql.SQL(template).format(d=self.ctx.d, m=HNSW_M, efc=HNSW_EF_CONSTRUCTION)
+        using = sql.SQL(template).format(d=self.ctx.d, m=HNSW_M, efc=self.efc)
         # an index element: the indexed value plus 8 bytes of heap pointer and header
         s = self._index(self.suffix, using, math.ceil(self.bytes_per_vector) + 8)
         self._explain()
