@@ -254,27 +254,34 @@ def _still_valid(con: duckdb.DuckDBPyConnection, t: Table, e: VectorSet) -> bool
 
 
 def _load(con: duckdb.DuckDBPyConnection, t: Table) -> VectorSet:
-    """One Arrow scan of ``(rowid, key, hash(key), vector)`` in one snapshot; the mark
-    and the row count below it are of every row (NULL vectors too), as the check counts."""
+    """One Arrow scan of ``(rowid, key, hash(key), vector)`` of every row (one snapshot;
+    no ORDER BY or window, which would make DuckDB materialise and sort the vectors:
+    the rows are put in rowid order here when the scan did not already deliver them
+    so). The mark and the row count below it are of every row, NULL vectors too."""
     v, k = quote_ident(t.column), quote_ident(t.key)
     a = con.execute(
         f"SELECT rowid AS vx_rid, {k}::BIGINT AS vx_key, hash({k}) AS vx_kh, "
-        f"{v}::FLOAT[{int(t.dim)}] AS vx_v, max(rowid) OVER () AS vx_top "
-        f"FROM {t.table_sql} ORDER BY rowid"
+        f"{v}::FLOAT[{int(t.dim)}] AS vx_v FROM {t.table_sql}"
     ).to_arrow_table()
     n_all = a.num_rows
-    mark = int(a.column("vx_top")[0].as_py()) if n_all else -1
+    rowids = np.asarray(a.column("vx_rid").to_numpy(), np.int64)
+    mark = int(rowids.max()) if n_all else -1
     vec = a.column("vx_v")
     vec = vec.combine_chunks() if isinstance(vec, pa.ChunkedArray) else vec
+    keep = None
     if vec.null_count:
         keep = np.asarray(vec.is_valid().to_numpy(zero_copy_only=False), bool)
-        a = a.filter(pa.array(keep))
-        vec = a.column("vx_v").combine_chunks()
-    n = a.num_rows
-    rowids = np.asarray(a.column("vx_rid").to_numpy(), np.int64)
+        vec = vec.filter(pa.array(keep))
+    n = len(vec)
+    flat = vec.flatten().to_numpy(zero_copy_only=False)
+    X = np.asarray(flat, np.float32).reshape(n, int(t.dim))
     keys = np.asarray(a.column("vx_key").to_numpy(), np.int64)
     kh = np.asarray(a.column("vx_kh").to_numpy(zero_copy_only=False), np.uint64)
-    flat = vec.flatten().to_numpy(zero_copy_only=False)
-    X = np.ascontiguousarray(np.asarray(flat, np.float32).reshape(n, int(t.dim)))
+    if keep is not None:
+        rowids, keys, kh = rowids[keep], keys[keep], kh[keep]
+    if n > 1 and not bool((np.diff(rowids) > 0).all()):
+        order = np.argsort(rowids, kind="stable")
+        rowids, keys, kh, X = rowids[order], keys[order], kh[order], X[order]
+    X = np.ascontiguousarray(X)
     sq = np.einsum("ij,ij->i", X, X)
     return VectorSet(rowids, keys, X, kh, sq, np.ones(n, dtype=bool), mark, n, n_all)
