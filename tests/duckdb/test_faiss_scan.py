@@ -33,6 +33,12 @@ KINDS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _through_the_codes(monkeypatch) -> None:
+    """These tests check the code scan itself: no exact shortcut on small tables."""
+    monkeypatch.setattr(scan, "SMALL_EXACT_FLOATS", 0)
+
+
 @pytest.fixture(scope="module")
 def env() -> Iterator[tuple[duckdb.DuckDBPyConnection, np.ndarray]]:
     con = vd.connect(vss=False)
@@ -277,3 +283,17 @@ def test_split_scan_matches_one_thread_and_survives_fork() -> None:
         assert got == i2[:5].tolist()
     finally:
         scan.set_faiss_threads(2)
+
+
+def test_a_small_table_is_ranked_exactly(env, monkeypatch) -> None:
+    """Below SMALL_EXACT_FLOATS the stage ranks the cached vectors exactly: the same rows
+    as the exact strategy, with and without a filter, and the plan says so."""
+    monkeypatch.setattr(scan, "SMALL_EXACT_FLOATS", 10**9)
+    con, x = env
+    for filt in (None, {"grp": "a"}):
+        q = x[77] + 0.05
+        r = search(con, "t", "v", q, 10, metric="l2", filter=filt, strategy="compressed",
+                   using="v_pq")  # fmt: skip
+        e = search(con, "t", "v", q, 10, metric="l2", filter=filt, strategy="exact")
+        assert r.strategy == "compressed" and list(r.ids) == list(e.ids)
+        assert any("ranked exactly from the vector cache" in s for s in r.plan.steps)

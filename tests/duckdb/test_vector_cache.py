@@ -106,6 +106,13 @@ def test_writes_without_vecext_are_seen(env) -> None:
     keep = ids != int(first.ids[0])
     want = _brute(np.vstack([xs[keep], q[None]]), np.r_[ids[keep], 10_000], q, 5, "l2")
     assert list(r2.ids) == list(want)
+    # the same under a filter (the matching rows read in the search decide)
+    grp = np.r_[ids[keep] % 7 == 0, True]  # the inserted row is in group 'a'
+    rf = search(con, "t", "v", q, 5, metric="l2", strategy="exact", filter={"grp": "a"})
+    assert _cached(rf)
+    both = np.vstack([xs[keep], q[None]])
+    want = _brute(both[grp], np.r_[ids[keep], 10_000][grp], q, 5, "l2")
+    assert list(rf.ids) == list(want)
     # NULL vectors are not rows of the search
     con.execute("UPDATE t SET v = NULL WHERE id = 10000")
     r3 = search(con, "t", "v", q, 5, metric="l2", strategy="exact")

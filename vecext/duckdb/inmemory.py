@@ -19,6 +19,17 @@ from vecext.duckdb.filters import compile_filter
 from vecext.search.filters import And, Within
 
 
+def _served(ctx: Any) -> vectorset.Table | None:
+    t = ctx.info.backend_facts
+    if (
+        isinstance(t, vectorset.Table)
+        and ctx.req.max_scan_rows is None
+        and vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim))
+    ):
+        return t
+    return None
+
+
 def usable(ctx: Any) -> vectorset.VectorSet | None:
     """The checked vector set of the search's table, or ``None`` when the table has no
     integer primary key, does not fit the cache, or the search has a scan budget.
@@ -26,22 +37,14 @@ def usable(ctx: Any) -> vectorset.VectorSet | None:
     deepening reranks of one search share."""
     if hasattr(ctx.req, "_vx_vectors"):
         return ctx.req._vx_vectors  # type: ignore[no-any-return]
-    t = ctx.info.backend_facts
-    vs = None
-    if (
-        isinstance(t, vectorset.Table)
-        and ctx.req.max_scan_rows is None
-        and vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim))
-    ):
-        vs = vectorset.vector_set(ctx.con, t)
+    t = _served(ctx)
+    vs = None if t is None else vectorset.vector_set(ctx.con, t)
     ctx.req._vx_vectors = vs
     return vs
 
 
 def _written_since(ctx: Any, vs: vectorset.VectorSet) -> list[tuple[Any, ...]]:
     """``(key, exact distance)`` of the rows above the cache's mark that pass the filter."""
-    if vs.above == 0:  # as checked by this search (vectorset.vector_set)
-        return []
     sql = (
         f"SELECT {ctx.id}::BIGINT, {ctx.dist()} FROM {ctx.t} "
         f"WHERE rowid > {int(vs.mark)} AND {ctx.where}"
@@ -62,38 +65,63 @@ def _split(pred: Any, column: str) -> tuple[list[Within], Any]:
     return bounds, (None if not rest else rest[0] if len(rest) == 1 else And(tuple(rest)))
 
 
-def exact(ctx: Any, vs: vectorset.VectorSet) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, float32 distances)`` of the ``k`` nearest rows passing the filter, by
-    (distance, id): cached rows scored in numpy, newer rows in SQL. Distance bounds on
-    the column (threshold searches) are applied in numpy too; DuckDB evaluates the rest
-    of the filter, returning the rowids that pass."""
-    pos = None
+def exact(ctx: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(ids, float32 distances)`` of the ``k`` nearest rows passing the filter (see
+    :func:`ranked`); ``None`` when the vector cache does not serve the table."""
+    got = ranked(ctx, int(ctx.req.k))
+    if got is None:
+        return None
+    keys, dist, _ = got
+    return keys, dist.astype(np.float32)
+
+
+def ranked(ctx: Any, k: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """``(ids, float64 distances, rows ranked)`` of the ``k`` nearest rows passing the
+    filter, by (distance, id): cached rows scored in numpy, newer rows in SQL; ``None``
+    when the vector cache does not serve the table. Distance bounds on the column (threshold
+    searches) are applied in numpy too; DuckDB evaluates the rest of the filter,
+    returning the rowids that pass. When this search already read them (the planner's
+    count), they are current, and the cache needs no count of its own."""
+    t = _served(ctx)
+    if t is None:
+        return None
     bounds: list[Within] = []
+    rest = None
     if ctx.req.pred is not None:
         bounds, rest = _split(ctx.req.pred, ctx.info.column)
+    got = None
+    if rest is not None:
+        body, params = compile_filter(rest)
+        got = ctx.matching_rows(body, params)
+    if got is not None:
+        vs = vectorset.vector_set(ctx.con, t, check=False)
+        rowids = np.asarray(got["rowid"], np.int64)
+        newer = bool((rowids > vs.mark).any())
+    else:
+        vs = usable(ctx)
+        assert vs is not None
+        newer = vs.above > 0
         if rest is not None:
-            body, params = compile_filter(rest)
-            got = ctx.matching_rows(body, params)
-            if got is None:
-                got = ctx.con.execute(
-                    f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND ({body})",
-                    params,
-                ).fetchnumpy()
-            pos = vs.positions(np.asarray(got["rowid"], np.int64))
+            got = ctx.con.execute(
+                f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND ({body})",
+                params,
+            ).fetchnumpy()
+            rowids = np.asarray(got["rowid"], np.int64)
+    pos = None if rest is None else vs.positions(rowids)
     for b in bounds:
         cand = np.flatnonzero(vs.alive) if pos is None else pos
         near = vectorset.fast_distances(vs, cand, np.asarray(b.q, np.float32), b.metric)
         pos = cand[near <= b.bound + _SLACK]
-    k = int(ctx.req.k)
     chosen, d = vectorset.nearest(vs, pos, ctx.req.q, ctx.req.metric, k)
     for b in bounds:  # decided in float64
         ok = vectorset.distances(vs.X[chosen], np.asarray(b.q), b.metric) <= b.bound
         chosen, d = chosen[ok], d[ok]
     keys = vs.keys[chosen].tolist()
     dist = d.tolist()
-    for key, x in _written_since(ctx, vs):
-        keys.append(int(key))
-        dist.append(np.nan if x is None else float(x))
+    if newer:
+        for key, x in _written_since(ctx, vs):
+            keys.append(int(key))
+            dist.append(np.nan if x is None else float(x))
     order = sorted(range(len(keys)), key=lambda i: (dist[i], keys[i]))[:k]
     if ctx.plan is not None:
         ctx.plan.steps.append(
@@ -102,5 +130,6 @@ def exact(ctx: Any, vs: vectorset.VectorSet) -> tuple[np.ndarray, np.ndarray]:
         )
     return (
         np.array([keys[i] for i in order], dtype=np.int64),
-        np.array([dist[i] for i in order], dtype=np.float32),
+        np.array([dist[i] for i in order], dtype=np.float64),
+        vs.n_alive if pos is None else len(pos),
     )

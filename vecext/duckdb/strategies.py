@@ -131,9 +131,9 @@ def exact_statement(ctx: Context) -> tuple[str, list[Any]]:
 
 
 def exact(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    vs = inmemory.usable(ctx)
-    if vs is not None:
-        return inmemory.exact(ctx, vs)
+    got = inmemory.exact(ctx)
+    if got is not None:
+        return got
     sql, params = exact_statement(ctx)
     return _result(ctx.con.execute(sql, params).fetchall())
 

@@ -186,14 +186,17 @@ def fits(n_rows: int, dim: int) -> bool:
     return CACHE_BYTES > 0 and n_rows * dim * 4 <= CACHE_BYTES
 
 
-def vector_set(con: duckdb.DuckDBPyConnection, t: Table) -> VectorSet:
-    """The checked vector set of ``t``, loaded when missing (see the module)."""
+def vector_set(con: duckdb.DuckDBPyConnection, t: Table, check: bool = True) -> VectorSet:
+    """The vector set of ``t``, loaded when missing (see the module). ``check=False``
+    skips the per-search count: for a caller that knows the current rowids of every row
+    it will use (a filter's matching rows read in this search), since a row's vector
+    never changes under its rowid."""
     key = t.cache_key
     with _lock:
         entry = _cache.get(key)
         if entry is not None:
             _cache.move_to_end(key)
-    if entry is not None and not _still_valid(con, t, entry):
+    if entry is not None and check and not _still_valid(con, t, entry):
         entry = None
     if entry is None:
         entry = _load(con, t)
