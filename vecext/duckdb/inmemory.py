@@ -35,12 +35,17 @@ def usable(ctx: Any) -> vectorset.VectorSet | None:
     integer primary key, does not fit the cache, or the search has a scan budget.
     Checked once per search: kept on the request, which the candidate stage and the
     deepening reranks of one search share."""
-    if hasattr(ctx.req, "_vx_vectors"):
-        return ctx.req._vx_vectors  # type: ignore[no-any-return]
-    t = _served(ctx)
-    vs = None if t is None else vectorset.vector_set(ctx.con, t)
-    ctx.req._vx_vectors = vs
-    return vs
+    if not hasattr(ctx.req, "_vx_vectors"):
+        t = _served(ctx)
+        ctx.req._vx_vectors = (None, -1) if t is None else vectorset.vector_set(ctx.con, t)
+    return ctx.req._vx_vectors[0]  # type: ignore[no-any-return]
+
+
+def written_since(ctx: Any) -> int:
+    """Rows above the vector cache's mark as this search's check counted them (-1:
+    unknown); :func:`usable` first."""
+    usable(ctx)
+    return int(ctx.req._vx_vectors[1])
 
 
 def _written_since(ctx: Any, vs: vectorset.VectorSet) -> list[tuple[Any, ...]]:
@@ -94,13 +99,14 @@ def ranked(ctx: Any, k: int) -> tuple[np.ndarray, np.ndarray, int] | None:
         body, params = compile_filter(rest)
         got = ctx.matching_rows(body, params)
     if got is not None:
-        vs = vectorset.vector_set(ctx.con, t, check=False)
+        vs, _ = vectorset.vector_set(ctx.con, t, check=False)
         rowids = np.asarray(got["rowid"], np.int64)
         newer = bool((rowids > vs.mark).any())
     else:
-        vs = usable(ctx)
-        assert vs is not None
-        newer = vs.above > 0
+        checked = usable(ctx)
+        assert checked is not None
+        vs = checked
+        newer = written_since(ctx) != 0
         if rest is not None:
             got = ctx.con.execute(
                 f"SELECT rowid FROM {ctx.t} WHERE rowid <= {int(vs.mark)} AND ({body})",

@@ -113,7 +113,7 @@ def candidates(ctx: Any, stage: Stage) -> Candidates:
     matching = None  # keys of the rows passing the filter (None: every row)
     if ctx.req.pred is None:
         vs = inmemory.usable(ctx) if keyed else None
-        if vs is not None and vs.mark == entry.mark and vs.above == 0:
+        if vs is not None and vs.mark == entry.mark and inmemory.written_since(ctx) == 0:
             live = np.zeros(0, np.int64)  # the vector cache just counted: none written since
         else:
             sql = f"SELECT {key}::BIGINT AS vx_key FROM {ctx.t} WHERE {above}"

@@ -81,8 +81,6 @@ class VectorSet:
     n_alive: int
     #: rows at or below the mark (with a vector or not) when last checked
     n_below: int = 0
-    #: rows above the mark when last checked (0: nothing to read)
-    above: int = 0
     _by_key: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -186,25 +184,35 @@ def fits(n_rows: int, dim: int) -> bool:
     return CACHE_BYTES > 0 and n_rows * dim * 4 <= CACHE_BYTES
 
 
-def vector_set(con: duckdb.DuckDBPyConnection, t: Table, check: bool = True) -> VectorSet:
-    """The vector set of ``t``, loaded when missing (see the module). ``check=False``
+def vector_set(
+    con: duckdb.DuckDBPyConnection, t: Table, check: bool = True
+) -> tuple[VectorSet, int]:
+    """The vector set of ``t``, loaded when missing (see the module), and how many rows
+    its check found above the mark (0 after a load; -1 when not checked). ``check=False``
     skips the per-search count: for a caller that knows the current rowids of every row
     it will use (a filter's matching rows read in this search), since a row's vector
-    never changes under its rowid."""
+    never changes under its rowid. The count is returned, not kept on the shared set:
+    another thread's search may check it meanwhile."""
     key = t.cache_key
     with _lock:
         entry = _cache.get(key)
         if entry is not None:
             _cache.move_to_end(key)
-    if entry is not None and check and not _still_valid(con, t, entry):
-        entry = None
+    above = -1
+    if entry is not None and check:
+        got = _still_valid(con, t, entry)
+        if got is None:
+            entry = None
+        else:
+            above = got
     if entry is None:
         entry = _load(con, t)
+        above = 0
         with _lock:
             _cache[key] = entry
             while len(_cache) > 1 and sum(e.nbytes for e in _cache.values()) > CACHE_BYTES:
                 _cache.popitem(last=False)
-    return entry
+    return entry, above
 
 
 def _counts(con: duckdb.DuckDBPyConnection, t: Table, mark: int) -> tuple[int, int]:
@@ -227,33 +235,31 @@ def _counts(con: duckdb.DuckDBPyConnection, t: Table, mark: int) -> tuple[int, i
 RELOAD_ABOVE = 2_000
 
 
-def _still_valid(con: duckdb.DuckDBPyConnection, t: Table, e: VectorSet) -> bool:
-    """Whether the cached rows still sit at their rowids; deleted ones are marked dead.
-    ``False`` also when many rows were written since the load: a reload is cheaper than
-    reading them in every search."""
+def _still_valid(con: duckdb.DuckDBPyConnection, t: Table, e: VectorSet) -> int | None:
+    """The rows above the mark when the cached rows still sit at their rowids (deleted
+    ones are marked dead), else ``None``: reload. ``None`` also when many rows were
+    written since the load: a reload is cheaper than reading them in every search."""
     below, above = _counts(con, t, e.mark)
-    e.above = above
     if above > max(RELOAD_ABOVE, len(e.rowids) // 10):
-        return False
+        return None
     if below == e.n_below:
-        return True
+        return above
     got = con.execute(
         f"SELECT rowid, hash({quote_ident(t.key)}) FROM {t.table_sql} "
         f"WHERE rowid <= ? AND {quote_ident(t.column)} IS NOT NULL ORDER BY rowid",
         [e.mark],
     ).fetchnumpy()
-    e.n_below = below
     rid = np.asarray(got["rowid"], np.int64)
     kh = np.asarray(got[next(k for k in got if k != "rowid")], np.uint64)
     if len(e.rowids) == 0:
-        return len(rid) == 0
+        return above if len(rid) == 0 else None
     pos = np.minimum(np.searchsorted(e.rowids, rid), len(e.rowids) - 1)
     if not (np.array_equal(e.rowids[pos], rid) and np.array_equal(e.keyhash[pos], kh)):
-        return False  # renumbered: reload
+        return None  # renumbered: reload
     alive = np.zeros(len(e.rowids), dtype=bool)
     alive[pos] = True
-    e.alive, e.n_alive = alive, int(alive.sum())
-    return True
+    e.alive, e.n_alive, e.n_below = alive, int(alive.sum()), below
+    return above
 
 
 def _load(con: duckdb.DuckDBPyConnection, t: Table) -> VectorSet:
