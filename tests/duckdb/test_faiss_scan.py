@@ -33,6 +33,17 @@ KINDS = {
 }
 
 
+def _exact64(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    """Every row's exact distance to the float32 query, computed in float64."""
+    x64 = x.astype(np.float64)
+    q64 = np.asarray(q, np.float32).astype(np.float64)
+    if metric == "l2":
+        return np.sqrt(((x64 - q64) ** 2).sum(axis=1))
+    if metric == "ip":
+        return -(x64 @ q64)
+    return 1.0 - (x64 @ q64) / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64))
+
+
 @pytest.fixture(autouse=True)
 def _through_the_codes(monkeypatch) -> None:
     """These tests check the code scan itself: no exact shortcut on small tables."""
@@ -97,13 +108,13 @@ def test_faiss_stage_ranks_the_same_rows_as_the_sql_macros(env, name, filt) -> N
             assert (cd[got] <= thr + eps).all()
             must = np.flatnonzero(mask & (cd < thr - eps))
             assert np.isin(must, got).all()
-        # and both rerank exactly: the same distances for the same rows
-        common = set(sql.ids) & set(fast.ids)
-        ds = dict(zip(sql.ids, sql.dist, strict=True))
-        df = dict(zip(fast.ids, fast.dist, strict=True))
-        # (the FAISS stage reranks from the vector cache in float64, DuckDB's functions
-        # accumulate in float32: equal to float32 precision)
-        assert all(abs(ds[i] - df[i]) <= 1e-5 * max(1.0, abs(ds[i])) for i in common)
+        # and both rerank exactly: the FAISS stage from the vector cache in float64,
+        # the SQL macros with DuckDB's functions, which accumulate in float32
+        ref = _exact64(x, q, KINDS[name][1])
+        for i, d in zip(fast.ids, fast.dist, strict=True):
+            assert abs(d - ref[i]) <= 1e-9 * max(1.0, abs(ref[i]))
+        for i, d in zip(sql.ids, sql.dist, strict=True):
+            assert abs(d - ref[i]) <= 1e-6 * max(1.0, abs(ref[i]))
 
 
 @pytest.mark.parametrize("name", ["pq", "binary", "int8"])
@@ -120,9 +131,11 @@ def test_searches_return_the_same_ids_on_both_paths(env, name) -> None:
             b = search(con, "t", "v", q, 10, metric=metric, filter=filt, strategy="compressed",
                        using=f"v_{name}")  # fmt: skip
             assert list(a.ids) == list(b.ids)
-            # float64 from the vector cache against DuckDB's float32 (1 - cos loses
-            # relative precision near 0: compare absolutely too)
-            np.testing.assert_allclose(a.distances, b.distances, rtol=1e-6, atol=1e-6)
+            # the exact distances: float64 from the vector cache (returned as float32),
+            # DuckDB's float32 functions on the SQL path
+            ref = _exact64(x, q, metric)
+            np.testing.assert_allclose(b.distances, ref[b.ids], rtol=2e-7, atol=1e-12)
+            np.testing.assert_allclose(a.distances, ref[a.ids], rtol=1e-6, atol=1e-6)
 
 
 def test_ivf_stage_scans_only_the_probed_lists(env) -> None:

@@ -183,11 +183,12 @@ def test_count_only_near_the_exact_threshold(conn, data) -> None:
 
 
 def test_pipelined_statement_error_leaves_the_connection_idle(conn) -> None:
+    assert conn.autocommit  # an idle autocommit connection: the pipelined path
     with pytest.raises(psycopg.errors.DivisionByZero):
-        statement._pipelined(conn, {"enable_sort": "off"}, sql.SQL("SELECT 1 / 0"), [])
+        statement.fetch_local(conn, {"enable_sort": "off"}, sql.SQL("SELECT 1 / 0"), [])
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert conn.execute("SHOW enable_sort").fetchone()[0] == "on"
-    rows = statement._pipelined(
+    rows = statement.fetch_local(
         conn, {"enable_sort": "off"}, sql.SQL("SELECT current_setting('enable_sort')"), []
     )
     assert rows == [("off",)]

@@ -244,12 +244,13 @@ class DuckDBBackend(SqlBackend):
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
-        #: rows passing a filter, read by the estimate and reused by the search's steps
-        self._matching: dict[Any, dict[str, Any]] = {}
+        #: what this search read once (a backend serves one search: search() makes it),
+        #: reused by its steps (strategies.Context.memo)
+        self._memo: dict[Any, Any] = {}
 
     def _ctx(self, info: TableInfo, req: Any, plan: Any) -> Any:
         ctx = super()._ctx(info, req, plan)
-        ctx.matching = self._matching
+        ctx.memo = self._memo
         return ctx
 
     def estimate_matching(self, info: TableInfo, pred: Predicate | None) -> float:
@@ -257,19 +258,15 @@ class DuckDBBackend(SqlBackend):
         table the vector cache serves, the count is of the matching rows read once
         (their rowids and keys), which the search's steps then reuse."""
         t: TableRef = info.ref
-        facts = info.backend_facts
-        if (
-            pred is not None
-            and isinstance(facts, vectorset.Table)
-            and vectorset.fits(int(info.caps.n_rows), int(info.dim))
-        ):
+        facts = vectorset.served(info)
+        if pred is not None and facts is not None:
             body, params = compile_filter(pred)
             got = self.conn.execute(
                 f"SELECT rowid, {ident(facts.key)}::BIGINT AS vx_key FROM {t.sql} "
                 f"WHERE {ident(info.column)} IS NOT NULL AND ({body})",
                 params,
             ).fetchnumpy()
-            self._matching[(body, repr(params))] = got
+            self._memo[("matching", body, repr(params))] = got
             return float(len(got["rowid"]))
         where, params = self.where(info, pred)
         if info.caps.n_rows <= SAMPLE_ABOVE:

@@ -200,22 +200,40 @@ def _still_numbered(con: duckdb.DuckDBPyConnection, col: Column, e: CodeSet) -> 
     coded = _coded(con, col)
     if coded == e.coded:
         return True
-    t, c = col.t, col.code_sql
-    got = con.execute(
-        f"SELECT rowid, hash({quote_ident(col.id_column)}) FROM {t.sql} "
-        f"WHERE rowid <= ? AND {c} IS NOT NULL ORDER BY rowid",
-        [e.mark],
-    ).fetchnumpy()
-    rid = np.asarray(got["rowid"], np.int64)
-    kh = np.asarray(got[next(k for k in got if k != "rowid")], np.uint64)
-    pos = np.searchsorted(e.rowids, rid)
-    inside = pos < len(e.rowids)
-    if not inside.all():
-        return False
-    if not (np.array_equal(e.rowids[pos], rid) and np.array_equal(e.keyhash[pos], kh)):
+    if rows_in_place(con, col.t.sql, col.id_column, col.code, e.mark, e.rowids, e.keyhash) is None:
         return False
     e.coded = coded
     return True
+
+
+def rows_in_place(
+    con: duckdb.DuckDBPyConnection,
+    table_sql: str,
+    key_column: str,
+    column: str,
+    mark: int,
+    rowids: np.ndarray,
+    keyhash: np.ndarray,
+) -> np.ndarray | None:
+    """Positions in a cache (``rowids`` ascending, ``keyhash`` per row) of the rows at or
+    below ``mark`` whose ``column`` is not NULL, read from the table now; ``None`` when
+    one of them is not where the cache has it (a new rowid, or another key there: the
+    rowids were renumbered). Shared by the code and the vector caches."""
+    got = con.execute(
+        f"SELECT rowid, hash({quote_ident(key_column)}) FROM {table_sql} "
+        f"WHERE rowid <= ? AND {quote_ident(column)} IS NOT NULL ORDER BY rowid",
+        [mark],
+    ).fetchnumpy()
+    rid = np.asarray(got["rowid"], np.int64)
+    kh = np.asarray(got[next(k for k in got if k != "rowid")], np.uint64)
+    if len(rowids) == 0:
+        return np.zeros(0, np.int64) if len(rid) == 0 else None
+    pos = np.searchsorted(rowids, rid)
+    if not (pos < len(rowids)).all():
+        return None
+    if not (np.array_equal(rowids[pos], rid) and np.array_equal(keyhash[pos], kh)):
+        return None
+    return pos
 
 
 def _load(con: duckdb.DuckDBPyConnection, col: Column, code_size: int, mark: int | None) -> CodeSet:

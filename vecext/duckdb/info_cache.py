@@ -11,7 +11,7 @@ row of ``duckdb_tables()`` (about 0.5 ms) and a counter in this process:
 * the table's ``CREATE`` statement as DuckDB regenerates it (columns, types, primary
   key: any ``ALTER``), its index count (a VSS index created or dropped) and its
   estimated size (the row count the planner uses);
-* :func:`generation`, which every write of vecext to its catalog bumps (codecs,
+* a generation, which every write of vecext to its catalog bumps (codecs,
   compressed columns with their calibration, refresh mark and status, tenant columns,
   VSS index comments: :func:`bump`, called by the catalog dialect and the few writers
   beside it).
@@ -54,10 +54,6 @@ def bump() -> None:
     """vecext wrote to its catalog (or to a VSS index's comment): cached facts are re-read."""
     global _generation
     _generation = next(_counter)
-
-
-def generation() -> int:
-    return _generation
 
 
 def forget(con: duckdb.DuckDBPyConnection | None = None) -> None:

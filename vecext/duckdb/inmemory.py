@@ -20,32 +20,25 @@ from vecext.search.filters import And, Within
 
 
 def _served(ctx: Any) -> vectorset.Table | None:
-    t = ctx.info.backend_facts
-    if (
-        isinstance(t, vectorset.Table)
-        and ctx.req.max_scan_rows is None
-        and vectorset.fits(int(ctx.info.caps.n_rows), int(ctx.info.dim))
-    ):
-        return t
-    return None
+    return None if ctx.req.max_scan_rows is not None else vectorset.served(ctx.info)
 
 
 def usable(ctx: Any) -> vectorset.VectorSet | None:
     """The checked vector set of the search's table, or ``None`` when the table has no
     integer primary key, does not fit the cache, or the search has a scan budget.
-    Checked once per search: kept on the request, which the candidate stage and the
-    deepening reranks of one search share."""
-    if not hasattr(ctx.req, "_vx_vectors"):
+    Checked once per search (kept in the search's memo, which the candidate stage and
+    the deepening reranks share)."""
+    if "vectors" not in ctx.memo:
         t = _served(ctx)
-        ctx.req._vx_vectors = (None, -1) if t is None else vectorset.vector_set(ctx.con, t)
-    return ctx.req._vx_vectors[0]  # type: ignore[no-any-return]
+        ctx.memo["vectors"] = (None, -1) if t is None else vectorset.vector_set(ctx.con, t)
+    return ctx.memo["vectors"][0]  # type: ignore[no-any-return]
 
 
 def written_since(ctx: Any) -> int:
     """Rows above the vector cache's mark as this search's check counted them (-1:
-    unknown); :func:`usable` first."""
+    unknown)."""
     usable(ctx)
-    return int(ctx.req._vx_vectors[1])
+    return int(ctx.memo["vectors"][1])
 
 
 def _written_since(ctx: Any, vs: vectorset.VectorSet) -> list[tuple[Any, ...]]:

@@ -6,15 +6,18 @@ chooses, FAISS by default):
 
 1. the column's codes from the in-process cache (:mod:`vecext.duckdb.codeset`:
    read once through Arrow, reloaded after ``refresh`` and every vecext write);
-2. the rows to rank: every cached row, or under a filter the rows passing it (one
-   DuckDB query of their rowids), only those in the probed IVF lists when given;
+2. the rows to rank: every cached row, or under a filter the rows passing it (their
+   rowids, read once per search by the planner's count or here), only those in the
+   probed IVF lists when given; when they hold at most :data:`SMALL_EXACT_FLOATS`
+   floats and the vector cache serves the table, they are ranked exactly instead;
 3. the ``depth`` nearest by codes (:meth:`vecext.codecs.Codec.scan`: FAISS' ADC scan
    for PQ, its popcount scan for binary, numpy for the others), split over
    :func:`set_faiss_threads` threads when there are many codes;
-4. one DuckDB statement reranks them exactly together with the rows the cache
-   cannot vouch for: rows written since the last refresh (above the refresh mark),
-   rows without codes or without a list. Row ids travel as integer literals made
-   here, never as text from the caller.
+4. they are reranked exactly together with the rows the cache cannot vouch for:
+   rows written since the last refresh (above the refresh mark), rows without codes
+   or without a list; from the vector cache (:mod:`vecext.duckdb.vectorset`) when the
+   table has one, else in one DuckDB statement. Row ids travel as integer literals
+   made here, never as text from the caller.
 
 Threads: FAISS scans one query on one core; above :data:`SPLIT_ABOVE` codes the scan
 is cut into ``threads`` parts run in parallel (FAISS releases the GIL). The default
@@ -211,7 +214,7 @@ def _small_exact(ctx: Any, code: Any, depth: int, lists: Any, every: bool) -> Ca
     the vector cache, the ``depth`` best returned reranked (``None``: not small, or the
     vector cache does not serve the table)."""
     info = ctx.info
-    if not isinstance(info.backend_facts, vectorset.Table):
+    if vectorset.served(info) is None:
         return None
     n = int(info.caps.n_rows)
     if ctx.req.pred is not None:

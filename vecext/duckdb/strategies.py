@@ -55,14 +55,16 @@ class Context:
     plan: Plan | None
     where: str
     where_params: list[Any]
-    #: rows passing a filter, read once per search: (filter SQL, parameters) ->
-    #: {"rowid", "vx_key"} arrays (DuckDBBackend.estimate_matching fills it)
-    matching: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    #: what one search read once and its steps reuse (DuckDBBackend keeps it for the
+    #: search): ``("matching", filter SQL, parameters)`` -> the ``{"rowid", "vx_key"}``
+    #: arrays of the rows passing it (the planner's count reads them);
+    #: ``"vectors"`` -> the vector cache and its check (vecext.duckdb.inmemory)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def matching_rows(self, body: str, params: list[Any]) -> dict[str, Any] | None:
         """The rowids and integer keys of the rows passing the filter ``body``, when this
-        search has read them already (see :attr:`matching`)."""
-        return self.matching.get((body, repr(params)))
+        search has read them already (see :attr:`memo`)."""
+        return self.memo.get(("matching", body, repr(params)))  # type: ignore[no-any-return]
 
     @property
     def t(self) -> str:

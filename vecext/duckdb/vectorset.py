@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from vecext.codecs.kernels import inner_products
 from vecext.duckdb._sql import quote_ident
+from vecext.duckdb.codeset import rows_in_place
 
 #: bytes of float vectors the cache keeps, over every table
 CACHE_BYTES = int(float(os.environ.get("VECEXT_DUCKDB_VECTOR_CACHE_MB", "512")) * 2**20)
@@ -184,6 +185,15 @@ def fits(n_rows: int, dim: int) -> bool:
     return CACHE_BYTES > 0 and n_rows * dim * 4 <= CACHE_BYTES
 
 
+def served(info: Any) -> Table | None:
+    """Where the cache finds the table of ``info`` (a search's table facts), or ``None``
+    when the table has no integer primary key or its vectors do not fit the cache."""
+    t = info.backend_facts
+    if isinstance(t, Table) and fits(int(info.caps.n_rows), int(info.dim)):
+        return t
+    return None
+
+
 def vector_set(
     con: duckdb.DuckDBPyConnection, t: Table, check: bool = True
 ) -> tuple[VectorSet, int]:
@@ -244,17 +254,8 @@ def _still_valid(con: duckdb.DuckDBPyConnection, t: Table, e: VectorSet) -> int 
         return None
     if below == e.n_below:
         return above
-    got = con.execute(
-        f"SELECT rowid, hash({quote_ident(t.key)}) FROM {t.table_sql} "
-        f"WHERE rowid <= ? AND {quote_ident(t.column)} IS NOT NULL ORDER BY rowid",
-        [e.mark],
-    ).fetchnumpy()
-    rid = np.asarray(got["rowid"], np.int64)
-    kh = np.asarray(got[next(k for k in got if k != "rowid")], np.uint64)
-    if len(e.rowids) == 0:
-        return above if len(rid) == 0 else None
-    pos = np.minimum(np.searchsorted(e.rowids, rid), len(e.rowids) - 1)
-    if not (np.array_equal(e.rowids[pos], rid) and np.array_equal(e.keyhash[pos], kh)):
+    pos = rows_in_place(con, t.table_sql, t.key, t.column, e.mark, e.rowids, e.keyhash)
+    if pos is None:
         return None  # renumbered: reload
     alive = np.zeros(len(e.rowids), dtype=bool)
     alive[pos] = True

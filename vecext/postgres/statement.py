@@ -78,7 +78,17 @@ def fetch_local(
     sync (no BEGIN and ROLLBACK to parse and run). Inside a caller's transaction it runs
     in a savepoint, rolled back after the rows are read."""
     if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-        return _pipelined(conn, settings, query, params, path)
+        try:
+            with conn.pipeline() as pipe, conn.cursor() as cur:
+                cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
+                conn.execute(*_set_local(settings, path))
+                cur.execute(query, params, prepare=False)
+                pipe.sync()
+                return cur.fetchall()
+        finally:
+            # an error ends the implicit transaction at the sync; never leave one open
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
     rows: list[tuple[Any, ...]] = []
     with conn.transaction() as tx:
         conn.execute(*_set_local(settings, path))
@@ -132,23 +142,3 @@ def cached_sql(conn: psycopg.Connection, key: tuple[Any, ...], build: Any) -> st
             _SQL_CACHE.clear()
         _SQL_CACHE[full] = text
     return text
-
-
-def _pipelined(
-    conn: psycopg.Connection,
-    settings: dict[str, str],
-    query: sql.Composable | str,
-    params: list[Any],
-    path: str | None = None,
-) -> list[tuple[Any, ...]]:
-    try:
-        with conn.pipeline() as pipe, conn.cursor() as cur:
-            cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
-            conn.execute(*_set_local(settings, path))
-            cur.execute(query, params, prepare=False)
-            pipe.sync()
-            return cur.fetchall()
-    finally:
-        # an error ends the implicit transaction at the sync; never leave one open
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
