@@ -1,4 +1,4 @@
-"""PCA and Matryoshka pre-transforms, alone and composed with codecs."""
+"""PCA, Matryoshka and expand pre-transforms, alone and composed with codecs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vecext.codecs import PCA, CodecError, Matryoshka, make_codec
-from vecext.codecs.transforms import transform_from_state
+from vecext.codecs.transforms import Expand, transform_from_state
 
 
 def test_pca_matches_numpy_svd(data64) -> None:
@@ -92,7 +92,56 @@ def test_half_after_pca_decodes_to_pca_reconstruction(data64) -> None:
     np.testing.assert_allclose(c.decode(c.encode(x)), ref, rtol=1e-6, atol=1e-6)
 
 
+def test_expand_keeps_the_input_and_appends_orthonormal_coordinates(data64) -> None:
+    x = data64["xb"][:200]
+    t = make_codec("binary", 64, "l2", pretransform="expand:160").pretransform
+    assert isinstance(t, Expand)
+    t.train(data64["xt"])
+    y = t.apply(x)
+    assert y.shape == (200, 160)
+    np.testing.assert_array_equal(y[:, :64], x)
+    R = t.rotation.astype(np.float64)
+    # two blocks: a full rotation (64 columns) and the first 32 columns of another
+    np.testing.assert_allclose(R[:, :64].T @ R[:, :64], np.eye(64), atol=1e-5)
+    np.testing.assert_allclose(R[:, 64:].T @ R[:, 64:], np.eye(32), atol=1e-5)
+    np.testing.assert_allclose(y[:, 64:], x.astype(np.float64) @ R, rtol=1e-4, atol=1e-4)
+    # [I | R] has full row rank: the least-squares inverse undoes it
+    np.testing.assert_allclose(t.reverse(y), x, rtol=1e-4, atol=1e-4)
+    params, arrays = t.to_state()
+    assert params == {"kind": "expand", "d_in": 64, "d_out": 160, "seed": 0}
+    again = transform_from_state(params, arrays)
+    np.testing.assert_array_equal(again.apply(x), y)
+    np.testing.assert_array_equal(Expand(160, 64).train(data64["xt"]).rotation, t.rotation)
+    assert not np.array_equal(Expand(160, 64, seed=1).train(data64["xt"]).rotation, t.rotation)
+
+
+def test_expanded_binary_codes_rank_closer_to_exact(data64) -> None:
+    """More hyperplanes, a Hamming ranking nearer the angular one: the exact top-10
+    (numpy brute force) among the best 20 by Hamming distance, 64 against 256 bits."""
+    xb, xq = data64["xb"], data64["xq"]
+    norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    truth = np.argsort(-(norm(xq) @ norm(xb).T), axis=1)[:, :10]
+    found = {}
+    for spec in (None, "expand:256"):
+        c = make_codec("binary", 64, "cosine", pretransform=spec).train(data64["xt"])
+        _, ids = c.search(xq, c.encode(xb), 20)
+        found[spec] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)])
+    assert found["expand:256"] >= found[None] + 0.05, found
+
+
 def test_bad_transform_specs() -> None:
+    with pytest.raises(CodecError, match="expand: output dimension 64 must exceed"):
+        make_codec("binary", 64, pretransform="expand:64")
+    with pytest.raises(CodecError, match="'expand:128' is for binary codes"):
+        make_codec("pq", 64, m=4, pretransform="expand:128")
+    with pytest.raises(CodecError, match="'expand:128' is for binary codes"):
+        make_codec("rbq", 64, pretransform="expand:128")
+    with pytest.raises(CodecError, match="seed must be a non-negative integer"):
+        Expand(128, 64, seed=-1)
+    with pytest.raises(CodecError, match="rotation' must be float32 of shape"):
+        transform_from_state(
+            {"kind": "expand", "d_in": 64, "d_out": 128}, {"rotation": np.ones((64, 32), "f4")}
+        )
     with pytest.raises(CodecError, match="output dimension 128 exceeds input dimension 64"):
         make_codec("half", 64, pretransform="pca:128")
     with pytest.raises(CodecError, match="unknown pretransform 'foo'"):

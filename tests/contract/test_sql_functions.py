@@ -34,6 +34,8 @@ CODECS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bin_l2": ("binary", "l2", {}),
     "bin_cos": ("binary", "cosine", {}),
     "bin_cos_pca": ("binary", "cosine", {"pretransform": "pca:16"}),
+    "bin_l2_exp": ("binary", "l2", {"pretransform": "expand:64"}),
+    "bin_cos_exp": ("binary", "cosine", {"pretransform": "expand:80"}),
     "rbq_l2": ("rbq", "l2", {"bits": 2}),
     "rbq_ip": ("rbq", "ip", {"bits": 3}),
     "rbq_cos": ("rbq", "cosine", {"bits": 2}),
@@ -216,7 +218,7 @@ def test_pq_agrees_with_faiss_indexpq(env: Env, name: str) -> None:
         np.testing.assert_array_equal(env.decoded(name)[:10], index.reconstruct_n(0, 10))
 
 
-@pytest.mark.parametrize("name", ["bin_l2", "bin_cos", "bin_cos_pca"])
+@pytest.mark.parametrize("name", ["bin_l2", "bin_cos", "bin_cos_pca", "bin_l2_exp", "bin_cos_exp"])
 def test_binary_agrees_with_faiss_indexbinaryflat(env: Env, name: str) -> None:
     codec = env.codecs[name]
     index = faiss.IndexBinaryFlat(codec.code_size * 8)

@@ -45,7 +45,7 @@ from vecext.codecs.checks import (
     positive_int,
 )
 from vecext.codecs.state import STATE_FORMAT, CodecState
-from vecext.codecs.transforms import Transform, parse_pretransform
+from vecext.codecs.transforms import Expand, Transform, parse_pretransform
 
 # the checks and the state live in their own modules (the pre-transforms need the
 # checks too); they stay importable from here, where they have always been
@@ -112,6 +112,8 @@ class Codec(ABC):
     _min_train: ClassVar[int] = 1
     #: constructor keyword arguments saved in the state (attributes of the same name)
     _param_names: ClassVar[tuple[str, ...]] = ()
+    #: Hamming codes of the (centred) coordinates' signs: an ``expand`` pretransform adds bits
+    _sign_code: ClassVar[bool] = False
 
     def __init__(
         self, d: int, metric: str = "l2", pretransform: Transform | str | None = None
@@ -122,6 +124,11 @@ class Codec(ABC):
         self.d = d
         self.metric = metric
         self.pretransform: Transform | None = parse_pretransform(pretransform, self.d, metric)
+        if isinstance(self.pretransform, Expand) and not self._sign_code:
+            raise CodecError(
+                f"pretransform {self.pretransform.spec!r} is for binary codes: a {self.kind} "
+                "code of the expanded vector is larger and its distances are not the metric's"
+            )
         self._trained = False
         self._fingerprint: str | None = None
 

@@ -125,6 +125,7 @@ class BinaryCodec(Codec):
     """
 
     kind = "binary"
+    _sign_code = True
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
 

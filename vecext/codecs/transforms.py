@@ -1,4 +1,4 @@
-"""Dimension-reducing pre-transforms that compose with any codec.
+"""Pre-transforms that compose with a codec: two reduce the dimension, one expands it.
 
 * :class:`PCA` -- linear projection on the top principal directions, ``y = (x - mean) @ P.T``
   with orthonormal rows in ``P`` (d_out, d_in). ``reverse(y) = y @ P + mean`` is the
@@ -6,6 +6,16 @@
 * :class:`Matryoshka` -- keep the first ``d_out`` dimensions and renormalise to unit
   length (for embedding models trained so that prefixes work). ``reverse`` pads the
   unit-length prefix with zeros: the truncated tail and the original norm are lost.
+* :class:`Expand` -- for ``binary`` codes only: keep the input's
+  coordinates and append its coordinates in random orthonormal bases, ``d_out`` in all,
+  ``y = x @ [I | R]``. Each sign bit is then one more hyperplane through the data's
+  centre (SimHash), so a Hamming distance over ``d_out`` bits estimates the angle with
+  less variance than over ``d_in``: on wordnet-minilm (384 dimensions) 768 bits need a
+  rerank depth of about 50 for recall@10 0.95 where 384 bits need 130, and an HNSW graph
+  over them walks a smaller ``ef``. Orthonormal bases, not independent Gaussian
+  directions: there, 768 Gaussian hyperplanes reach recall@10 0.952 at depth 100, the
+  input plus one orthonormal basis 0.983. ``reverse`` is the least-squares inverse
+  ``y @ pinv([I | R])``.
 
 Centring and inner products: with ``y = P (x - m)``, ``<x, q>`` picks up the
 code-dependent term ``<m, x>``, which no per-query constant can absorb. A codec with
@@ -37,13 +47,16 @@ class Transform(ABC):
             self._set_d_in(int(d_in))
 
     def _set_d_in(self, d_in: int) -> None:
+        self._check_dims(d_in)
+        if self.d_in is not None and self.d_in != d_in:
+            raise CodecError(f"{self.kind}: input dimension is {self.d_in}, got {d_in}")
+        self.d_in = d_in
+
+    def _check_dims(self, d_in: int) -> None:
         if self.d_out > d_in:
             raise CodecError(
                 f"{self.kind}: output dimension {self.d_out} exceeds input dimension {d_in}"
             )
-        if self.d_in is not None and self.d_in != d_in:
-            raise CodecError(f"{self.kind}: input dimension is {self.d_in}, got {d_in}")
-        self.d_in = d_in
 
     @property
     def spec(self) -> str:
@@ -216,7 +229,81 @@ class Matryoshka(Transform):
         pass
 
 
-TRANSFORMS: dict[str, type[Transform]] = {"pca": PCA, "matryoshka": Matryoshka}
+class Expand(Transform):
+    """The input followed by its coordinates in random orthonormal bases: ``d_out`` > ``d_in``.
+
+    ``y = x @ [I | R]`` with ``R`` (d_in, d_out - d_in) made of blocks of orthonormal
+    columns (the Q of a QR factorisation of a Gaussian matrix, drawn from ``seed``; the
+    last block keeps its first columns). Linear and uncentred: a sign codec centres in
+    the expanded space, ``[x - m, (x - m) R]``. Needs no data to train (the input
+    dimension is read from it). Only Hamming codes gain from it (see the module docstring):
+    a distance computed in the expanded space is not the metric's unless ``d_out`` is a
+    multiple of ``d_in``, and even then it is scaled.
+
+    Arrays: ``rotation`` (d_in, d_out - d_in) float32; the least-squares inverse used by
+    ``reverse`` is recomputed from it.
+    """
+
+    kind = "expand"
+
+    def __init__(self, d_out: int, d_in: int | None = None, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise CodecError(f"expand: seed must be a non-negative integer, got {seed!r}")
+        self.seed = seed
+        self.rotation: np.ndarray | None = None
+        self.inverse: np.ndarray | None = None
+        super().__init__(d_out, d_in)
+
+    def _check_dims(self, d_in: int) -> None:
+        if self.d_out <= d_in:
+            raise CodecError(
+                f"expand: output dimension {self.d_out} must exceed the input dimension "
+                f"{d_in} (it appends d_out - d_in coordinates; 'expand:{2 * d_in}' doubles it)"
+            )
+
+    @property
+    def is_trained(self) -> bool:
+        return self.rotation is not None
+
+    def _train(self, xt: np.ndarray) -> None:
+        assert self.d_in is not None
+        rng = np.random.default_rng(self.seed)
+        extra, blocks = self.d_out - self.d_in, []
+        while sum(b.shape[1] for b in blocks) < extra:
+            q, r = np.linalg.qr(rng.standard_normal((self.d_in, self.d_in)))
+            blocks.append(q * np.sign(np.diag(r)))  # a Haar-distributed rotation
+        self._set_rotation(np.hstack(blocks)[:, :extra].astype(np.float32))
+
+    def _set_rotation(self, rotation: np.ndarray) -> None:
+        assert self.d_in is not None
+        full = np.hstack([np.eye(self.d_in), rotation.astype(np.float64)])
+        self.rotation = np.ascontiguousarray(rotation, dtype=np.float32)
+        self.inverse = np.ascontiguousarray(np.linalg.pinv(full), dtype=np.float32)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        assert self.rotation is not None
+        return np.ascontiguousarray(np.hstack([x, x @ self.rotation]), dtype=np.float32)
+
+    def _reverse(self, y: np.ndarray) -> np.ndarray:
+        assert self.inverse is not None
+        return np.ascontiguousarray(y @ self.inverse, dtype=np.float32)
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        params, _ = super().to_state()
+        params["seed"] = self.seed
+        assert self.rotation is not None
+        return params, {"rotation": self.rotation}
+
+    def _load(self, arrays: dict[str, np.ndarray]) -> None:
+        assert self.d_in is not None
+        shape = (self.d_in, self.d_out - self.d_in)
+        a = arrays.get("rotation")
+        if a is None or a.dtype != np.float32 or a.shape != shape:
+            raise CodecError(f"expand state array 'rotation' must be float32 of shape {shape}")
+        self._set_rotation(a)
+
+
+TRANSFORMS: dict[str, type[Transform]] = {"pca": PCA, "matryoshka": Matryoshka, "expand": Expand}
 
 
 def parse_pretransform(spec: Transform | str | None, d: int, metric: str) -> Transform | None:
@@ -244,6 +331,8 @@ def parse_pretransform(spec: Transform | str | None, d: int, metric: str) -> Tra
         ) from None
     if kind == "pca":
         return PCA(d_out, d_in=d, center=(metric == "l2"))
+    if kind == "expand":
+        return Expand(d_out, d_in=d)
     return Matryoshka(d_out, d_in=d)
 
 
@@ -255,6 +344,8 @@ def transform_from_state(params: dict[str, Any], arrays: dict[str, np.ndarray]) 
     t: Transform
     if kind == "pca":
         t = PCA(params["d_out"], d_in=params["d_in"], center=params.get("center", True))
+    elif kind == "expand":
+        t = Expand(params["d_out"], d_in=params["d_in"], seed=int(params.get("seed", 0)))
     else:
         t = Matryoshka(params["d_out"], d_in=params["d_in"])
     t._load(arrays)

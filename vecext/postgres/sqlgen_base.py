@@ -2,7 +2,7 @@
 
 Literals that pgvector parses back bit for bit, bit strings expanded through byte
 lookup tables, input checks, and the codec pipeline as PL/pgSQL statements over
-``vector`` variables (cosine normalisation, PCA / Matryoshka pretransform, OPQ
+``vector`` variables (cosine normalisation, PCA / Matryoshka / expand pretransform, OPQ
 rotation, and their inverses for decoding). :mod:`vecext.postgres.sqlgen_kinds` and
 :mod:`vecext.postgres.sqlgen_pq` assemble them into functions per kind.
 
@@ -18,7 +18,7 @@ import numpy as np
 from psycopg import sql
 
 from vecext.codecs import Codec, CodecError, PQCodec
-from vecext.codecs.transforms import PCA, Matryoshka
+from vecext.codecs.transforms import PCA, Expand, Matryoshka
 
 SCHEMA = "vecext"
 #: pgvector's maximum number of dimensions of a ``vector``
@@ -153,6 +153,10 @@ def prepare_stmts(codec: Codec, src: str, dst: str) -> list[str]:
         out.append(f"{dst} := ARRAY[{rows}]::vector;")
     elif isinstance(t, Matryoshka):
         out.append(f"{dst} := l2_normalize(subvector({dst}, 1, {t.d_out}));")
+    elif isinstance(t, Expand):
+        assert t.rotation is not None
+        cols = ", ".join(f"inner_product({dst}, {vec(c)})" for c in t.rotation.T)
+        out.append(f"{dst} := {dst} || ARRAY[{cols}]::vector;")
     if isinstance(codec, PQCodec) and codec.rotation is not None:
         rows = ", ".join(f"inner_product({dst}, {vec(r)})" for r in codec.rotation)
         out.append(f"{dst} := ARRAY[{rows}]::vector;")
@@ -171,6 +175,10 @@ def reverse_stmts(codec: Codec, var: str) -> list[str]:
         assert t.mean is not None and t.projection is not None
         cols = ", ".join(f"inner_product({var}, {vec(c)})" for c in t.projection.T)
         out.append(f"{var} := ARRAY[{cols}]::vector + {vec(t.mean)};")
+    elif isinstance(t, Expand):
+        assert t.inverse is not None
+        cols = ", ".join(f"inner_product({var}, {vec(c)})" for c in t.inverse.T)
+        out.append(f"{var} := ARRAY[{cols}]::vector;")
     elif isinstance(t, Matryoshka):
         assert t.d_in is not None
         pad = t.d_in - t.d_out
