@@ -317,3 +317,24 @@ def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
             [f"vecext.{codes['params']['index']}"],
         ).fetchone()
     assert "ef_construction=32" in options
+
+
+def test_interleaved_timing_scores_like_separate_passes(bench_data, tmp_path, pg_dsn):
+    # --interleave times every method in one pass, query by query in a shuffled order;
+    # what each returns is scored exactly as in method-by-method passes
+    methods = ["exact", "vecext-hnsw-binary2x@ef=60", "pgvector-hnsw@ef=60"]
+    apart = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn)
+    (tmp_path / "postgres.json").unlink()
+    mixed = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn, "--interleave")
+    check_contract(mixed, "postgres", methods)
+    for a, b in zip(apart["results"], mixed["results"], strict=True):
+        assert b["params"]["interleaved"] is True and "interleaved" not in a["params"]
+        assert a["method"] == b["method"]
+        for key in ("recall_at_k", "ndcg_at_10", "min_rows_returned", "complete_fraction"):
+            assert a[key] == b[key], (a["method"], key)
+        assert b["qps"] > 0 and b["p50_ms"] > 0
+    exact, expanded, _ = mixed["results"]
+    assert exact["recall_at_k"] >= 0.99  # float32 near-ties at rank 10 may swap
+    # twice the bits of 32-d data: 8 bytes a vector, an HNSW index over them, k rows each
+    assert expanded["bytes_per_vector"] == 8 and expanded["complete_fraction"] == 1.0
+    assert expanded["params"]["pretransform"] == "expand:64"

@@ -3,6 +3,9 @@
 * ``vecext-hnsw-binary``: centred binary codes (d / 8 bytes) in their code store, a
   pgvector HNSW index over them (``bit_hamming_ops``, m 16, ef_construction 64), every
   walked candidate reranked exactly;
+* ``vecext-hnsw-binary2x``: the same with twice the bits (``expand:2d``: the centred
+  vector and its coordinates in a random orthonormal basis, d / 4 bytes), whose
+  Hamming distances rank closer to the exact ones, so the walk needs a smaller ef;
 * ``vecext-hnsw-rbq``: 2-bit residual binary codes (d / 4 + 4 bytes), the index over
   their first sign plane (the same bits), candidates re-scored with both planes, the
   best ``4 k`` or calibrated depth reranked exactly;
@@ -38,19 +41,26 @@ from vecext.tools.bench.pg_methods import HNSW_EF_CONSTRUCTION, HNSW_M
 from vecext.tools.bench.pg_vecext import ensure_attribute_indexes
 from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
-#: method -> (codec kind, codec params (d: the dimension), bytes per vector)
-KINDS: dict[str, tuple[str, Any, Any]] = {
-    "vecext-hnsw-binary": ("binary", lambda d: {}, lambda d: d / 8),
-    "vecext-hnsw-rbq": ("rbq", lambda d: {"bits": 2}, lambda d: d / 4 + 4),
-    "vecext-hnsw-pca": ("half", lambda d: {"pretransform": f"pca:{d // 3}"}, lambda d: d // 3 * 2),
-}
+#: method -> (codec kind, codec params (d: the dimension), bytes per vector, code column)
+KINDS: dict[str, tuple[str, Any, Any, str]] = {
+    "vecext-hnsw-binary": ("binary", lambda d: {}, lambda d: d / 8, "embedding_binary"),
+    "vecext-hnsw-binary2x": (
+        "binary", lambda d: {"pretransform": f"expand:{2 * d}"}, lambda d: d / 4,
+        "embedding_binary2x",
+    ),
+    "vecext-hnsw-rbq": ("rbq", lambda d: {"bits": 2}, lambda d: d / 4 + 4, "embedding_rbq"),
+    "vecext-hnsw-pca": (
+        "half", lambda d: {"pretransform": f"pca:{d // 3}"}, lambda d: d // 3 * 2,
+        "embedding_half",
+    ),
+}  # fmt: skip
 
 
 class PgCodeHnsw(BaseMethod):
     """HNSW over a compressed column's code store, reranked (see the module docstring)."""
 
     def __init__(self, ctx: BenchContext, method: str) -> None:
-        kind, params, bpv = KINDS[method]
+        kind, params, bpv, column = KINDS[method]
         self.kind, self.codec_params = kind, params(ctx.d)
         self.ef = ctx.option("ef", int, None)
         self.recall = float(ctx.option("recall", float, 0.95))
@@ -60,7 +70,7 @@ class PgCodeHnsw(BaseMethod):
         )  # fmt: skip
         assert ctx.table is not None
         self.conn, self.table = ctx.conn, ctx.table
-        self.column = f"embedding_{kind}"
+        self.column = column
         self.index = ""
         self.store = ""
         self.rerank = ctx.option("rerank", int, None)
@@ -95,7 +105,7 @@ class PgCodeHnsw(BaseMethod):
         seconds = 0.0
         if not found or found[0].status != "ready" or self.ctx.rebuild:
             start = time.perf_counter()
-            codec = f"{table}_{self.kind}"[:48]
+            codec = f"{table}_{self.column.removeprefix('embedding_')}"[:48]
             with self.ctx.task(f"train {self.kind} codec and encode {table}.{self.column}"):
                 if found:
                     from vecext.postgres import drop_compressed_column

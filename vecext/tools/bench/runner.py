@@ -3,7 +3,11 @@
 Per method: ``build()`` (timed; plus the data load, see ``build_s``), one warm-up
 pass over all queries (not timed), then a timed pass, one query at a time from
 Python (``p50_ms``/``p95_ms`` per query end to end, ``qps`` = queries / wall time
-of the pass, a single client). Scores against the exact filtered top-k from
+of the pass, a single client). ``--interleave`` builds and warms every method first,
+then times them in one pass, query by query, the methods in a seeded shuffled order for
+each query (``qps`` = queries / the method's summed latencies): on a machine shared with
+other work, load that comes and goes then falls on every method alike, so their ratios
+hold where method-after-method timings drift by 10-30%. Scores against the exact filtered top-k from
 :func:`vecext.tools.bench.truth.exact_topk`:
 
 * ``recall_at_k``: ``|returned ∩ exact top-k| / min(k, rows matching)``, averaged.
@@ -66,6 +70,7 @@ class BenchConfig:
     limit_queries: int | None = None
     dsn: str | None = None
     rebuild: bool = False
+    interleave: bool = False
 
 
 @dataclass
@@ -162,11 +167,17 @@ def run_bench(config: BenchConfig, *, console: Console | None = None) -> BenchRu
             progress=progress,
         )
         shared: dict[str, Any] = {"queries": config.queries, "nq": nq}
+        if config.interleave:
+            shared["interleaved"] = True
         closers = _setup_backend(ctx, config, machine, shared)
         results: list[dict[str, Any]] = []
         all_ids: list[list[np.ndarray]] = []
         try:
-            for name, factory, opts in factories:
+            if config.interleave:
+                for row, ids in _run_interleaved(ctx, factories, truth, qrels, shared):
+                    results.append(row)
+                    all_ids.append(ids)
+            for name, factory, opts in [] if config.interleave else factories:
                 mctx = dataclasses.replace(ctx, options=opts, used_options=set())
                 method = factory(mctx)
                 try:
@@ -239,15 +250,9 @@ def parse_method(spec: str) -> tuple[str, dict[str, str]]:
     return base.strip(), opts
 
 
-def _run_method(
-    ctx: BenchContext,
-    name: str,
-    method: BenchMethod,
-    truth: np.ndarray,
-    qrels: list[np.ndarray],
-    shared: dict[str, Any],
-) -> tuple[dict[str, Any], list[np.ndarray]]:
-    xq, k, nq = ctx.dataset.xq, ctx.k, ctx.dataset.xq.shape[0]
+def _prepare(ctx: BenchContext, name: str, method: BenchMethod) -> tuple[float, float]:
+    """Build and warm ``method``: (build seconds, seconds of the first search)."""
+    xq, nq = ctx.dataset.xq, ctx.dataset.xq.shape[0]
     start = time.perf_counter()
     reported = method.build()
     build_s = (time.perf_counter() - start) if reported is None else float(reported)
@@ -262,6 +267,19 @@ def _run_method(
             if i == 0:  # the first search after the build: caches cold
                 first_s = time.perf_counter() - t0
             adv()
+    return build_s, first_s
+
+
+def _run_method(
+    ctx: BenchContext,
+    name: str,
+    method: BenchMethod,
+    truth: np.ndarray,
+    qrels: list[np.ndarray],
+    shared: dict[str, Any],
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    xq, nq = ctx.dataset.xq, ctx.dataset.xq.shape[0]
+    build_s, first_s = _prepare(ctx, name, method)
     ids: list[np.ndarray] = []
     lat = np.empty(nq, dtype=np.float64)
     with ctx.task(f"{name}: timed pass", total=nq) as adv:
@@ -273,6 +291,71 @@ def _run_method(
             ids.append(got)
             adv()
         wall = time.perf_counter() - wall
+    return _score(ctx, name, method, truth, qrels, shared, ids, lat, wall, build_s, first_s), ids
+
+
+#: seed of the per-query method order of ``--interleave``
+INTERLEAVE_SEED = 0
+
+
+def _run_interleaved(
+    ctx: BenchContext,
+    factories: list[tuple[str, Any, dict[str, str]]],
+    truth: np.ndarray,
+    qrels: list[np.ndarray],
+    shared: dict[str, Any],
+) -> list[tuple[dict[str, Any], list[np.ndarray]]]:
+    """Every method built and warmed, then one timed pass over the queries that runs all
+    methods on each query, in a seeded shuffled order (see the module docstring)."""
+    xq, nq = ctx.dataset.xq, ctx.dataset.xq.shape[0]
+    ready: list[tuple[str, BenchContext, BenchMethod, float, float]] = []
+    try:
+        for name, factory, opts in factories:
+            mctx = dataclasses.replace(ctx, options=opts, used_options=set())
+            method = factory(mctx)
+            ready.append((name, mctx, method, 0.0, 0.0))
+            build_s, first_s = _prepare(mctx, name, method)
+            ready[-1] = (name, mctx, method, build_s, first_s)
+        m = len(ready)
+        ids: list[list[np.ndarray]] = [[] for _ in range(m)]
+        lat = np.empty((m, nq), dtype=np.float64)
+        rng = np.random.default_rng(INTERLEAVE_SEED)
+        with ctx.task(f"{m} methods interleaved: timed pass", total=nq) as adv:
+            for i in range(nq):
+                for j in rng.permutation(m):
+                    t0 = time.perf_counter()
+                    got = ready[j][2].search(xq[i])
+                    lat[j, i] = time.perf_counter() - t0
+                    ids[j].append(got)
+                adv()
+        return [
+            (
+                _score(mctx, name, method, truth, qrels, shared, ids[j], lat[j],
+                       float(lat[j].sum()), build_s, first_s),
+                ids[j],
+            )
+            for j, (name, mctx, method, build_s, first_s) in enumerate(ready)
+        ]  # fmt: skip
+    finally:
+        for _, _, method, _, _ in ready:
+            method.close()
+
+
+def _score(
+    ctx: BenchContext,
+    name: str,
+    method: BenchMethod,
+    truth: np.ndarray,
+    qrels: list[np.ndarray],
+    shared: dict[str, Any],
+    ids: list[np.ndarray],
+    lat: np.ndarray,
+    wall: float,
+    build_s: float,
+    first_s: float,
+) -> dict[str, Any]:
+    """The result row of one method's timed pass."""
+    k, nq = ctx.k, len(ids)
     _check(name, ids, ctx)
     I = np.full((nq, k), -1, dtype=np.int64)
     for i, got in enumerate(ids):
@@ -300,7 +383,7 @@ def _run_method(
         "disk_bytes_per_row": _per_row(method, ctx.n),
     }
     assert tuple(row) == RESULT_KEYS
-    return row, ids
+    return row
 
 
 def _check(name: str, ids: list[np.ndarray], ctx: BenchContext) -> None:

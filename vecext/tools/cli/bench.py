@@ -43,6 +43,14 @@ def bench(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Reload the Postgres table and rebuild its indexes.")
     ] = False,
+    interleave: Annotated[
+        bool,
+        typer.Option(
+            "--interleave",
+            help="Time all methods in one pass, query by query in a shuffled order "
+            "(QPS from summed latencies): fair ratios on a machine with other load.",
+        ),
+    ] = False,
 ) -> None:
     """Compare search methods on one backend: recall, rows returned, latency, size, build time."""
     # the harness loads both database drivers (the bench's peers need them): an
@@ -60,6 +68,7 @@ def bench(
         limit_queries=limit_queries,
         dsn=dsn,
         rebuild=rebuild,
+        interleave=interleave,
     )
     try:
         run = run_bench(config, console=err_console)
