@@ -33,6 +33,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vecext.codecs.checks import CodecError, as_float32_rows, normalize_rows, positive_int
+from vecext.codecs.kernels import inner_products
+
+
+def _rows_times(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``x @ rows.T`` as float32; one row of ``x`` with FAISS' single-threaded kernel
+    (a query: numpy's BLAS would wake its thread pool, milliseconds next to a database's
+    threads, see :mod:`vecext.codecs.kernels`), batches with BLAS."""
+    if x.shape[0] == 1:
+        return inner_products(rows, x[0])[None, :]
+    return np.ascontiguousarray(x @ rows.T, dtype=np.float32)
 
 
 class Transform(ABC):
@@ -178,7 +188,7 @@ class PCA(Transform):
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         assert self.mean is not None and self.projection is not None
-        return np.ascontiguousarray((x - self.mean) @ self.projection.T, dtype=np.float32)
+        return _rows_times(x - self.mean, self.projection)
 
     def _reverse(self, y: np.ndarray) -> np.ndarray:
         assert self.mean is not None and self.projection is not None
@@ -251,6 +261,7 @@ class Expand(Transform):
             raise CodecError(f"expand: seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
         self.rotation: np.ndarray | None = None
+        self.columns: np.ndarray | None = None
         self.inverse: np.ndarray | None = None
         super().__init__(d_out, d_in)
 
@@ -278,11 +289,12 @@ class Expand(Transform):
         assert self.d_in is not None
         full = np.hstack([np.eye(self.d_in), rotation.astype(np.float64)])
         self.rotation = np.ascontiguousarray(rotation, dtype=np.float32)
+        self.columns = np.ascontiguousarray(self.rotation.T)  # R's columns as rows
         self.inverse = np.ascontiguousarray(np.linalg.pinv(full), dtype=np.float32)
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
-        assert self.rotation is not None
-        return np.ascontiguousarray(np.hstack([x, x @ self.rotation]), dtype=np.float32)
+        assert self.columns is not None
+        return np.ascontiguousarray(np.hstack([x, _rows_times(x, self.columns)]))
 
     def _reverse(self, y: np.ndarray) -> np.ndarray:
         assert self.inverse is not None
