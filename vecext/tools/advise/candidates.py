@@ -101,6 +101,9 @@ def default_candidates(d: int, budget: int) -> list[Candidate]:
     # OPQ is left to --candidate pq:m=..,opq=true: its rotation takes minutes to train
     out += [Candidate("pq", {"m": m}) for m in _pq_sizes(d, budget)]
     out.append(Candidate("binary"))
+    # twice the bits (the centred vector and one random rotation of it): Hamming ranks
+    # closer to exact, so a shallower rerank and a smaller HNSW ef over the codes
+    out.append(Candidate("binary", {"pretransform": f"expand:{2 * d}"}))
     return [c for c in out if code_size(c, d) <= budget]
 
 
