@@ -181,15 +181,22 @@ def test_autogenerate_upgrade_downgrade(tmp_path, pg_catalog, pg_dsn):
         "sample=500, metric='l2', m=4)" in rev2
     )
     assert "op.create_codec('items_bin', table='items', column='embedding', kind='binary'" in rev2
-    assert "op.add_compressed_column('items', 'embedding', 'items_pq', 'embedding_pq')" in rev2
-    assert "op.add_compressed_column('items', 'embedding', 'items_bin', 'embedding_bits')" in rev2
+    # columns the model maps in the table: layout 'table', always written out
+    assert (
+        "op.add_compressed_column('items', 'embedding', 'items_pq', 'embedding_pq', "
+        "layout='table')" in rev2
+    )
+    assert (
+        "op.add_compressed_column('items', 'embedding', 'items_bin', 'embedding_bits', "
+        "layout='table')" in rev2
+    )
     assert (
         "op.create_vector_index('items_embedding_hnsw', 'items', 'embedding', method='hnsw', "
         "metric='cosine', m=8, ef_construction=32)" in rev2
     )
     assert (
         "op.drop_compressed_column('items', 'embedding_pq', source_column='embedding', "
-        "codec='items_pq')" in rev2
+        "codec='items_pq', layout='table')" in rev2
     )
     assert "op.drop_codec('items_pq'" in rev2
     assert "op.drop_vector_index('items_embedding_hnsw'" in rev2
@@ -251,7 +258,10 @@ def test_entry_point_cli_autogenerate_new_table(tmp_path, pg_catalog, pg_dsn):
     assert (
         up.index("op.create_table('items'")
         < up.index("op.create_codec('items_pq'")
-        < up.index("op.add_compressed_column('items', 'embedding', 'items_pq', 'embedding_pq')")
+        < up.index(
+            "op.add_compressed_column('items', 'embedding', 'items_pq', 'embedding_pq', "
+            "layout='table')"
+        )
         < up.index("op.create_vector_index('items_embedding_hnsw'")
     )
     down = rev.split("def downgrade")[1]

@@ -69,8 +69,9 @@ def test_codec_from_file_column_and_indexes_then_reverse(table, migrate, pg_dsn,
     before = vectors(pg_dsn)
     with migrate() as op:
         op.create_codec("docs_bin", from_file=str(path), table="docs", column="embedding")
+        # the in-table layout, as a model's compressed_column() makes it
         name = op.add_compressed_column(
-            "docs", "embedding", "docs_bin", "embedding_bits", batch_size=64
+            "docs", "embedding", "docs_bin", "embedding_bits", batch_size=64, layout="table"
         )
         assert name == "embedding_bits"
         op.create_vector_index("docs_bits_hnsw", "docs", "embedding", storage="bit", m=8)
@@ -221,3 +222,88 @@ def test_drop_compressed_column_drops_its_ivf_lists(table, migrate, pg_dsn, pg_c
         "SELECT tgname FROM pg_trigger WHERE tgrelid = 'docs'::regclass AND NOT tgisinternal"
     ).fetchall()
     assert lists.list_column == "embedding_list"
+
+
+def _size(conn) -> tuple[int, int]:
+    conn.execute("CHECKPOINT")
+    return conn.execute(
+        "SELECT pg_total_relation_size('docs'), relfilenode FROM pg_class "
+        "WHERE oid = 'docs'::regclass"
+    ).fetchone()
+
+
+def test_layout_without_layout_argument(table, pg_dsn, pg_catalog):
+    """``op.add_compressed_column`` without ``layout=``: a code store, unless the migration's
+    target_metadata maps the code column as a column of the table (what migrations
+    generated before vecext wrote ``layout=`` came from)."""
+    from vecext.postgres import compressed_column
+
+    engine = sa.create_engine(sqlalchemy_url(pg_dsn), poolclass=sa.pool.NullPool)
+    md = sa.MetaData()
+    sa.Table(
+        "docs", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("title", sa.Text),
+        sa.Column("embedding", sa.LargeBinary), sa.Column("embedding_t", sa.LargeBinary),
+    )  # fmt: skip
+    before = _size(pg_catalog)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn)  # no model
+            with ctx.begin_transaction():
+                op = Operations(ctx)
+                op.create_codec("docs_bin", table="docs", column="embedding", kind="binary")
+                op.add_compressed_column("docs", "embedding", "docs_bin", "embedding_s")
+        assert _size(pg_catalog) == before  # the table is not touched
+        assert compressed_column(pg_catalog, "docs", "embedding_s").layout == "store"
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"target_metadata": md})
+            with ctx.begin_transaction():
+                op = Operations(ctx)
+                op.add_compressed_column("docs", "embedding", "docs_bin", "embedding_t")
+                # the model does not map this one: a store
+                op.add_compressed_column("docs", "embedding", "docs_bin", "embedding_u")
+        assert compressed_column(pg_catalog, "docs", "embedding_t").layout == "table"
+        assert compressed_column(pg_catalog, "docs", "embedding_u").layout == "store"
+        n = pg_catalog.execute("SELECT count(embedding_t) FROM docs").fetchone()[0]
+        assert n == len(table)
+
+        def fails(match: str, action) -> None:
+            with pytest.raises(MigrationError, match=match), engine.connect() as conn:
+                ctx = MigrationContext.configure(conn)
+                with ctx.begin_transaction():
+                    action(Operations(ctx))
+
+        # an unknown codec, a layout that is neither, a column of the other layout
+        fails(
+            r"codec 'nope' does not exist .*codecs there: docs_bin",
+            lambda op: op.add_compressed_column(
+                "docs", "embedding", "nope", "embedding_x", layout="store"
+            ),
+        )
+        fails(
+            "layout must be 'store' or 'table', got 'heap'",
+            lambda op: op.add_compressed_column("docs", "embedding", "docs_bin", layout="heap"),
+        )
+        fails(
+            r"docs.embedding_s is already a compressed column of layout 'store', not 'table'",
+            lambda op: op.add_compressed_column(
+                "docs", "embedding", "docs_bin", "embedding_s", layout="table"
+            ),
+        )
+        # the downgrade of a store drop re-adds a store
+        drop = DropCompressedColumnOp(
+            "docs", "embedding_s", source_column="embedding", codec="docs_bin", layout="store"
+        )
+        assert drop.reverse().layout == "store"
+        assert drop.reverse().reverse().layout == "store"
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn)
+            with ctx.begin_transaction():
+                op = Operations(ctx)
+                for name in ("embedding_s", "embedding_t", "embedding_u"):
+                    op.drop_compressed_column("docs", name)
+                op.drop_codec("docs_bin")
+        assert pg_catalog.execute("SELECT count(*) FROM vecext.compressed_columns").fetchone() == (
+            0,
+        )
+    finally:
+        engine.dispose()

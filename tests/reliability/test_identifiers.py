@@ -178,12 +178,20 @@ def test_alembic_ops_under_hard_names(mconn, module_dsn, name):
                 op = Operations(ctx)
                 op.create_codec(f"a{tag}", table=name, column="embedding", kind="binary",
                                 metric="cosine")  # fmt: skip
-                col = op.add_compressed_column(name, "embedding", f"a{tag}", f"k{tag}")
+                col = op.add_compressed_column(
+                    name, "embedding", f"a{tag}", f"k{tag}", layout="table"
+                )
+                # without layout= (and no model): a code store
+                stored = op.add_compressed_column(name, "embedding", f"a{tag}", f"s{tag}")
                 op.create_vector_index(f"ix{tag}", name, "embedding", m=8)
         assert vp.compressed_column(mconn, (name,), col).codec == f"a{tag}"
         n = mconn.execute(
             sql.SQL("SELECT count({}) FROM {}").format(sql.Identifier(col), sql.Identifier(name))
         ).fetchone()[0]
+        assert n == len(X)
+        store = vp.compressed_column(mconn, (name,), stored).store
+        assert store is not None
+        n = mconn.execute(sql.SQL("SELECT count(code) FROM {}").format(store)).fetchone()[0]
         assert n == len(X)
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn)
@@ -191,6 +199,7 @@ def test_alembic_ops_under_hard_names(mconn, module_dsn, name):
                 op = Operations(ctx)
                 op.drop_vector_index(f"ix{tag}")
                 op.drop_compressed_column(name, col)
+                op.drop_compressed_column(name, stored)
                 op.drop_codec(f"a{tag}")
     finally:
         engine.dispose()

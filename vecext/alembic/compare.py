@@ -3,16 +3,27 @@
 Runs after Alembic's own comparison (priority LAST, target ``schema``) and
 rewrites the operations it produced:
 
+* a compressed column declared with :func:`vecext.sqlalchemy.compressed` (a code
+  store, not a table column) that the catalog does not list for that table becomes
+  ``op.add_compressed_column(..., layout="store")`` after the table's own operations
+  (preceded by ``op.create_codec`` when the catalog has no codec of that name); a code
+  store the catalog lists for a table of the model that the model no longer declares
+  becomes ``op.drop_compressed_column(..., layout="store")``, before everything else;
+  model and catalog agreeing (same name, source column and codec) give nothing;
 * a new column declared with :func:`vecext.sqlalchemy.compressed_column` becomes
-  ``op.add_compressed_column`` (preceded by ``op.create_codec`` when the catalog
-  has no codec of that name); on a new table the column is taken out of
-  ``op.create_table`` and added after it;
+  ``op.add_compressed_column(..., layout="table")`` (the model maps it as a column of
+  the table); on a new table the column is taken out of ``op.create_table`` and
+  added after it;
 * a dropped column that the catalog lists as a compressed column becomes
-  ``op.drop_compressed_column`` (reversible: source and codec come from the catalog);
+  ``op.drop_compressed_column`` (reversible: source, codec and layout come from the
+  catalog);
 * a new index declared with :func:`vecext.sqlalchemy.vector_index` becomes
   ``op.create_vector_index``; the index/type differences Alembic cannot judge on
   existing vecext columns and indexes (expression indexes, ``bytea`` vs
-  ``PQCodes``) are dropped rather than rendered as spurious alterations.
+  ``PQCodes``) are dropped rather than rendered as spurious alterations;
+* with ``include_schemas=True`` Alembic reflects schema ``vecext`` too: its catalog
+  tables and code stores are vecext's, never the model's, so the ``drop_table`` it
+  would write for them is left out.
 
 It also installs :func:`vecext.alembic.render.render_item` (after any hook of the
 user's) so that vecext and pgvector types render with their imports.
@@ -54,8 +65,24 @@ def _metadata_specs(autogen_context: Any) -> tuple[dict[Any, Any], dict[Any, Any
     return cols, idx
 
 
-def _catalog(autogen_context: Any) -> tuple[set[str], dict[Any, tuple[str, str]]]:
-    """Codec names and registered compressed columns, or empty when no catalog."""
+#: the schema of vecext's catalog and code stores
+CATALOG_SCHEMA = "vecext"
+
+#: registered compressed columns, names read live from pg_class on catalog >= 0.4.0
+_REGISTERED = """SELECT n.nspname, r.relname, k.code_column,
+       coalesce(a.attname, k.source_column), k.codec_name, k.layout
+  FROM vecext.compressed_columns k
+  JOIN pg_class r ON r.oid = k.table_oid
+  JOIN pg_namespace n ON n.oid = r.relnamespace
+  LEFT JOIN pg_attribute a
+         ON a.attrelid = k.table_oid AND a.attnum = k.source_attnum AND NOT a.attisdropped"""
+_REGISTERED_OLD = """SELECT table_schema, table_name, code_column, source_column, codec_name, 'table'
+  FROM vecext.compressed_columns"""
+
+
+def _catalog(autogen_context: Any) -> tuple[set[str], dict[Any, tuple[str, str, str]]]:
+    """Codec names and registered compressed columns ``(schema, table, code column) ->
+    (source column, codec, layout)``, or empty when no catalog."""
     conn = autogen_context.connection
     if conn is None:
         return set(), {}
@@ -65,14 +92,15 @@ def _catalog(autogen_context: Any) -> tuple[set[str], dict[Any, tuple[str, str]]
         return set(), {}
     codecs = {r[0] for r in conn.execute(sa.text("SELECT name FROM vecext.codecs"))}
     default = conn.dialect.default_schema_name
-    registered = {
-        (None if r[0] == default else r[0], r[1], r[2]): (r[3], r[4])
-        for r in conn.execute(
-            sa.text(
-                "SELECT table_schema, table_name, code_column, source_column, codec_name "
-                "FROM vecext.compressed_columns"
-            )
+    has_layout = conn.execute(
+        sa.text(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+            "'vecext.compressed_columns'::regclass AND attname = 'layout' AND NOT attisdropped"
         )
+    ).scalar()
+    registered = {
+        (None if r[0] == default else r[0], r[1], r[2]): (r[3], r[4], r[5])
+        for r in conn.execute(sa.text(_REGISTERED if has_layout else _REGISTERED_OLD))
     }
     return codecs, registered
 
@@ -84,7 +112,10 @@ def _create_ops(
     spec: dict[str, Any],
     codecs: set[str],
     planned: set[str],
+    layout: str = "table",
 ) -> list[Any]:
+    """``create_codec`` (when needed) and ``add_compressed_column`` for ``col``: a table
+    column of a code type, or a :class:`~vecext.sqlalchemy.CompressedStore`."""
     out: list[Any] = []
     codec = col.type.codec
     if codec is None:
@@ -120,6 +151,7 @@ def _create_ops(
             col.name,
             batch_size=spec.get("batch_size", 10_000),
             schema=schema,
+            layout=layout,
         )
     )
     return out
@@ -153,15 +185,24 @@ def compare_vecext(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> Any:
     codecs, registered = _catalog(autogen_context)
     planned: set[str] = set()
     new_ops: list[Any] = []
+    own = {(t.schema, t.name) for t in autogen_context.sorted_tables}
     for op in upgrade_ops.ops:
         extra: list[Any] = []
+        if (
+            isinstance(op, aops.DropTableOp)
+            and op.schema == CATALOG_SCHEMA
+            and (op.schema, op.table_name) not in own
+        ):
+            continue  # vecext's catalog or a code store, reflected with include_schemas=True
         if isinstance(op, aops.CreateTableOp):
             keep = []
             for c in op.columns:
                 key = (op.schema, op.table_name, getattr(c, "name", None))
                 if key in meta_cols:
                     col, spec = meta_cols[key]
-                    extra += _create_ops(op.schema, op.table_name, col, spec, codecs, planned)
+                    extra += _create_ops(
+                        op.schema, op.table_name, col, spec, codecs, planned, layout="table"
+                    )
                 else:
                     keep.append(c)
             op.columns = keep
@@ -172,8 +213,71 @@ def compare_vecext(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> Any:
                 continue
         new_ops.append(op)
         new_ops += _order(extra)
-    upgrade_ops.ops[:] = new_ops
+    # after the loop, so that a codec the table columns create first is not planned twice
+    store_drops, store_adds = _compare_stores(autogen_context, schemas, registered, codecs, planned)
+    upgrade_ops.ops[:] = [*store_drops, *new_ops, *_order(store_adds)]
     return PriorityDispatchResult.CONTINUE
+
+
+def _compare_stores(
+    autogen_context: Any,
+    schemas: Any,
+    registered: dict[Any, tuple[str, str, str]],
+    codecs: set[str],
+    planned: set[str],
+) -> tuple[list[Any], list[Any]]:
+    """(drops, adds) that make the code stores of the model's tables match their
+    :func:`vecext.sqlalchemy.compressed` declarations."""
+    from vecext.sqlalchemy.schema import declared_stores
+
+    compared = set(schemas) if schemas is not None else {None}
+    default = autogen_context.dialect.default_schema_name if autogen_context.dialect else None
+    drops: list[Any] = []
+    adds: list[Any] = []
+    for table in autogen_context.sorted_tables:
+        schema = None if table.schema == default else table.schema
+        if schema not in compared and table.schema not in compared:
+            continue
+        if not autogen_context.run_object_filters(table, table.name, "table", False, None):
+            continue
+        declared = declared_stores(table)
+        for name, store in declared.items():
+            _check_store(table, store)
+            have = registered.get((schema, table.name, name))
+            if have == (store.source, store.codec, "store"):
+                continue  # model and catalog agree
+            if have is not None and have[2] == "store":  # other source or codec: replace it
+                drops.append(_drop_op(schema, table.name, name, have))
+            adds += _create_ops(
+                schema, table.name, store, store.spec, codecs, planned, layout="store"
+            )
+        for (r_schema, r_table, name), have in registered.items():
+            if (r_schema, r_table) != (schema, table.name) or have[2] != "store":
+                continue
+            if name not in declared:
+                drops.append(_drop_op(schema, table.name, name, have))
+    return drops, adds
+
+
+def _drop_op(schema: str | None, table: str, name: str, have: tuple[str, str, str]) -> Any:
+    source, codec, layout = have
+    return ops.DropCompressedColumnOp(
+        table, name, schema=schema, source_column=source, codec=codec, layout=layout
+    )
+
+
+def _check_store(table: Any, store: Any) -> None:
+    """A clear error for a declaration autogenerate cannot turn into an operation."""
+    from vecext.alembic.ops import MigrationError
+
+    where = f"compressed({store.name!r}) on table {table.name}"
+    if store.source not in table.c:
+        raise MigrationError(
+            f"{where}: source column {store.source!r} is not a column of the table (its "
+            f"columns: {', '.join(table.c.keys())})"
+        )
+    if store.name in table.c:
+        raise MigrationError(f"{where}: the table also has a column {store.name!r}")
 
 
 def _order(extra: list[Any]) -> list[Any]:
@@ -192,7 +296,7 @@ def _rewrite_table_ops(
     mt: Any,
     meta_cols: dict[Any, Any],
     meta_idx: dict[Any, Any],
-    registered: dict[Any, tuple[str, str]],
+    registered: dict[Any, tuple[str, str, str]],
     codecs: set[str],
     planned: set[str],
     extra: list[Any],
@@ -202,12 +306,11 @@ def _rewrite_table_ops(
     for sub in mt.ops:
         if isinstance(sub, aops.AddColumnOp) and (schema, table, sub.column.name) in meta_cols:
             col, spec = meta_cols[(schema, table, sub.column.name)]
-            extra += _create_ops(schema, table, col, spec, codecs, planned)
+            extra += _create_ops(schema, table, col, spec, codecs, planned, layout="table")
         elif isinstance(sub, aops.DropColumnOp) and (schema, table, sub.column_name) in registered:
-            source, codec = registered[(schema, table, sub.column_name)]
             extra.append(
-                ops.DropCompressedColumnOp(
-                    table, sub.column_name, schema=schema, source_column=source, codec=codec
+                _drop_op(
+                    schema, table, sub.column_name, registered[(schema, table, sub.column_name)]
                 )
             )
         elif isinstance(sub, aops.AlterColumnOp) and (schema, table, sub.column_name) in meta_cols:

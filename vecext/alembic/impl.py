@@ -218,23 +218,57 @@ def _store_catalog(pconn: Any) -> bool:
     return has_stores(pconn)
 
 
-def _registered(pconn: Any, table_oid: int, code_column: str) -> tuple[str, str] | None:
+def _registered(pconn: Any, table_oid: int, code_column: str) -> tuple[str, str, str] | None:
+    """``(source column, codec, layout)`` of a registered compressed column, or ``None``."""
     if _store_catalog(pconn):  # rows keyed by OID
         query = (
-            "SELECT coalesce(a.attname, c.source_column), c.codec_name "
+            "SELECT coalesce(a.attname, c.source_column), c.codec_name, c.layout "
             "FROM vecext.compressed_columns c LEFT JOIN pg_attribute a "
             "ON a.attrelid = c.table_oid AND a.attnum = c.source_attnum AND NOT a.attisdropped "
             "WHERE c.table_oid = %s AND c.code_column = %s"
         )
     else:
         query = (
-            "SELECT c.source_column, c.codec_name FROM vecext.compressed_columns c "
+            "SELECT c.source_column, c.codec_name, 'table' FROM vecext.compressed_columns c "
             "JOIN pg_class t ON t.relname = c.table_name "
             "JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = c.table_schema "
             "WHERE t.oid = %s AND c.code_column = %s"
         )
     row = pconn.execute(query, [table_oid, code_column]).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+
+def _model_columns(operations: Operations, table: str, schema: str | None) -> set[str] | None:
+    """Column names of ``table`` in the migration's ``target_metadata`` (``None`` when
+    env.py gives none or it has no such table)."""
+    metadata = operations.get_context().opts.get("target_metadata")
+    if metadata is None:
+        return None
+    for md in metadata if isinstance(metadata, (list, tuple)) else [metadata]:
+        t = md.tables.get(f"{schema}.{table}" if schema else table)
+        if t is not None:
+            return {c.name for c in t.columns}
+    return None
+
+
+def resolve_layout(operations: Operations, pconn: Any, op: ops.AddCompressedColumnOp) -> str:
+    """The layout of an ``add_compressed_column`` written without ``layout=`` (see
+    :meth:`vecext.alembic.ops.AddCompressedColumnOp.add_compressed_column`)."""
+    if op.layout is not None:
+        return op.layout
+    if not _store_catalog(pconn):
+        return "table"
+    model = _model_columns(operations, op.table, op.schema)
+    if model is not None and op.code_column in model:
+        log.info(
+            "add_compressed_column(%r, %r) without layout=: the model maps %s as a table "
+            "column, so layout 'table'",
+            op.table,
+            op.code_column,
+            op.code_column,
+        )
+        return "table"
+    return "store"
 
 
 @Operations.implementation_for(ops.AddCompressedColumnOp)
@@ -251,21 +285,28 @@ def add_compressed_column(operations: Operations, op: ops.AddCompressedColumnOp)
     oid = _regclass(pconn, op.table, op.schema)
     existing = _registered(pconn, oid, op.code_column) if op.code_column else None
     if existing is not None:
-        if existing != (op.source_column, op.codec):
+        if existing[:2] != (op.source_column, op.codec):
             raise MigrationError(
                 f"{op.table}.{op.code_column} already holds codes of {existing[0]} by codec "
                 f"{existing[1]!r}, not of {op.source_column} by {op.codec!r}"
+            )
+        if op.layout is not None and existing[2] != op.layout:
+            raise MigrationError(
+                f"{op.table}.{op.code_column} is already a compressed column of layout "
+                f"{existing[2]!r}, not {op.layout!r}; drop it first (op.drop_compressed_column) "
+                "or, from 'table' to 'store', use vecext.postgres.migrate_to_store"
             )
         # an earlier run stopped during the backfill: resume it
         name = op.code_column
         log.info("compressed column %s.%s exists: resuming its backfill", op.table, name)
     else:
+        layout = resolve_layout(operations, pconn, op)
         if _store_catalog(pconn):
             row = pconn.execute(
                 "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s, %s)",
-                [oid, op.source_column, op.codec, op.code_column, op.layout],
+                [oid, op.source_column, op.codec, op.code_column, layout],
             ).fetchone()
-        elif op.layout == "table":
+        elif layout == "table":
             row = pconn.execute(
                 "SELECT vecext.add_compressed_column(%s::oid::regclass, %s, %s, %s)",
                 [oid, op.source_column, op.codec, op.code_column],

@@ -146,10 +146,19 @@ def _split_params(kw: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # compressed columns
 
+#: where a compressed column keeps its codes (``None``: chosen when the migration runs)
+LAYOUTS = ("store", "table")
+
+
+def _check_layout(layout: str | None) -> None:
+    if layout is not None and layout not in LAYOUTS:
+        raise MigrationError(f"layout must be 'store' or 'table', got {layout!r}")
+
 
 @Operations.register_operation("add_compressed_column")
 class AddCompressedColumnOp(MigrateOperation):
-    """Add a code column beside a vector column, its trigger, and fill it in batches."""
+    """Add a compressed column of a vector column (a code store, or a code column in the
+    table), the triggers that keep it current, and fill it in batches."""
 
     def __init__(
         self,
@@ -161,12 +170,11 @@ class AddCompressedColumnOp(MigrateOperation):
         batch_size: int = 10_000,
         backfill: bool = True,
         schema: str | None = None,
-        layout: str = "table",
+        layout: str | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise MigrationError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if layout not in ("store", "table"):
-            raise MigrationError(f"layout must be 'store' or 'table', got {layout!r}")
+        _check_layout(layout)
         self.table = table
         self.source_column = source_column
         self.codec = codec
@@ -183,10 +191,20 @@ class AddCompressedColumnOp(MigrateOperation):
         The column gets a trigger that encodes on INSERT and UPDATE, and existing
         rows are encoded ``batch_size`` at a time (``backfill=False`` skips that;
         ``CALL vecext.backfill(...)`` later). Returns the code column's name. The
-        arguments are this class's. ``layout="table"`` (the default here) adds the code
-        column to the table, as the ORM model that autogenerate reads declares it;
-        ``layout="store"`` keeps the codes in a code store instead and leaves the table
-        unaltered (catalog 0.4.0; see ``vecext.postgres.stores``).
+        arguments are this class's.
+
+        ``layout="store"`` keeps the codes in a code store ``vecext."store_<id>"`` and
+        leaves the table unaltered (catalog 0.4.0; see ``vecext.postgres.stores``);
+        ``layout="table"`` adds the code column to the table (an UPDATE of every row).
+        Autogenerate always writes ``layout=``: ``"store"`` for
+        :func:`vecext.sqlalchemy.compressed` declarations, ``"table"`` for
+        :func:`vecext.sqlalchemy.compressed_column` table columns. Without it (a
+        hand-written call, or a migration generated before vecext wrote it) the
+        layout is chosen when the migration runs: ``"table"`` on a catalog older than
+        0.4.0 or when the migration's ``target_metadata`` declares ``code_column`` as
+        a column of the table (what generated files without ``layout=`` came from:
+        replayed on a new database they still make the column the model maps),
+        else ``"store"``.
         """
         return operations.invoke(cls(*args, **kwargs))
 
@@ -203,6 +221,7 @@ class AddCompressedColumnOp(MigrateOperation):
             source_column=self.source_column,
             codec=self.codec,
             batch_size=self.batch_size,
+            layout=self.layout,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
@@ -211,7 +230,8 @@ class AddCompressedColumnOp(MigrateOperation):
 
 @Operations.register_operation("drop_compressed_column")
 class DropCompressedColumnOp(MigrateOperation):
-    """Drop a code column, its trigger and its catalog entry; the source column stays."""
+    """Drop a compressed column (its code store or code column), its triggers and its
+    catalog entry; the source column stays."""
 
     def __init__(
         self,
@@ -222,18 +242,22 @@ class DropCompressedColumnOp(MigrateOperation):
         source_column: str | None = None,
         codec: str | None = None,
         batch_size: int = 10_000,
+        layout: str | None = None,
     ) -> None:
+        _check_layout(layout)
         self.table = table
         self.code_column = code_column
         self.schema = schema
         self.source_column = source_column
         self.codec = codec
         self.batch_size = batch_size
+        self.layout = layout
 
     @classmethod
     def drop_compressed_column(cls, operations: Operations, *args: Any, **kwargs: Any) -> Any:
-        """Drop ``code_column`` of ``table``; never touches the source vectors. The
-        arguments are this class's (``source_column=``, ``codec=``: reversible)."""
+        """Drop ``code_column`` of ``table`` (its code store, or its column in the table);
+        never touches the source vectors. The arguments are this class's
+        (``source_column=``, ``codec=`` and ``layout=``: what the reverse re-adds)."""
         return operations.invoke(cls(*args, **kwargs))
 
     def reverse(self) -> AddCompressedColumnOp:
@@ -249,6 +273,7 @@ class DropCompressedColumnOp(MigrateOperation):
             self.code_column,
             batch_size=self.batch_size,
             schema=self.schema,
+            layout=self.layout,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:

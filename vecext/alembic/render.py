@@ -56,7 +56,7 @@ def _render_add_compressed_column(autogen_context: Any, op: ops.AddCompressedCol
         kwargs["backfill"] = False
     if op.schema:
         kwargs["schema"] = op.schema
-    if op.layout != "table":
+    if op.layout is not None:  # always, from autogenerate: the file means one layout
         kwargs["layout"] = op.layout
     args = [op.table, op.source_column, op.codec]
     if op.code_column is not None:
@@ -74,6 +74,8 @@ def _render_drop_compressed_column(autogen_context: Any, op: ops.DropCompressedC
         kwargs["source_column"] = op.source_column
     if op.codec is not None:
         kwargs["codec"] = op.codec
+    if op.layout is not None:
+        kwargs["layout"] = op.layout
     return _call("drop_compressed_column", [op.table, op.code_column], kwargs)
 
 

@@ -9,7 +9,14 @@ from pgvector.sqlalchemy import BIT, HALFVEC, SPARSEVEC, VECTOR, Vector
 
 from vecext.sqlalchemy.query import VectorQuery, VectorQueryError, vector_search
 from vecext.sqlalchemy.reflection import code_column_reflect, code_types
-from vecext.sqlalchemy.schema import compressed_column, compressed_info, vector_index
+from vecext.sqlalchemy.schema import (
+    CompressedStore,
+    compressed,
+    compressed_column,
+    compressed_info,
+    declared_stores,
+    vector_index,
+)
 from vecext.sqlalchemy.types import (
     CODE_TYPES,
     BinaryCodes,
@@ -32,6 +39,7 @@ __all__ = [
     "BinaryCodes",
     "CodeTypeError",
     "CodeValueError",
+    "CompressedStore",
     "HalfCodes",
     "Int8Codes",
     "PQCodes",
@@ -43,8 +51,10 @@ __all__ = [
     "code_type",
     "code_type_for",
     "code_types",
+    "compressed",
     "compressed_column",
     "compressed_info",
+    "declared_stores",
     "vector_index",
     "vector_search",
 ]

@@ -1,6 +1,6 @@
 """Declaring compressed columns and vector indexes in models.
 
-Both record what vecext needs in ``info`` (read by Alembic autogenerate, which
+Each records what vecext needs in ``info`` (read by Alembic autogenerate, which
 then writes ``op.create_codec`` / ``op.add_compressed_column`` /
 ``op.create_vector_index`` instead of plain column and index operations)::
 
@@ -8,8 +8,20 @@ then writes ``op.create_codec`` / ``op.add_compressed_column`` /
         __tablename__ = "items"
         id: Mapped[int] = mapped_column(primary_key=True)
         embedding = mapped_column(Vector(384))
-        embedding_pq = compressed_column("embedding", PQCodes(m=48, codec="items_pq"))
-        __table_args__ = (vector_index("items_embedding_hnsw", "embedding", metric="cosine"),)
+        __table_args__ = (
+            # codes in a code store vecext."store_<id>"(pk, code): the table is not altered
+            compressed("embedding_pq", "embedding", PQCodes(m=48, codec="items_pq")),
+            vector_index("items_embedding_hnsw", "embedding", metric="cosine"),
+        )
+        # or codes in a column of the table itself (layout 'table', the pre-0.4.0 layout)
+        embedding_bits = compressed_column("embedding", BinaryCodes(384, codec="items_bin"))
+
+:func:`compressed` is the default to reach for: a compressed column of layout
+``store`` is not a column of the table (the ORM never loads or writes it), so it is
+declared on the table, like an index, and recorded in ``Table.info["vecext"]
+["stores"]``; autogenerate compares those declarations with the catalog's rows.
+:func:`compressed_column` declares a real table column, so its migration adds the
+column to the table (``layout="table"``).
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.sql.schema import SchemaItem
 
 INFO_KEY = "vecext"
 
@@ -59,7 +72,12 @@ def compressed_info(
 
 
 def compressed_column(source: str, type_: Any, **kw: Any) -> Any:
-    """An ORM ``mapped_column`` holding the codes of column ``source``.
+    """An ORM ``mapped_column`` holding the codes of column ``source`` in the table itself.
+
+    This is layout ``table``: the migration adds the column to the table and fills
+    it (an UPDATE of every row). Prefer :func:`compressed`, which keeps the codes
+    in a code store and leaves the table as it is; use this when the ORM should
+    load the codes with the row.
 
     The column is filled by its trigger, so it is declared with server-side
     ``FetchedValue`` defaults: the ORM reads the codes back instead of writing them.
@@ -73,6 +91,135 @@ def compressed_column(source: str, type_: Any, **kw: Any) -> Any:
         server_onupdate=sa.FetchedValue(),
         info=compressed_info(source, **kw),
     )
+
+
+class CompressedStore(SchemaItem):
+    """A compressed column of layout ``store`` declared on a table (see :func:`compressed`).
+
+    Attached to a :class:`~sqlalchemy.Table` (``__table_args__`` or ``Table(...)``
+    arguments), it records itself in ``table.info["vecext"]["stores"][name]``. It is
+    not a column: the codes live in ``vecext."store_<id>"``, kept by triggers.
+    """
+
+    __visit_name__ = "vecext_compressed_store"
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        type_: Any,
+        *,
+        metric: str = "cosine",
+        sample: int | None = None,
+        seed: int = 0,
+        batch_size: int = 10_000,
+        **codec_params: Any,
+    ) -> None:
+        from vecext.sqlalchemy.types import CODE_TYPES, CodeTypeError
+
+        if not isinstance(name, str) or not name:
+            raise CodeTypeError(
+                f"compressed(): the code column's name must be a string, got {name!r}"
+            )
+        if not isinstance(source, str) or not source:
+            raise CodeTypeError(
+                f"compressed({name!r}): the source column must be a column name, got {source!r}"
+            )
+        if isinstance(type_, type):
+            type_ = type_()  # a bare class: as SQLAlchemy allows for column types
+        if not isinstance(type_, tuple(CODE_TYPES.values())):
+            raise CodeTypeError(
+                f"compressed({name!r}): {type_!r} is not a vecext code type; use one of "
+                f"{', '.join(t.__name__ for t in CODE_TYPES.values())} "
+                "(e.g. PQCodes(m=48, codec='items_pq'))"
+            )
+        if type_.codec is None:
+            raise CodeTypeError(
+                f"compressed({name!r}): {type(type_).__name__} needs the codec's name "
+                "(codec='...'): the catalog keeps the codec under it"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise CodeTypeError(
+                f"compressed({name!r}): batch_size must be a positive integer, got {batch_size!r}"
+            )
+        self.name = name
+        self.source = source
+        self.type = type_
+        self.metric = metric
+        self.sample = sample
+        self.seed = seed
+        self.batch_size = batch_size
+        self.params = codec_params
+        self.table: sa.Table | None = None
+
+    @property
+    def codec(self) -> str:
+        return str(self.type.codec)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What :func:`compressed_info` records for a table column, for this store."""
+        return compressed_info(
+            self.source,
+            metric=self.metric,
+            sample=self.sample,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            **self.params,
+        )[INFO_KEY]
+
+    def _set_parent(self, parent: Any, **kw: Any) -> None:
+        if not isinstance(parent, sa.Table):
+            raise sa.exc.ArgumentError(
+                f"compressed({self.name!r}) belongs to a Table (__table_args__), not {parent!r}"
+            )
+        if self.name in parent.c:
+            raise sa.exc.ArgumentError(
+                f"compressed({self.name!r}): table {parent.name} has a column of that name; a "
+                "compressed column in a code store is not a table column (declare codes in the "
+                "table with compressed_column(...) instead)"
+            )
+        stores = parent.info.setdefault(INFO_KEY, {}).setdefault("stores", {})
+        if self.name in stores:
+            raise sa.exc.ArgumentError(
+                f"compressed({self.name!r}) is declared twice on table {parent.name}"
+            )
+        stores[self.name] = self
+        self.table = parent
+
+    def __repr__(self) -> str:
+        return f"compressed({self.name!r}, {self.source!r}, {self.type!r})"
+
+
+def compressed(name: str, source: str, type_: Any, **kw: Any) -> CompressedStore:
+    """A compressed column ``name`` holding the codes of column ``source`` in a code store.
+
+    Put it in ``__table_args__`` (or among a ``Table``'s arguments). Alembic
+    autogenerate writes ``op.create_codec`` (when the catalog has no codec of the
+    type's name) and ``op.add_compressed_column(..., layout="store")`` for it, and
+    ``op.drop_compressed_column`` for a code store of the table the model no longer
+    declares. The table is never altered: search it with
+    ``vector_search(session, Item.embedding, q)`` (``.using(name)`` to force it).
+
+    Parameters
+    ----------
+    name : str
+        The compressed column's name (``vecext.code_store(table, name)``).
+    source : str
+        The ``vector(d)`` column it encodes.
+    type_ : code type
+        ``PQCodes(m=48, codec="items_pq")``, ``BinaryCodes(384, codec=...)``, ...:
+        the codec's kind and name, and what the type fixes of it (PQ's ``m``).
+    **kw
+        ``metric``, ``sample``, ``seed``, ``batch_size`` and codec parameters
+        (``opq=True``), as for :func:`compressed_column`.
+    """
+    return CompressedStore(name, source, type_, **kw)
+
+
+def declared_stores(table: sa.Table) -> dict[str, CompressedStore]:
+    """The :func:`compressed` declarations of ``table``, by name."""
+    return dict(table.info.get(INFO_KEY, {}).get("stores", {}))
 
 
 def vector_index(

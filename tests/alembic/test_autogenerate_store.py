@@ -1,0 +1,260 @@
+"""Compressed columns a model declares with ``vecext.sqlalchemy.compressed`` (code stores):
+autogenerate writes ``op.add_compressed_column(..., layout="store")``, the upgrade leaves
+the user's table as it was, a second autogenerate writes nothing (also with
+``include_schemas=True``, which reflects schema ``vecext``), the ORM query builder
+searches the stores like ``vecext.search.search``, and downgrades drop them."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+
+import numpy as np
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tests.alembic.test_autogenerate import (
+    MODELS_V1,
+    D,
+    _cmd,
+    columns,
+    make_project,
+    newest_revision,
+    seed,
+    vectors,
+)
+from vecext.postgres.connection import sqlalchemy_url
+
+MODELS_STORE = (
+    "from vecext.sqlalchemy import BinaryCodes, PQCodes, compressed\n"
+    + MODELS_V1
+    + """
+    __table_args__ = (
+        compressed("embedding_bits", "embedding", BinaryCodes({d}, codec="items_bin")),
+        compressed(
+            "embedding_pq", "embedding", PQCodes(m=4, codec="items_pq"), metric="l2", sample=500
+        ),
+    )
+"""
+)
+
+#: the same model without the PQ store
+MODELS_STORE_BITS = (
+    "from vecext.sqlalchemy import BinaryCodes, compressed\n"
+    + MODELS_V1
+    + """
+    __table_args__ = (
+        compressed("embedding_bits", "embedding", BinaryCodes({d}, codec="items_bin")),
+    )
+"""
+)
+
+
+def upgrade_part(rev: str) -> str:
+    return rev.split("def upgrade")[1].split("def downgrade")[0]
+
+
+def table_facts(dsn: str) -> tuple[int, int]:
+    """(pg_total_relation_size, relfilenode) of ``items``: a rewrite changes the second,
+    an UPDATE of every row the first."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CHECKPOINT")
+        row = conn.execute(
+            "SELECT pg_total_relation_size('items'), relfilenode FROM pg_class "
+            "WHERE oid = 'items'::regclass"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def stores(dsn: str) -> dict[str, str]:
+    """code column -> its code store (layout 'store' rows of the catalog for ``items``)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT code_column, vecext.code_store('items', code_column)::text "
+            "FROM vecext.compressed_columns WHERE table_oid = 'items'::regclass "
+            "AND layout = 'store' ORDER BY code_column"
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def load_models(project):
+    spec = importlib.util.spec_from_file_location(f"models_{id(project)}", project / "models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_store_columns_autogenerate_upgrade_search_downgrade(tmp_path, pg_catalog, pg_dsn):
+    project, _env = make_project(tmp_path, pg_dsn, plugin=False)
+    env_py = project / "migrations" / "env.py"
+    # schema vecext is reflected too: its catalog tables and code stores are not the model's
+    env_py.write_text(
+        env_py.read_text().replace("target_metadata=models.Base.metadata", "target_metadata="
+                                   "models.Base.metadata, include_schemas=True")
+    )  # fmt: skip
+    assert "include_schemas=True" in env_py.read_text()
+    models = project / "models.py"
+    models.write_text(textwrap.dedent(MODELS_V1.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="items")
+    _cmd(project, "upgrade", "head")
+    xb = seed(pg_dsn)
+    before_vectors = vectors(pg_dsn)
+    before = table_facts(pg_dsn)
+
+    # 1. two code stores declared on the table: codecs, then layout='store' columns
+    models.write_text(textwrap.dedent(MODELS_STORE.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="stores")
+    rev = newest_revision(project)
+    up = upgrade_part(rev)
+    add_bits = (
+        "op.add_compressed_column('items', 'embedding', 'items_bin', 'embedding_bits', "
+        "layout='store')"
+    )
+    add_pq = (
+        "op.add_compressed_column('items', 'embedding', 'items_pq', 'embedding_pq', layout='store')"
+    )
+    assert add_bits in up and add_pq in up
+    assert "op.create_codec('items_bin', table='items', column='embedding', kind='binary'" in up
+    assert (
+        "op.create_codec('items_pq', table='items', column='embedding', kind='pq', "
+        "sample=500, metric='l2', m=4)" in up
+    )
+    assert up.index("op.create_codec('items_pq'") < up.index(add_pq)
+    assert "op.add_column" not in rev and "op.drop_table" not in rev
+    down = rev.split("def downgrade")[1]
+    assert (
+        "op.drop_compressed_column('items', 'embedding_pq', source_column='embedding', "
+        "codec='items_pq', layout='store')" in down
+    )
+    assert down.index("op.drop_compressed_column('items', 'embedding_pq'") < down.index(
+        "op.drop_codec('items_pq'"
+    )
+
+    # 2. the upgrade fills the stores and leaves the table alone
+    _cmd(project, "upgrade", "head")
+    assert columns(pg_dsn) == {"id", "category", "embedding"}
+    assert table_facts(pg_dsn) == before
+    made = stores(pg_dsn)
+    assert set(made) == {"embedding_bits", "embedding_pq"}
+    assert all(s.startswith("vecext.store_") for s in made.values())
+    from vecext.postgres.codecs import load_codec
+
+    with psycopg.connect(pg_dsn) as conn:
+        pq = load_codec(conn, "items_pq")
+        rows = conn.execute(f"SELECT code FROM {made['embedding_pq']} ORDER BY pk").fetchall()
+        codes = np.frombuffer(b"".join(bytes(r[0]) for r in rows), np.uint8).reshape(len(rows), -1)
+        np.testing.assert_array_equal(codes, pq.encode(xb))
+        binary = load_codec(conn, "items_bin")
+        rows = conn.execute(
+            f"SELECT code::text FROM {made['embedding_bits']} ORDER BY pk"
+        ).fetchall()
+        bits = np.packbits(np.array([[c == "1" for c in r[0]] for r in rows]), axis=1)
+        np.testing.assert_array_equal(bits, binary.encode(xb))
+
+    # 3. model and catalog agree: nothing to write, and schema vecext is not dropped
+    _cmd(project, "revision", autogenerate=True, message="noop")
+    noop = newest_revision(project)
+    assert "op." not in upgrade_part(noop), noop
+    assert "op." not in noop.split("def downgrade")[1], noop
+    _cmd(project, "upgrade", "head")
+
+    # 4. the ORM query builder searches the stores: the same rows as vecext.search.search
+    from sqlalchemy.orm import Session
+
+    from vecext.search.api import search
+    from vecext.sqlalchemy import vector_search
+
+    Item = load_models(project).Item
+    q = np.random.default_rng(5).standard_normal(D).astype(np.float32)
+    engine = sa.create_engine(sqlalchemy_url(pg_dsn), poolclass=sa.pool.NullPool)
+    try:
+        with Session(engine) as session, psycopg.connect(pg_dsn, autocommit=True) as conn:
+            for using, metric in (("embedding_pq", "l2"), ("embedding_bits", "cosine")):
+                vq = (
+                    vector_search(session, Item.embedding, q)
+                    .where(Item.category == "a")
+                    .metric(metric)
+                    .strategy("compressed")
+                    .using(using)
+                    .limit(10)
+                )
+                assert made[using] in vq.explain()  # ranked by the store's codes
+                got = vq.to_result()
+                ref = search(
+                    conn, "items", "embedding", q, 10, metric=metric, strategy="compressed",
+                    using=using, filter={"category": "a"},
+                )  # fmt: skip
+                assert ref.strategy == got.strategy == "compressed" and len(ref) == 10
+                np.testing.assert_array_equal(got.ids, ref.ids)
+                np.testing.assert_array_equal(got.distances, ref.distances)
+                assert all(i % 2 == 0 for i in got.ids)  # category 'a'
+                rows = vq.all()
+                assert [r[0].id for r in rows] == ref.ids.tolist()
+    finally:
+        engine.dispose()
+
+    # 5. a store the model no longer declares is dropped (its codec stays)
+    models.write_text(textwrap.dedent(MODELS_STORE_BITS.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="drop pq")
+    rev = newest_revision(project)
+    assert (
+        "op.drop_compressed_column('items', 'embedding_pq', source_column='embedding', "
+        "codec='items_pq', layout='store')" in upgrade_part(rev)
+    )
+    assert add_pq in rev.split("def downgrade")[1]
+    assert "drop_codec" not in rev and "embedding_bits" not in rev
+    _cmd(project, "upgrade", "head")
+    assert set(stores(pg_dsn)) == {"embedding_bits"}
+    _cmd(project, "downgrade", "-1")
+    assert set(stores(pg_dsn)) == {"embedding_bits", "embedding_pq"}
+
+    # 6. downgrade past the stores: stores, catalog rows and codecs go, the table stays
+    _cmd(project, "downgrade", "-2")
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM vecext.compressed_columns").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM vecext.codecs").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'vecext' AND c.relname LIKE 'store\\_%'"
+        ).fetchone() == (0,)
+    assert columns(pg_dsn) == {"id", "category", "embedding"}
+    assert vectors(pg_dsn) == before_vectors
+    assert table_facts(pg_dsn) == before
+
+
+def test_store_declarations_bad_input(tmp_path, pg_catalog, pg_dsn):
+    from vecext.alembic import MigrationError
+    from vecext.sqlalchemy import BinaryCodes, CodeTypeError, PQCodes, compressed
+
+    # caught where the model is declared
+    with pytest.raises(CodeTypeError, match=r"compressed\('c'\): .* is not a vecext code type"):
+        compressed("c", "embedding", sa.LargeBinary())
+    with pytest.raises(CodeTypeError, match=r"compressed\('c'\): PQCodes needs the codec's name"):
+        compressed("c", "embedding", PQCodes(m=4))
+    md = sa.MetaData()
+    cols = (sa.Column("id", sa.Integer, primary_key=True), sa.Column("embedding", sa.LargeBinary))
+    with pytest.raises(sa.exc.ArgumentError, match="table t has a column of that name"):
+        sa.Table("t", md, *cols, compressed("embedding", "embedding", BinaryCodes(8, codec="b")))
+    with pytest.raises(sa.exc.ArgumentError, match="declared twice on table u"):
+        sa.Table(
+            "u", md, sa.Column("id", sa.Integer, primary_key=True),
+            compressed("c", "embedding", BinaryCodes(8, codec="b")),
+            compressed("c", "embedding", BinaryCodes(8, codec="b")),
+        )  # fmt: skip
+
+    # caught by autogenerate: a source column the table does not have
+    project, _env = make_project(tmp_path, pg_dsn, plugin=False)
+    models = project / "models.py"
+    models.write_text(textwrap.dedent(MODELS_V1.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="items")
+    _cmd(project, "upgrade", "head")
+    typo = MODELS_STORE_BITS.replace('"embedding", BinaryCodes', '"embeding", BinaryCodes')
+    models.write_text(textwrap.dedent(typo.format(d=D)))
+    with pytest.raises(
+        MigrationError,
+        match=r"compressed\('embedding_bits'\) on table items: source column 'embeding' is not "
+        r"a column of the table \(its columns: id, category, embedding\)",
+    ):
+        _cmd(project, "revision", autogenerate=True, message="typo")
