@@ -139,7 +139,9 @@ def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
         )
     elif p.strategy == "hnsw":
         ix = info.indexes[info.caps.hnsw_index]
-        if ix.storage == info.column_type:
+        if is_code_index(ix):
+            stmt = code_index_walk(vq, info, ix, p, base, dist)
+        elif ix.storage == info.column_type:
             # ORDER BY the indexed distance alone, so pgvector's index orders the scan
             stmt = sa.select(base, dist.label("distance")).where(*where).order_by(dist)
         else:
@@ -177,7 +179,67 @@ def render(vq: VectorQuery, info: Any, p: Plan) -> sa.Select[Any]:
     return stmt.limit(vq._k)
 
 
-def settings_sql(vq: VectorQuery, p: Plan) -> list[str]:
+def is_code_index(ix: Any) -> bool:
+    """An HNSW index over a compressed column's code store (not over the table)."""
+    from vecext.postgres.code_index import CodeIndex
+
+    return isinstance(ix, CodeIndex)
+
+
+def code_index_walk(
+    vq: VectorQuery, info: Any, ix: Any, p: Plan, base: Any, dist: Any
+) -> sa.Select[Any]:
+    """The walk of :func:`vecext.postgres.code_index.walk` for one-level codes: ``ef``
+    candidates from the store's index (ordered by the encoded query; the table joined by
+    primary key for the filter), the best ``depth`` of them reranked exactly."""
+    from pgvector.sqlalchemy import BIT, HALFVEC
+
+    from vecext.postgres import code_index as ci
+    from vecext.postgres.ivf import cached_codec
+
+    if ix.kind == "rbq":
+        raise VectorQueryError(
+            f"the plan walks {ix.name}, an HNSW index over rbq codes, whose candidates are "
+            "re-scored in Python between two statements: run vecext.search.search(), or "
+            "choose another plan (.strategy('compressed') or .using(...))"
+        )
+    code = info.codes[ix.code_column]
+    codec = cached_codec(vq._pg(), code.codec, code.fingerprint)
+    k = vq._k
+    ef = min(max(int(p.params["ef_search"]), k), ci.MAX_EF)
+    asked = p.params.get("rerank")
+    depth = min(max(int(asked) if asked else ef, k), ef)
+    p.params["rerank"] = depth
+    qtype = BIT(ix.dim) if ix.storage == "bit" else HALFVEC(ix.dim)
+    qarg = sa.cast(sa.bindparam(None, ci._query_arg(codec, ix, vq._q), type_=sa.Text), qtype)
+    store = code_store(code)
+    order = store.c.code.op(ci._OPS[ix.metric], return_type=sa.Float)(qarg)
+    source: Any = store
+    criteria = vq._criteria(info)
+    if criteria:  # the filter on the user's table, joined by primary key
+        rows = sa.select(vq._pk.label("vx_id")).where(*criteria).subquery("vx_rows")
+        source = store.join(rows, rows.c.vx_id == store.c.pk)
+    walk = (
+        sa.select(store.c.pk.label("vx_id"), order.label("vx_code_distance"))
+        .select_from(source)
+        .order_by(sa.literal_column("vx_code_distance"))
+        .limit(ef)
+        .subquery("vx_walk")
+    )
+    cand = (
+        sa.select(walk.c.vx_id)
+        .order_by(walk.c.vx_code_distance)
+        .limit(depth)
+        .subquery("vx_candidates")
+    )
+    return (
+        sa.select(base, dist.label("distance"))
+        .join(cand, cand.c.vx_id == vq._pk)
+        .order_by(dist, vq._pk)
+    )
+
+
+def settings_sql(vq: VectorQuery, p: Plan, info: Any = None) -> list[str]:
     out = []
     if p.strategy == "hnsw":
         out.append(f"SET LOCAL hnsw.ef_search = {int(p.params['ef_search'])}")
@@ -185,6 +247,10 @@ def settings_sql(vq: VectorQuery, p: Plan) -> list[str]:
         if iterative not in ("off", "strict_order", "relaxed_order"):
             raise VectorQueryError(f"unknown hnsw.iterative_scan mode {iterative!r}")
         out.append(f"SET LOCAL hnsw.iterative_scan = {iterative}")
+        if info is not None and is_code_index(info.indexes[info.caps.hnsw_index]):
+            # as search() runs a walk over codes: a small store would otherwise be sorted
+            # (exactly, by the code distance) instead of walked
+            out.append("SET LOCAL enable_sort = off")
     if vq._nprobes is not None:
         out.append(f"SET LOCAL ivfflat.probes = {int(vq._nprobes)}")
     return out

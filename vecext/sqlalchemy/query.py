@@ -230,16 +230,16 @@ class VectorQuery:
         from sqlalchemy.dialects import postgresql
 
         sql_text = str(stmt.compile(dialect=postgresql.dialect()))
-        settings = "".join(f"\n{s};" for s in plan_sql.settings_sql(self, p))
+        settings = "".join(f"\n{s};" for s in plan_sql.settings_sql(self, p, prep.info))
         return f"{p.explain()}\nSQL:{settings}\n{sql_text}"
 
     # -- rendering ------------------------------------------------------------
 
-    def _apply_settings(self, p: Plan) -> None:
+    def _apply_settings(self, p: Plan, info: Any = None) -> None:
         # SET LOCAL lasts until the end of the session's transaction; the values are
         # integers and a fixed keyword, validated above
         conn = self._bind.connection() if isinstance(self._bind, Session) else self._bind
-        for statement in plan_sql.settings_sql(self, p):
+        for statement in plan_sql.settings_sql(self, p, info):
             conn.execute(sa.text(statement))
 
     def to_select(self) -> sa.Select[Any]:
@@ -252,7 +252,7 @@ class VectorQuery:
         """
         prep, p = self._plan()
         stmt = plan_sql.render(self, prep.info, p)
-        self._apply_settings(p)
+        self._apply_settings(p, prep.info)
         return stmt
 
     def _execute(self, stmt: sa.Select[Any]) -> list[Any]:
@@ -260,7 +260,7 @@ class VectorQuery:
 
     def _run(self) -> tuple[list[Any], Plan]:
         prep, p = self._plan()
-        self._apply_settings(p)
+        self._apply_settings(p, prep.info)
         rows = self._execute(plan_sql.render(self, prep.info, p))
         if len(rows) < self._k and p.strategy != "exact" and self._min_relevance is None:
             matching = prep.backend.count_matching(prep.info, prep.pred, self._k)
