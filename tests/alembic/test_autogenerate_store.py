@@ -258,3 +258,50 @@ def test_store_declarations_bad_input(tmp_path, pg_catalog, pg_dsn):
         r"a column of the table \(its columns: id, category, embedding\)",
     ):
         _cmd(project, "revision", autogenerate=True, message="typo")
+
+
+MODELS_TABLE_BITS = (
+    "from vecext.sqlalchemy import BinaryCodes, compressed_column\n"
+    + MODELS_V1
+    + """
+    embedding_bits = compressed_column("embedding", BinaryCodes({d}, codec="items_bin"))
+"""
+)
+
+
+def test_moving_a_column_from_the_table_to_a_store(tmp_path, pg_catalog, pg_dsn):
+    """A model that declares an in-table code column as compressed(...) instead: the
+    table column is dropped, then the store added (same codec, no new create_codec)."""
+    project, _env = make_project(tmp_path, pg_dsn, plugin=True)
+    models = project / "models.py"
+    models.write_text(textwrap.dedent(MODELS_V1.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="items")
+    _cmd(project, "upgrade", "head")
+    seed(pg_dsn)
+    models.write_text(textwrap.dedent(MODELS_TABLE_BITS.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="bits in the table")
+    _cmd(project, "upgrade", "head")
+    assert columns(pg_dsn) == {"id", "category", "embedding", "embedding_bits"}
+
+    models.write_text(textwrap.dedent(MODELS_STORE_BITS.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="bits in a store")
+    rev = newest_revision(project)
+    up = upgrade_part(rev)
+    drop = (
+        "op.drop_compressed_column('items', 'embedding_bits', source_column='embedding', "
+        "codec='items_bin', layout='table')"
+    )
+    add = (
+        "op.add_compressed_column('items', 'embedding', 'items_bin', 'embedding_bits', "
+        "layout='store')"
+    )
+    assert up.index(drop) < up.index(add)
+    assert "create_codec" not in rev and "drop_codec" not in rev
+    down = rev.split("def downgrade")[1]
+    assert down.index("layout='store'") < down.index("layout='table'")
+    _cmd(project, "upgrade", "head")
+    assert columns(pg_dsn) == {"id", "category", "embedding"}
+    assert set(stores(pg_dsn)) == {"embedding_bits"}
+    _cmd(project, "downgrade", "-1")
+    assert columns(pg_dsn) == {"id", "category", "embedding", "embedding_bits"}
+    assert stores(pg_dsn) == {}
