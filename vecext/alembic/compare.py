@@ -75,9 +75,10 @@ _REGISTERED = """SELECT n.nspname, r.relname, k.code_column,
   JOIN pg_class r ON r.oid = k.table_oid
   JOIN pg_namespace n ON n.oid = r.relnamespace
   LEFT JOIN pg_attribute a
-         ON a.attrelid = k.table_oid AND a.attnum = k.source_attnum AND NOT a.attisdropped"""
+         ON a.attrelid = k.table_oid AND a.attnum = k.source_attnum AND NOT a.attisdropped
+ ORDER BY k.id"""
 _REGISTERED_OLD = """SELECT table_schema, table_name, code_column, source_column, codec_name, 'table'
-  FROM vecext.compressed_columns"""
+  FROM vecext.compressed_columns ORDER BY id"""
 
 
 def _catalog(autogen_context: Any) -> tuple[set[str], dict[Any, tuple[str, str, str]]]:
