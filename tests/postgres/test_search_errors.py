@@ -30,7 +30,8 @@ def test_settings_do_not_leak_into_the_callers_session(search_env) -> None:
         r = search(conn, "items", "embedding", search_env.xq[0], 10, strategy="exact")
         assert len(r) == 10
         assert conn.execute("SHOW enable_indexscan").fetchone() == ("on",)
-        # inside the caller's open transaction: a savepoint, rolled back after the rows
+        # inside the caller's open transaction: a savepoint, released after its settings are
+        # restored (tests/postgres/test_search_transaction.py)
         conn.execute("CREATE TEMP TABLE mine (x int)")
         conn.execute("INSERT INTO mine VALUES (1)")
         r = search(conn, "items", "embedding", search_env.xq[0], 10, strategy="hnsw")

@@ -70,13 +70,13 @@ def fetch_local(
     path: str | None = None,
 ) -> list[tuple[Any, ...]]:
     """Run ``query`` with transaction-local ``settings`` and ``search_path`` (``path``, as
-    :data:`PATH_TEXT` reads it; ``None``: looked up by the statement), in a transaction
-    of its own that ends with the query.
+    :data:`PATH_TEXT` reads it; ``None``: looked up by the statement); no setting
+    outlives the query.
 
     On an idle autocommit connection the settings and the query go in one pipeline, one
     round trip, in the implicit transaction PostgreSQL runs them in until the pipeline's
     sync (no BEGIN and ROLLBACK to parse and run). Inside a caller's transaction it runs
-    in a savepoint, rolled back after the rows are read."""
+    in a savepoint of its own (:func:`_fetch_in_transaction`)."""
     if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
         try:
             with conn.pipeline() as pipe, conn.cursor() as cur:
@@ -89,16 +89,66 @@ def fetch_local(
             # an error ends the implicit transaction at the sync; never leave one open
             if conn.info.transaction_status != TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
-    rows: list[tuple[Any, ...]] = []
-    with conn.transaction() as tx:
-        conn.execute(*_set_local(settings, path))
-        with conn.cursor() as cur:
+    return _fetch_in_transaction(conn, settings, query, params, path)
+
+
+#: the savepoint a search statement runs in inside a caller's transaction
+SAVEPOINT = "vecext_search"
+
+
+def _fetch_in_transaction(
+    conn: psycopg.Connection,
+    settings: dict[str, str],
+    query: sql.Composable | str,
+    params: list[Any],
+    path: str | None,
+) -> list[tuple[Any, ...]]:
+    """:func:`fetch_local` inside a caller's transaction, which it leaves as it found it.
+
+    The statement runs in a savepoint, after ``set_config(..., true)`` of its settings
+    in a statement that first reads their current values; then the values read are set
+    again and the savepoint is *released*, so the caller's next statements see every
+    setting as before. Rolling the savepoint back would restore them by itself, but
+    psycopg answers a command reporting ``ROLLBACK`` (and its own ``Transaction``
+    rollback) by deallocating every prepared statement of the connection
+    (``psycopg._preparing.PrepareManager._should_discard``), so the table stamp
+    (:mod:`vecext.postgres.info_cache`) was planned again at every search: 0.8 ms.
+    Only an error rolls the savepoint back, which leaves the caller's transaction
+    usable. Two sends: the savepoint, the settings and the statement; then, once the
+    old values are back (the statement is running meanwhile), their restore and the
+    release. Locks the statement took are kept until the caller's transaction ends, as
+    for any statement of it."""
+    names = ["search_path", *settings]
+    calls, values = _local_calls(settings, path)
+    read = ", ".join(["current_setting(%s, true)"] * len(names))
+    # the materialized CTE is read before the outer row's set_config calls run
+    set_and_read = f"WITH o AS MATERIALIZED (SELECT {read}) SELECT o.*, {calls} FROM o"
+    entered_ok = conn.info.transaction_status != TransactionStatus.INERROR
+    made = done = False
+    try:
+        with conn.pipeline() as pipe, conn.cursor() as cur:
             cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
-            # no server-side prepared plans: a generic plan cannot prove that a bound
-            # tenant value implies a partial index's predicate
-            rows = cur.execute(query, params, prepare=False).fetchall()
-        raise psycopg.Rollback(tx)
-    return rows
+            conn.execute("SAVEPOINT " + SAVEPOINT)
+            made = True
+            old_cur = conn.execute(set_and_read, [*names, *values])
+            cur.execute(query, params, prepare=False)
+            old = old_cur.fetchone()
+            assert old is not None
+            restore = [x for n, v in zip(names, old[: len(names)], strict=True) for x in (n, v)]
+            conn.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(names)), restore)
+            conn.execute("RELEASE " + SAVEPOINT)
+            pipe.sync()
+            done = True
+            return cur.fetchall()
+    except BaseException:
+        if entered_ok and made and not done:
+            # undo the statement and its settings; the caller's transaction goes on
+            try:
+                conn.execute(f"ROLLBACK TO {SAVEPOINT}")
+                conn.execute(f"RELEASE {SAVEPOINT}")
+            except psycopg.Error:
+                pass  # the savepoint was never made: nothing of ours to undo
+        raise
 
 
 #: Every search statement runs with search_path = pg_catalog, <pgvector's schema>,
@@ -117,11 +167,16 @@ _PATH = f"set_config('search_path', {PATH_TEXT}, true)"
 _BOUND_PATH = "set_config('search_path', %s, true)"
 
 
-def _set_local(settings: dict[str, str], path: str | None = None) -> tuple[str, list[str]]:
+def _local_calls(settings: dict[str, str], path: str | None = None) -> tuple[str, list[str]]:
     # constant text (every value is bound): nothing to compose per search
     calls = [_PATH if path is None else _BOUND_PATH, *["set_config(%s, %s, true)"] * len(settings)]
     values = [x for kv in settings.items() for x in kv]
-    return "SELECT " + ", ".join(calls), values if path is None else [path, *values]
+    return ", ".join(calls), values if path is None else [path, *values]
+
+
+def _set_local(settings: dict[str, str], path: str | None = None) -> tuple[str, list[str]]:
+    calls, values = _local_calls(settings, path)
+    return "SELECT " + calls, values
 
 
 #: statement texts by their key (:func:`cached_sql`); emptied when full
