@@ -198,3 +198,63 @@ def test_pipelined_statement_error_leaves_the_connection_idle(conn) -> None:
 def test_cache_is_per_connection(conn, pg_dsn: str) -> None:
     with connect(pg_dsn, autocommit=True) as other:
         assert cache_for(other) is not cache_for(conn)
+
+
+def test_kept_facts_are_checked_with_the_statement_and_planned_again(conn, pg_dsn, data) -> None:
+    """On an idle autocommit connection a search plans from the facts kept from the last
+    search and sends the stamp with its statement: no stamp round trip of its own, and a
+    change seen there discards the rows and plans again from facts read now."""
+    from vecext.postgres import info_cache
+
+    q = data.xq[5]
+    search(conn, "items", "embedding", q, 10)
+    calls = []
+    real = info_cache._prepared
+    info_cache._prepared = lambda *a: calls.append(a) or real(*a)  # type: ignore[assignment]
+    try:
+        r = search(conn, "items", "embedding", q, 10)
+        assert CACHED in _steps(r) and calls == []  # the stamp went with the statement
+        # explain_only runs no statement: it checks the stamp first
+        assert CACHED in search(conn, "items", "embedding", q, 10, explain_only=True).explain()
+        assert len(calls) == 1
+        # another session replaces the table by one of another size: the search's check
+        # sees it, and the rows come from a plan made for the new table
+        with connect(pg_dsn, autocommit=True) as other:
+            other.execute("ALTER TABLE items RENAME TO items_old")
+            load(other, "items", data, n=50)
+            other.execute("VACUUM ANALYZE items")
+        r = search(conn, "items", "embedding", q, 10)
+    finally:
+        info_cache._prepared = real  # type: ignore[assignment]
+    assert READ in _steps(r) and r.plan.n_rows == 50
+    m = np.arange(len(data.xb)) < 50
+    assert list(r.ids) == list(data.truth(q, 10, m))
+
+
+def test_a_filter_on_a_column_added_since_the_kept_facts(conn, pg_dsn, data) -> None:
+    q = data.xq[6]
+    search(conn, "items", "embedding", q, 10)
+    with connect(pg_dsn, autocommit=True) as other:
+        other.execute("ALTER TABLE items ADD COLUMN tag text")
+        other.execute("UPDATE items SET tag = 'x' WHERE id < 30")
+    r = search(conn, "items", "embedding", q, 10, filter={"tag": "x"})
+    assert READ in _steps(r)
+    m = np.arange(len(data.xb)) < 30
+    assert list(r.ids) == list(data.truth(q, 10, m))
+
+
+def test_the_check_sets_the_statements_settings(conn, data) -> None:
+    # the stamp sent ahead of a statement also carries its set_config calls
+    from vecext.postgres.backend import PostgresBackend
+
+    search(conn, "items", "embedding", data.xq[0], 10)
+    info = PostgresBackend(conn).table_info("items", "embedding", "cosine")
+    got = cache_for(conn).unchecked('"items"', "embedding", "cosine")
+    assert got is not None
+    rows = statement.fetch_local(
+        conn, {"enable_sort": "off"},
+        sql.SQL("SELECT current_setting('search_path'), current_setting('enable_sort')"), [],
+        info.ref.search_path, got[1],
+    )  # fmt: skip
+    assert rows == [(info.ref.search_path, "off")]
+    assert conn.execute("SHOW enable_sort").fetchone()[0] == "on"

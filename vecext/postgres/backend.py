@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import psycopg
@@ -20,22 +19,19 @@ from psycopg import sql
 
 from vecext.errors import CatalogError
 from vecext.postgres import calibration, pgvector, strategies
-from vecext.postgres.code_index import CodeIndex, code_indexes
+from vecext.postgres.capabilities import STORAGE_ORDER, caps_of, code_of, tenant_view
+from vecext.postgres.code_index import code_indexes
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter
-from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, VectorIndex, parse_index_rows
+from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, parse_index_rows
 from vecext.postgres.info_cache import cache_for
 from vecext.postgres.statement import PATH_TEXT, SearchRef
 from vecext.postgres.tables import table_candidates
 from vecext.relevance.base import RelevanceMethod
-from vecext.search.contracts import CodeColumn, SearchError, SqlBackend, TableInfo
+from vecext.search.contracts import CodeColumn, FactsChanged, SearchError, SqlBackend, TableInfo
 from vecext.search.filters import Predicate
-from vecext.search.planner import Capabilities
 from vecext.search.registry import register
-from vecext.search.tables import best_first, capabilities
-
-#: Preference among index storages (a vector index needs no rerank).
-_STORAGE_ORDER = {"vector": 0, "halfvec": 1, "bit": 2}
+from vecext.search.tables import best_first
 
 
 @register
@@ -56,10 +52,34 @@ class PostgresBackend(SqlBackend):
     calibration: ClassVar[Any] = calibration
     conn: psycopg.Connection
 
+    def __init__(self, conn: psycopg.Connection) -> None:
+        super().__init__(conn)
+        #: compiled filters of this search (a backend serves one search)
+        self._wheres: dict[tuple[int, str], tuple[Any, sql.Composable, list[Any], str]] = {}
+        #: the stamp check this search still owes (facts planned from, unchecked)
+        self.pending = strategies.Pending()
+
     def load_adapter(self, name: str) -> RelevanceMethod:
         from vecext.postgres.relevance import load_adapter
 
+        self._verify()
         return load_adapter(self.conn, name)
+
+    def _verify(self) -> None:
+        """Check the facts this search planned from now, if no statement has yet (any
+        statement but a search step's runs after this): :class:`FactsChanged` if stale."""
+        check, self.pending.check = self.pending.check, None
+        if check is not None:
+            check.run(self.conn)
+
+    def facts_changed(self) -> bool:
+        try:
+            self._verify()
+        except FactsChanged:
+            return True
+        except psycopg.Error:
+            return False
+        return False
 
     # -- what the table has ----------------------------------------------------
 
@@ -85,6 +105,22 @@ class PostgresBackend(SqlBackend):
         (:mod:`vecext.postgres.info_cache`, one query) says nothing changed since."""
         regclass = self._regclass_text(table)
         cache = cache_for(self.conn)
+        conn = self.conn
+        if (
+            self.speculate
+            and conn.autocommit
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ):
+            # the facts kept from the last search, checked by the stamp sent in the
+            # first statement's round trip (one round trip less; 0.2 ms)
+            got = cache.unchecked(regclass, column, metric)
+            if got is not None:
+                info, self.pending.check = got
+                info.table = table
+                info.notes.append(
+                    "table facts and catalog rows: cached on this connection (unchanged)"
+                )
+                return info
         stamp = cache.stamp(self.conn, regclass)
         if stamp is None:
             raise SearchError(f"table {table!r} does not exist")
@@ -160,7 +196,7 @@ class PostgresBackend(SqlBackend):
             for ix in all_indexes
             if ix.method == "hnsw" and ix.usable_for(metric) and ix.predicate is None
         ]
-        usable.sort(key=lambda ix: (_STORAGE_ORDER.get(ix.storage, 9), ix.name))
+        usable.sort(key=lambda ix: (STORAGE_ORDER.get(ix.storage, 9), ix.name))
         # HNSW over codes in a code store: after the table's own indexes (they need no rerank)
         usable += [ix for ix in code_indexes(conn, codes) if ix.usable_for(metric)]
         for ix in all_indexes:
@@ -172,10 +208,10 @@ class PostgresBackend(SqlBackend):
         code = codes[0] if codes else None
         hnsw = usable[0] if usable else None
         by_name = {c.name: c for c in codes}
-        caps = _caps(n_rows, _code_of(hnsw, by_name, code), hnsw, iterative)
-        alternatives = {c.name: _caps(n_rows, c, hnsw, iterative) for c in codes}
+        caps = caps_of(n_rows, code_of(hnsw, by_name, code), hnsw, iterative)
+        alternatives = {c.name: caps_of(n_rows, c, hnsw, iterative) for c in codes}
         alternatives.update(
-            {ix.name: _caps(n_rows, _code_of(ix, by_name, code), ix, iterative) for ix in usable}
+            {ix.name: caps_of(n_rows, code_of(ix, by_name, code), ix, iterative) for ix in usable}
         )
         return TableInfo(
             table=table,
@@ -196,57 +232,41 @@ class PostgresBackend(SqlBackend):
         )
 
     def for_tenant(self, info: TableInfo, tenant: Any) -> TableInfo:
-        """The table as one tenant sees it: its partial HNSW index (if it has one) replaces
-        the shared one; without one the planner scans exactly or uses codes and lists."""
-        from vecext.postgres.tenants import tenant_key
+        """The table as one tenant sees it (:func:`vecext.postgres.capabilities.tenant_view`)."""
+        return tenant_view(info, tenant, self._tenant_rows)
 
-        t: TableRef = info.ref
-        metric = info.metric
-        key = tenant_key(tenant)
-        mine = [
-            ix
-            for ix in info.all_indexes
-            if ix.comment.get("vecext") == "tenant"
-            and ix.comment.get("column") == info.tenant_column
-            and ix.comment.get("tenant") == key
-            and ix.method == "hnsw"
-            and ix.usable_for(metric)
-        ]
-        mine.sort(key=lambda ix: (_STORAGE_ORDER.get(ix.storage, 9), ix.name))
-        indexes = dict(info.indexes)
-        codes = info.codes
-        code = info.caps.code_column
-        iterative = info.caps.iterative_scan
-        if mine:
-            ix = mine[0]
-            indexes[ix.name] = ix
-            where, params = compile_filter(_tenant_pred(info, tenant))
-            n = self._estimate(t, where, params)
-            caps = _caps(int(max(n, 1)), codes.get(code) if code else None, ix, iterative)
-            note = f"tenant {tenant!r} has its own HNSW index {ix.name}"
-        else:
-            caps = replace(info.caps, hnsw_index=None)
-            note = f"tenant {tenant!r} has no HNSW index of its own: exact scan, codes or lists"
-        # (the ef_search floor reads the record of the index that runs: the tenant's)
-        alternatives = {
-            name: replace(c, hnsw_index=caps.hnsw_index, hnsw_record=caps.hnsw_record)
-            for name, c in info.alternatives.items()
-            if name in codes
-        }
-        for ix in mine:
-            rec = _caps(1, None, ix, iterative).hnsw_record
-            alternatives[ix.name] = replace(caps, hnsw_index=ix.name, hnsw_record=rec)
-        return replace(
-            info, caps=caps, indexes=indexes, notes=[*info.notes, note], alternatives=alternatives
-        )
+    def _tenant_rows(self, info: TableInfo, pred: Predicate) -> float:
+        self._verify()
+        where, params = compile_filter(pred)
+        return self._estimate(info.ref, where, params)
 
     # -- how many rows match ------------------------------------------------------
 
     def where(self, info: TableInfo, pred: Predicate | None) -> tuple[sql.Composable, list[Any]]:
         """The WHERE body every step and count uses: a vector, and the filter."""
-        where, params = compile_filter(pred)
-        cond = sql.SQL("{} IS NOT NULL AND ({})").format(sql.Identifier(info.column), where)
+        cond, params, _ = self._where(info, pred)
         return cond, params
+
+    def _where(
+        self, info: TableInfo, pred: Predicate | None
+    ) -> tuple[sql.Composable, list[Any], str]:
+        """:meth:`where` and its text, compiled once per search (this backend serves one)
+        for each filter and column."""
+        key = (id(pred), info.column)
+        got = self._wheres.get(key)
+        if got is None or got[0] is not pred:
+            where, params = compile_filter(pred)
+            cond = sql.SQL("{} IS NOT NULL AND ({})").format(sql.Identifier(info.column), where)
+            if len(self._wheres) >= 64:  # a backend kept for many searches (calibration)
+                self._wheres.clear()
+            got = self._wheres[key] = (pred, cond, params, cond.as_string(self.conn))
+        return got[1], list(got[2]), got[3]
+
+    def _ctx(self, info: TableInfo, req: Any, plan: Any) -> strategies.Context:
+        where, params, text = self._where(info, req.pred)
+        ctx = strategies.Context(self.conn, info, req, plan, where, params, text)
+        ctx.pending = self.pending
+        return ctx
 
     def _estimate(self, t: TableRef, where: sql.Composable, params: list[Any]) -> float:
         (doc,) = self.conn.execute(
@@ -262,19 +282,21 @@ class PostgresBackend(SqlBackend):
         statistics are unchanged (the engine counts exactly near a threshold, see
         :attr:`refine_estimates`)."""
         t: TableRef = info.ref
-        where, params = self.where(info, pred)
+        where, params, text = self._where(info, pred)
         cache = cache_for(self.conn)
-        key = where.as_string(self.conn) + "\x00" + repr(params)
+        key = text + "\x00" + repr(params)
         est = cache.estimate(info, key)
         if est is not None:
             info.notes.append(f"filter estimate {est:.0f} rows: cached on this connection")
             return est
+        self._verify()
         est = self._estimate(t, where, params)
         cache.keep_estimate(info, key, est)
         info.notes.append(f"filter estimate {est:.0f} rows: PostgreSQL's planner")
         return est
 
     def count_matching(self, info: TableInfo, pred: Predicate | None, limit: int) -> int:
+        self._verify()
         t: TableRef = info.ref
         where, params = self.where(info, pred)
         (n,) = self.conn.execute(
@@ -366,32 +388,3 @@ _OLD_CATALOG_INFO = (
     .replace("k.table_oid = %(oid)s", "k.table_schema = %(schema)s AND k.table_name = %(name)s")
     .replace("k.source_attnum = %(attnum)s", "k.source_column = %(column)s")
 )
-
-
-def _tenant_pred(info: TableInfo, tenant: Any) -> Predicate:
-    from vecext.search.filters import Eq
-
-    assert info.tenant_column is not None
-    return Eq(info.tenant_column, tenant)
-
-
-def _code_of(
-    ix: Any, codes: dict[str, CodeColumn], default: CodeColumn | None
-) -> CodeColumn | None:
-    """The code column whose calibration a plan through ``ix`` reads: the indexed one for
-    an index over a code store."""
-    return codes[ix.code_column] if isinstance(ix, CodeIndex) else default
-
-
-def _caps(
-    n_rows: int, code: CodeColumn | None, hnsw: VectorIndex | CodeIndex | None, iterative: bool
-) -> Capabilities:
-    # an index's calibration record lives in its JSON comment; the planner reads its curve
-    # when it was measured for the index's own metric
-    record = hnsw.comment.get("calibration") if hnsw is not None else None
-    name, metric = (hnsw.name, hnsw.metric) if hnsw is not None else (None, "")
-    # no iterative scans through a code-store index: joined to a selective filter they
-    # walked 20,000 tuples for 0.70-0.93 recall@10 on wordnet-minilm (3-12% of the rows),
-    # where the same codes scanned for the matching rows reach 0.95-0.98
-    iterative = iterative and not isinstance(hnsw, CodeIndex)
-    return capabilities(n_rows, code, name, record, metric, iterative)

@@ -215,7 +215,8 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
 def _statement(ctx: Any, ix: CodeIndex, step: str, sizes: tuple[int, ...]) -> Any:
     """The SQL of one ``step`` of a walk (``walk``: walk and rerank, one-level codes;
     ``codes``: the walk with the codes; ``rerank``: exact distances of the given keys).
-    Without a filter its text is kept (:func:`~vecext.postgres.statement.cached_sql`)."""
+    Its text is kept by table, index, sizes and filter shape
+    (:func:`~vecext.postgres.statement.cached_sql`)."""
     info = ctx.info
 
     def build() -> sql.Composable:
@@ -253,12 +254,9 @@ def _statement(ctx: Any, ix: CodeIndex, step: str, sizes: tuple[int, ...]) -> An
             "SELECT c.pk, {exact} AS d FROM unnest(%s::{typ}[]) AS c(pk) ORDER BY d, c.pk LIMIT {k}"
         ).format(exact=exact, typ=typ, k=lit[0])
 
-    if ctx.req.pred is not None:
-        return build()
-    key = (
+    key = ctx.key(
         "code_index", step, *sizes, ix.store, ix.kind, ix.metric, ix.storage, ix.dim,
-        ix.plane_bytes, info.ref.schema, info.ref.name, info.id_column,
-        info.columns[info.id_column], info.column, info.column_type, ctx.req.metric,
+        ix.plane_bytes, info.columns[info.id_column],
     )  # fmt: skip
     return cached_sql(ctx.conn, key, build)
 

@@ -36,8 +36,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from vecext.postgres.statement import cached_sql
-from vecext.search.contracts import SearchError, TableInfo
+from vecext.postgres.statement import Check, cached_sql
+from vecext.search.contracts import FactsChanged, SearchError, TableInfo
 
 __all__ = ["STAMP_SQL", "InfoCache", "cache_for", "clear"]
 
@@ -107,6 +107,8 @@ class InfoCache:
 
     def __init__(self) -> None:
         self._tables: OrderedDict[tuple[int, str, str], _Entry] = OrderedDict()
+        #: the last stamp read for each table text (``to_regclass``'s argument)
+        self._last: dict[str, tuple[Any, ...]] = {}
         #: whether the last stamp saw the vecext catalog (its rows join the stamp then);
         #: the first stamp is read without it, so a catalog-less database never sees a
         #: statement naming a missing table
@@ -121,7 +123,50 @@ class InfoCache:
             # the catalog was installed (or dropped) since: read the stamp of that state
             self.catalog = bool(row[1])
             row = self._stamp_row(conn, regclass)
-        return tuple(row) if row is not None else None
+        if row is None:
+            self._last.pop(regclass, None)
+            return None
+        if len(self._last) >= 4 * MAX_TABLES:
+            self._last.clear()
+        stamp = self._last[regclass] = tuple(row)
+        return stamp
+
+    def unchecked(self, regclass: str, column: str, metric: str) -> tuple[TableInfo, Check] | None:
+        """The info kept under the table's last stamp, *not checked now*, and the
+        :class:`~vecext.postgres.statement.Check` that a search's first statement sends
+        ahead of it: the stamp again, which raises :class:`FactsChanged` when it differs
+        (the rows are then discarded and the search planned again). ``None`` when
+        nothing is kept."""
+        last = self._last.get(regclass)
+        if last is None:
+            return None
+        entry = self._tables.get((int(last[0]), column, metric))
+        if entry is None or entry.stamp != last:
+            return None
+        catalog = self.catalog
+
+        def send(conn: psycopg.Connection, calls: str, values: list[Any]) -> psycopg.Cursor[Any]:
+            # the statement's set_config calls ride on the stamp's row (one statement
+            # less): in the outer select list, so they run after the stamp resolved the
+            # table by the caller's search_path, and also when it found none (one row)
+            text = cached_sql(
+                conn,
+                ("stamp", catalog, calls),
+                lambda: sql.SQL(
+                    f"SELECT s.*, {calls} FROM (SELECT) o "
+                    f"LEFT JOIN ({_stamp_text(conn, catalog)}) s ON true"
+                ),
+            )
+            return _send_prepared(conn, text, [*values, regclass])
+
+        def accept(row: Any) -> None:
+            if row is None or tuple(row[: len(last)]) != last:
+                self._last.pop(regclass, None)
+                raise FactsChanged(f"the stamp of {regclass} changed")
+
+        info = self.get(last, column, metric)
+        assert info is not None
+        return info, Check(send, accept)
 
     def _stamp_row(self, conn: psycopg.Connection, regclass: str) -> Any:
         try:
@@ -180,11 +225,25 @@ class InfoCache:
 
     def clear(self) -> None:
         self._tables.clear()
+        self._last.clear()
 
 
 def _stamp_text(conn: psycopg.Connection, catalog: bool) -> str:
     # rendered once per encoding: rendering the composed stamp took 0.05 ms per search
     return cached_sql(conn, ("stamp", catalog), lambda: STAMP_SQL[catalog])
+
+
+def _send_prepared(conn: psycopg.Connection, query: str, params: list[Any]) -> psycopg.Cursor[Any]:
+    """:func:`_prepared` sent in a pipeline: the cursor its row will be read from."""
+    if getattr(getattr(conn, "_prepared", None), "_to_flush", None):
+        return conn.execute(query, params, prepare=False)  # (see _prepared)
+    threshold = conn.prepare_threshold
+    if threshold is None:
+        conn.prepare_threshold = 1 << 30
+    try:
+        return conn.execute(query, params, prepare=True)
+    finally:
+        conn.prepare_threshold = threshold
 
 
 def _prepared(conn: psycopg.Connection, query: str, regclass: str) -> Any:

@@ -9,6 +9,7 @@ cast to the column's type in the statement.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,15 @@ from psycopg.pq import Format, TransactionStatus
 
 from vecext.postgres.tables import TableRef
 
-__all__ = ["PATH_TEXT", "Float4Array", "SearchRef", "cached_sql", "fetch_local", "vector_text"]
+__all__ = [
+    "PATH_TEXT",
+    "Check",
+    "Float4Array",
+    "SearchRef",
+    "cached_sql",
+    "fetch_local",
+    "vector_text",
+]
 
 _FLOAT4_OID, _FLOAT4_ARRAY_OID = 700, 1021
 
@@ -62,34 +71,86 @@ class _Float4ArrayDumper(Dumper):
         return obj.data
 
 
+@dataclass(frozen=True)
+class Check:
+    """A query sent ahead of a statement, in its round trip, that decides whether the
+    statement's rows may be used (the table stamp of :mod:`vecext.postgres.info_cache`
+    for a search planned from kept facts): ``send(conn, calls, values)`` sends it (in a
+    pipeline) with the ``set_config`` calls ``calls`` (SQL text, parameters ``values``)
+    in its select list, and returns its cursor; ``accept(row)`` returns when its row
+    (``None`` when it failed) allows the rows and raises when not."""
+
+    send: Callable[[psycopg.Connection, str, list[Any]], psycopg.Cursor[Any]]
+    accept: Callable[[Any], None]
+
+    def run(self, conn: psycopg.Connection) -> None:
+        """The check on its own (no statement to send it with)."""
+        try:
+            row = self.send(conn, "NULL", []).fetchone()
+        except psycopg.Error:
+            row = None
+            if conn.info.transaction_status == TransactionStatus.INERROR:
+                raise
+        self.accept(row)
+
+
 def fetch_local(
     conn: psycopg.Connection,
     settings: dict[str, str],
     query: sql.Composable | str,
     params: list[Any],
     path: str | None = None,
+    check: Check | None = None,
 ) -> list[tuple[Any, ...]]:
     """Run ``query`` with transaction-local ``settings`` and ``search_path`` (``path``, as
     :data:`PATH_TEXT` reads it; ``None``: looked up by the statement); no setting
-    outlives the query.
+    outlives the query. ``check``, when given, runs first and decides whether the rows
+    may be used (see :class:`Check`; an error of the statement is then only raised when
+    the check accepts).
 
-    On an idle autocommit connection the settings and the query go in one pipeline, one
-    round trip, in the implicit transaction PostgreSQL runs them in until the pipeline's
-    sync (no BEGIN and ROLLBACK to parse and run). Inside a caller's transaction it runs
-    in a savepoint of its own (:func:`_fetch_in_transaction`)."""
-    if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-        try:
-            with conn.pipeline() as pipe, conn.cursor() as cur:
-                cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
+    On an idle autocommit connection the check, the settings and the query go in one
+    pipeline, one round trip, in the implicit transaction PostgreSQL runs them in until
+    the pipeline's sync (no BEGIN and ROLLBACK to parse and run). Inside a caller's
+    transaction it runs in a savepoint of its own (:func:`_fetch_in_transaction`), after
+    the check on its own."""
+    if not (conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE):
+        if check is not None:
+            check.run(conn)
+        return _fetch_in_transaction(conn, settings, query, params, path)
+    cur = conn.cursor()
+    first = None
+    try:
+        cur.adapters.register_dumper(Float4Array, _Float4ArrayDumper)
+        # the pipeline's exit sends the one sync (an explicit sync first cost a round trip)
+        with conn.pipeline():
+            if check is None:
                 conn.execute(*_set_local(settings, path))
-                cur.execute(query, params, prepare=False)
-                pipe.sync()
-                return cur.fetchall()
-        finally:
-            # an error ends the implicit transaction at the sync; never leave one open
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-    return _fetch_in_transaction(conn, settings, query, params, path)
+            else:  # the check's row also sets the settings
+                first = check.send(conn, *_local_calls(settings, path))
+            cur.execute(query, params, prepare=False)
+        rows = cur.fetchall()
+    except psycopg.Error:
+        if check is not None:
+            check.accept(_row_of(first))  # stale facts: plan again rather than raise
+        raise
+    finally:
+        cur.close()
+        # an error ends the implicit transaction at the sync; never leave one open
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    if check is not None:
+        check.accept(_row_of(first))
+    return rows
+
+
+def _row_of(cur: psycopg.Cursor[Any] | None) -> Any:
+    """The one row of a pipelined check (``None`` if it failed or never ran)."""
+    if cur is None:
+        return None
+    try:
+        return cur.fetchone()
+    except psycopg.Error:
+        return None
 
 
 #: the savepoint a search statement runs in inside a caller's transaction

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vecext.search import engine, threshold
-from vecext.search.contracts import METRICS, Request, SearchError, TableInfo
+from vecext.search.contracts import METRICS, FactsChanged, Request, SearchError, TableInfo
 from vecext.search.planner import PlannerSettings
 from vecext.search.registry import backend_for
 from vecext.search.result import SearchResult
@@ -108,11 +108,26 @@ def search(
         isinstance(max_scan_rows, bool) or not isinstance(max_scan_rows, int) or max_scan_rows <= 0
     ):
         raise SearchError(f"max_scan_rows must be a positive integer, got {max_scan_rows!r}")
+    args = (
+        table, column, q, k, cap, metric, filter, strategy, recall_target, max_scan_rows,
+        settings, explain_only, tenant, using, min_relevance, relevance,
+    )  # fmt: skip
     try:
-        return _search(
-            backend, table, column, q, k, cap, metric, filter, strategy, recall_target,
-            max_scan_rows, settings, explain_only, tenant, using, min_relevance, relevance,
-        )  # fmt: skip
+        # plan from the facts kept from the last search, checked with the first statement
+        # (not for explain_only: no statement runs to check them)
+        if not explain_only and hasattr(backend, "speculate"):
+            backend.speculate = True
+        try:
+            return _search(backend, *args)
+        except FactsChanged:
+            pass
+        except Exception:
+            # an error before any check may come from the change itself
+            changed = getattr(backend, "facts_changed", None)
+            if changed is None or not changed():
+                raise
+        # the table changed since: plan again from facts read now
+        return _search(backend_for(conn), *args)
     except backend.driver_errors as exc:
         # bad input the checks above did not catch: a vecext error, the driver's in __cause__
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -36,6 +36,13 @@ class SearchError(VecextError, ValueError):
     """A search request that cannot run: bad k, query, metric, table or column."""
 
 
+class FactsChanged(Exception):
+    """The table facts a search was planned from were not current (a backend that
+    :attr:`SqlBackend.speculate` s checks them with its first statement): the rows are
+    discarded and :func:`vecext.search.search` plans again from fresh facts. Never
+    reaches the caller."""
+
+
 class TableRef(Protocol):
     """A table as a backend resolved it (each backend has its own class: PostgreSQL's
     carries the OID, DuckDB's the database). ``str(ref)`` is ``schema.name``."""
@@ -285,9 +292,19 @@ class SqlBackend(ABC):
     connection_type: ClassVar[type]
     statements: ClassVar[Any]
     calibration: ClassVar[Any]
+    #: set by :func:`vecext.search.search` for a search it can plan again: the backend
+    #: may plan from the facts it kept from an earlier search and check that they are
+    #: still current with the search's first statement (raising :class:`FactsChanged`
+    #: when not, before anything of the statement is used)
+    speculate: bool = False
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+
+    def facts_changed(self) -> bool:
+        """Whether facts this search planned from without checking them have changed
+        (checked now; ``False`` when there are none)."""
+        return False
 
     @classmethod
     def accepts(cls, conn: Any) -> bool:
