@@ -7,9 +7,6 @@ promises, and calibrated relevance thresholds for PostgreSQL (pgvector) and Duck
 Every error vecext raises is a :class:`VecextError`.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _dist_version
-
 from vecext.codecs import CodecError, CodecVersionError
 from vecext.errors import (
     CatalogError,
@@ -22,10 +19,11 @@ from vecext.errors import (
 from vecext.relevance import RelevanceError
 from vecext.search import FilterError, SearchError, SearchResult, explain, search
 
-try:
-    __version__ = _dist_version("vecext")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.4.0"
+#: The package's version, which is also the catalog version its SQL scripts end at
+#: (pyproject.toml says the same; tests/postgres/test_catalog.py checks all three). Not
+#: read from the installed metadata: an editable install keeps the version it was
+#: installed at while the source moves on.
+__version__ = "0.5.0"
 
 __all__ = [
     "CatalogError",

@@ -1,7 +1,8 @@
 """IVF lists over their whole life in PostgreSQL: kept current by the trigger on INSERT,
 UPDATE and COPY, dropped with the compressed column they belong to (no list column,
 trigger, index or centroid left behind) in one transaction, from Python or SQL, and
-lists orphaned by catalog 0.1.0 found and dropped. (The life every backend shares:
+lists orphaned by catalog 0.1.0 found and dropped. Lists of a code-store column live in
+its store (catalog 0.5.0; more in ``test_pg_ivf_store.py``). (The life every backend shares:
 ``tests/contract/test_ivf_lifecycle.py``.)"""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.postgres.conftest import clustered, vector_text
+from tests.postgres.conftest import clustered, store_of, vector_text
 from vecext.codecs import make_codec
 from vecext.errors import CatalogError
 from vecext.postgres import (
@@ -95,6 +96,23 @@ def _codec_rows(conn: psycopg.Connection, name: str) -> tuple[int, int, int]:
     )
 
 
+def _store_indexes(conn: psycopg.Connection, table: str, code_column: str) -> set[str]:
+    store = store_of(conn, table, code_column)
+    rows = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'vecext' AND tablename = %s",
+        [store.as_string(conn).split(".")[1].strip('"')],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _store_lists(conn: psycopg.Connection, table: str, code_column: str, lcol: str) -> dict:
+    """``{key: list id}`` of every row of a compressed column's code store."""
+    q = sql.SQL("SELECT pk, {} FROM {} ORDER BY pk").format(
+        sql.Identifier(lcol), store_of(conn, table, code_column)
+    )
+    return dict(conn.execute(q).fetchall())
+
+
 def test_dropping_a_compressed_column_leaves_no_trigger_or_index(mconn, codecs) -> None:
     x = _table(mconn, "lc_drop", seed=41)
     before = _checksum(mconn, "lc_drop")
@@ -106,7 +124,9 @@ def test_dropping_a_compressed_column_leaves_no_trigger_or_index(mconn, codecs) 
     add_compressed_column(mconn, "lc_drop", "embedding", "lc_pq", "emb_pq", progress=False)
     lists = add_ivf_lists(mconn, "lc_drop", "embedding", 8, niter=5, index_columns=["cat"])
     assert len(_triggers(mconn, "lc_drop")) > len(trig0)
-    assert len(_indexes(mconn, "lc_drop")) > len(idx0)
+    # the lists and their index are the code store's (catalog 0.5.0), not the table's
+    assert _indexes(mconn, "lc_drop") == idx0 and _columns(mconn, "lc_drop") == cols0
+    assert set(lists.indexes) <= _store_indexes(mconn, "lc_drop", "emb_pq")
     drop_compressed_column(mconn, "lc_drop", "emb_pq")
     # INSERT, COPY, UPDATE and DELETE still work: no trigger reads the dropped centroids
     _leaves_nothing(mconn, "lc_drop", cols0, trig0, idx0, lists.codec_name, before, x)
@@ -136,9 +156,14 @@ def test_trigger_keeps_list_ids_current(mconn, codecs) -> None:
     add_compressed_column(mconn, "lc_trig", "embedding", "lc_pq", "emb_pq", progress=False)
     lists = add_ivf_lists(mconn, "lc_trig", "embedding", 8, niter=5)
     coarse = load_codec(mconn, lists.codec_name)
-    lcol = sql.Identifier(lists.list_column)
-    got = mconn.execute(sql.SQL("SELECT {} FROM lc_trig ORDER BY id").format(lcol)).fetchall()
-    assert [g[0] for g in got] == coarse.assign(x).tolist()
+    assert lists.store is not None  # a code-store column keeps its lists in the store
+
+    def listed(ids):
+        got = _store_lists(mconn, "lc_trig", "emb_pq", lists.list_column)
+        return {i: got.get(i) for i in ids}
+
+    got = _store_lists(mconn, "lc_trig", "emb_pq", lists.list_column)
+    assert [got[i] for i in range(N)] == coarse.assign(x).tolist()
 
     # INSERT, COPY and UPDATE of the vector each assign the row's list at once
     far = x[:3] * -1.5
@@ -146,22 +171,12 @@ def test_trigger_keeps_list_ids_current(mconn, codecs) -> None:
     with mconn.cursor().copy("COPY lc_trig (id, embedding, cat) FROM STDIN") as copy:
         copy.write_row((50001, vector_text(far[1]), "b"))
     mconn.execute("UPDATE lc_trig SET embedding = %s WHERE id = 7", [vector_text(far[2])])
-    got = dict(
-        mconn.execute(
-            sql.SQL("SELECT id, {} FROM lc_trig WHERE id IN (50000, 50001, 7)").format(lcol)
-        ).fetchall()
-    )
     want = coarse.assign(far).tolist()
-    assert got == {50000: want[0], 50001: want[1], 7: want[2]}
+    assert listed([50000, 50001, 7]) == {50000: want[0], 50001: want[1], 7: want[2]}
     # an UPDATE of another column leaves the list alone; a NULL vector has no list
     mconn.execute("UPDATE lc_trig SET cat = 'z' WHERE id = 7")
     mconn.execute("UPDATE lc_trig SET embedding = NULL WHERE id = 8")
-    got = dict(
-        mconn.execute(
-            sql.SQL("SELECT id, {} FROM lc_trig WHERE id IN (7, 8)").format(lcol)
-        ).fetchall()
-    )
-    assert got == {7: int(coarse.assign(far[2:3])[0]), 8: None}
+    assert listed([7, 8]) == {7: int(coarse.assign(far[2:3])[0]), 8: None}
 
     # (that the IVF search finds them at once: tests/contract/test_ivf_lifecycle.py)
 
@@ -196,7 +211,9 @@ def test_sql_function_drops_the_ivf_lists(mconn, codecs) -> None:
     snap = (_columns(mconn, "lc_plain"), _triggers(mconn, "lc_plain"), _indexes(mconn, "lc_plain"))
     add_compressed_column(mconn, "lc_plain", "embedding", "lc_pq", "emb_pq", progress=False)
     lists = add_ivf_lists(mconn, "lc_plain", "embedding", 8, niter=5, index_columns=["cat"])
-    assert len(_indexes(mconn, "lc_plain") - snap[2]) == 2
+    # the list index is the store's (catalog 0.5.0): the table gets none
+    assert _indexes(mconn, "lc_plain") == snap[2]
+    assert len(set(lists.indexes) & _store_indexes(mconn, "lc_plain", "emb_pq")) == 1
 
     mconn.execute("SELECT vecext.drop_compressed_column('lc_plain', 'emb_pq')")
 
@@ -295,7 +312,7 @@ def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
     conn.execute("SELECT vecext.drop_compressed_column('lc_orph', 'emb_pq')")
 
     up = install(conn)
-    assert (up.previous, up.current) == ("0.1.0", "0.4.0")
+    assert (up.previous, up.current) == ("0.1.0", "0.5.0")
     assert [o.table.name for o in orphaned_ivf_lists(conn)] == ["lc_orph"]
 
     conn.execute("SELECT vecext.drop_compressed_column('lc_up', 'emb_pq')")

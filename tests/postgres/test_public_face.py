@@ -161,9 +161,9 @@ def test_add_ivf_lists_takes_a_trained_quantizer_and_checks_filter_columns(pg_co
     lists = vp.add_ivf_lists(
         pg_conn, "faces", "embedding", codec=IVFCodec(8, "l2", nlist=4).train(x)
     )
-    assert lists.nlist == 4
+    assert lists.nlist == 4 and lists.store is not None  # in the code store (catalog 0.5.0)
     (missing,) = pg_conn.execute(
-        "SELECT count(*) FROM faces WHERE embedding_list IS NULL"
+        f'SELECT count(*) FROM vecext."{lists.store}" WHERE list IS NULL'
     ).fetchone()
     assert missing == 0
 

@@ -87,10 +87,13 @@ def test_list_ids_follow_inserts_and_updates(tenv) -> None:
 
     conn, data, _ = tenv
     lists = ivf_lists(conn, "titems", "emb_pq")
-    assert lists is not None and lists.nlist == 40 and lists.list_column == "embedding_list"
+    # in the code store (catalog 0.5.0), column list
+    assert lists is not None and lists.nlist == 40 and lists.list_column == "list"
+    assert lists.store is not None
+    store = f'vecext."{lists.store}"'
     coarse = load_codec(conn, lists.codec_name)
     # the backfill and the trigger agree with the Python quantizer
-    rows = conn.execute("SELECT id, embedding_list FROM titems ORDER BY id LIMIT 500").fetchall()
+    rows = conn.execute(f"SELECT pk, list FROM {store} ORDER BY pk LIMIT 500").fetchall()
     assert [r[1] for r in rows] == coarse.assign(data.xb[:500]).tolist()
     x = data.xq[:3]
     with conn.transaction():
@@ -99,14 +102,12 @@ def test_list_ids_follow_inserts_and_updates(tenv) -> None:
                 "INSERT INTO titems (id, embedding, cat, tenant) VALUES (%s, %s, 'a', 'mid')",
                 [100_000 + i, vector_text(v)],
             )
-        got = conn.execute(
-            "SELECT embedding_list FROM titems WHERE id >= 100000 ORDER BY id"
-        ).fetchall()
+        got = conn.execute(f"SELECT list FROM {store} WHERE pk >= 100000 ORDER BY pk").fetchall()
         assert [g[0] for g in got] == coarse.assign(x).tolist()
         conn.execute(
             "UPDATE titems SET embedding = %s WHERE id = 100000", [vector_text(data.xb[7])]
         )
-        (moved,) = conn.execute("SELECT embedding_list FROM titems WHERE id = 100000").fetchone()
+        (moved,) = conn.execute(f"SELECT list FROM {store} WHERE pk = 100000").fetchone()
         assert moved == coarse.assign(data.xb[7:8])[0]
         conn.execute("DELETE FROM titems WHERE id >= 100000")
 
@@ -122,14 +123,26 @@ def test_drop_and_readd_lists(tenv) -> None:
         "AND NOT attisdropped"
     ).fetchall()}  # fmt: skip
     assert "embedding_list" not in cols
+    # nor in the code store (catalog 0.5.0)
+    assert conn.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = vecext.code_store('titems', "
+        "'emb_pq') AND attname = 'list' AND NOT attisdropped"
+    ).fetchone() == (0,)
     assert not conn.execute(
         "SELECT 1 FROM pg_trigger WHERE tgrelid = 'titems'::regclass "
         "AND tgname = 'vecext_embedding_list'"
     ).fetchall()
     with pytest.raises(SearchError, match="needs IVF lists and codes"):
         search(conn, "titems", "embedding", data.xq[0], 10, tenant="big", strategy="ivf")
+    indexes = {r[0] for r in conn.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'titems'::regclass"
+    ).fetchall()}  # fmt: skip
     lists = add_ivf_lists(conn, "titems", "embedding", nlist=40, niter=5)
-    # the declared tenant column got its (tenant, list) index
-    assert any("tenant" in name for name in lists.indexes)
+    # lists in the code store (catalog 0.5.0): one index on the store's list column, none on
+    # the table (the tenant is joined by primary key)
+    assert lists.store is not None and len(lists.indexes) == 1
+    assert {r[0] for r in conn.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'titems'::regclass"
+    ).fetchall()} == indexes  # fmt: skip
     r = search(conn, "titems", "embedding", data.xq[0], 10, tenant="big", strategy="ivf")
     assert len(r) == 10 and (tenants[r.ids] == "big").all()

@@ -39,6 +39,9 @@ class IVFLists:
     metric: str
     #: indexes made for the lists (PostgreSQL: ``(list)``, ``(filter column, list)``)
     indexes: tuple[str, ...] = ()
+    #: PostgreSQL (catalog 0.5.0): the code store (``store_<id>`` in schema ``vecext``)
+    #: whose column ``list_column`` holds the list ids; ``None``: a column of the table
+    store: str | None = None
 
 
 def ivf_codec_name(ref: Any, column: str, nlist: int) -> str:

@@ -312,7 +312,7 @@ class PostgresBackend(SqlBackend):
 def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
     out, notes = [], []
     for (name, codec, kind, made_fp, fp, cmetric, status, lcol, ivf, ivf_fp, ivf_params,
-         calib, params, dim, store) in rows:  # fmt: skip
+         calib, params, dim, store, list_layout) in rows:  # fmt: skip
         if status != "ready":
             notes.append(f"compressed column {name} is still backfilling")
             continue
@@ -334,7 +334,7 @@ def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
                 ivf_fingerprint=ivf_fp,
                 nlist=int((ivf_params or {}).get("nlist", 0)) if ivf_fp else 0,
                 calibration=calib if isinstance(calib, dict) else None,
-                store=store,
+                store=store, lists_in_store=bool(ivf_fp and store and list_layout == "store"),
             )
         )  # fmt: skip
     return best_first(out), notes
@@ -374,7 +374,8 @@ _CATALOG_INFO = (
       (SELECT json_agg(json_build_array(k.code_column, k.codec_name, c.kind, k.codec_fingerprint,
                        c.fingerprint, c.metric, k.status, k.list_column, k.ivf_codec_name,
                        v.fingerprint, v.params, k.calibration, c.params, c.dim,
-                       CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END)
+                       CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END,
+                       to_jsonb(k) ->> 'list_layout')
                        ORDER BY k.id)
          FROM vecext.compressed_columns k
          JOIN vecext.codecs c ON c.name = k.codec_name

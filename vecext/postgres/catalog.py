@@ -219,9 +219,33 @@ def _undo_code_stores(conn: psycopg.Connection) -> None:
     )
 
 
+def _undo_store_lists(conn: psycopg.Connection) -> None:
+    """The table change of catalog 0.5.0, undone; refused while a code store keeps IVF
+    lists (0.4.0's store trigger cannot keep them current): those are named."""
+    held = conn.execute(
+        "SELECT format('%s.%s.%s', n.nspname, r.relname, k.code_column) "
+        "FROM vecext.compressed_columns k JOIN pg_class r ON r.oid = k.table_oid "
+        "JOIN pg_namespace n ON n.oid = r.relnamespace "
+        "WHERE k.list_column IS NOT NULL AND k.list_layout = 'store' ORDER BY k.id"
+    ).fetchall()
+    if held:
+        raise CatalogError(
+            "catalog 0.5.0 cannot be downgraded while compressed columns keep IVF lists in "
+            f"their code stores: {', '.join(r[0] for r in held)}; drop the lists first "
+            "(drop_ivf_lists), or stay on 0.5.0"
+        )
+    conn.execute("ALTER TABLE vecext.compressed_columns DROP COLUMN list_layout")
+
+
 #: upgrade scripts that change tables, and how a downgrade undoes those changes (their
 #: functions are undone as for every script)
-_UNDO_TABLES = {"vecext--0.3.0--0.4.0.sql": _undo_code_stores}
+_UNDO_TABLES = {
+    "vecext--0.3.0--0.4.0.sql": _undo_code_stores,
+    "vecext--0.4.0--0.5.0.sql": _undo_store_lists,
+}
+#: from this catalog on every vecext function pins its search_path (a routine a
+#: downgrade restores from its script's text gets the pin back)
+_PINNED_PATH = "0.4.0"
 
 
 def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
@@ -263,11 +287,14 @@ def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
     for s in chain[: names.index(script_name)]:
         earlier.update(_routines(s.text())[0])
     _refuse_dropping_used(conn, [n for n in mine if n not in earlier], script_name)
+    pin = _scripts.vtuple(script.from_version) >= _scripts.vtuple(_PINNED_PATH)
     for name, (kind, _) in mine.items():
         if name in earlier:
             conn.execute(
                 re.sub(r"^CREATE\s+(?:OR\s+REPLACE\s+)?", "CREATE OR REPLACE ", earlier[name][1])
             )
+            if pin:
+                _pin_search_path(conn, name)
             continue
         for (signature,) in conn.execute(
             "SELECT p.oid::regprocedure::text FROM pg_proc p "
@@ -278,6 +305,28 @@ def revert_script(conn: psycopg.Connection, script_name: str) -> bool:
     conn.execute("UPDATE vecext.installed_version SET version = %s", [script.from_version])
     conn.execute("DELETE FROM vecext.install_history WHERE script = %s", [script_name])
     return True
+
+
+def _pin_search_path(conn: psycopg.Connection, name: str) -> None:
+    """``search_path`` pinned on the vecext routines named ``name``, as catalog 0.4.0 pins
+    it on every function (a PQ lookup sum and the procedure backfill excepted)."""
+    for (f,) in conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+        "WHERE p.pronamespace = 'vecext'::regnamespace AND p.prokind = 'f' AND p.proname = %s "
+        "AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql') "
+        "AND p.proargtypes = '17 1021'::oidvector)",
+        [name],
+    ).fetchall():
+        conn.execute(
+            sql.SQL("ALTER FUNCTION {} SET search_path = pg_catalog, {}, pg_temp").format(
+                sql.SQL(f), sql.Identifier(_pgvector_schema(conn))
+            )
+        )
+
+
+def _pgvector_schema(conn: psycopg.Connection) -> str:
+    row = conn.execute("SELECT vecext.pgvector_schema()").fetchone()
+    return str(row[0]) if row and row[0] else "public"
 
 
 def _refuse_dropping_used(conn: psycopg.Connection, routines: list[str], script: str) -> None:

@@ -212,11 +212,18 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
     the candidate stage read. One statement."""
     code, depth, dmax, lists = stage.code, stage.depth, stage.dmax, stage.lists
     dist, dparams = code_distance(ctx, code)
+    in_store = bool(code.store and code.lists_in_store)
+    probe: list[Any] = []
     if lists is not None:
         lcol = sql.Identifier(str(code.list_column))
+        # the table's list column (lists made before catalog 0.5.0, layout 'table')
         lsel, lwhere = (
-            sql.SQL(", {} AS l").format(lcol),
-            sql.SQL("{} = ANY(%s::int[]) AND ").format(lcol),
+            (sql.SQL(""), sql.SQL(""))
+            if in_store
+            else (
+                sql.SQL(", {} AS l").format(lcol),
+                sql.SQL("{} = ANY(%s::int[]) AND ").format(lcol),
+            )
         )
         head = sql.SQL("SELECT id, cd, l, count(*) OVER () AS n FROM ({}) r")
         out = sql.SQL("o.l, o.n")
@@ -227,9 +234,30 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
         lsel, lwhere = sql.SQL(""), sql.SQL("")
         head = sql.SQL("SELECT id, cd FROM ({}) r")
         out = sql.SQL("NULL, NULL")
-        probe, settings = [], _serial(ctx)
-    if code.store:
+        settings = _serial(ctx)
+    if code.store and in_store and lists is not None:
+        # the lists in the store (catalog 0.5.0): its list index finds the probed rows;
+        # a filter is on the user's table, joined by primary key
         store = sql.Identifier("vecext", code.store)
+        if ctx.req.pred is None:
+            inner = sql.SQL(
+                "SELECT s.pk AS id, {dist} AS cd, s.{l} AS l FROM {store} s "
+                "WHERE s.{l} = ANY(%s::int[]){budget}"
+            ).format(dist=dist, l=lcol, store=store, budget=ctx.budget())
+            inner_params = [*probe]
+        else:
+            inner = sql.SQL(
+                "SELECT s.pk AS id, {dist} AS cd, s.{l} AS l FROM {store} s JOIN (SELECT {id} "
+                "AS vx_id FROM {t} WHERE {where}) t ON t.vx_id = s.pk "
+                "WHERE s.{l} = ANY(%s::int[]){budget}"
+            ).format(
+                dist=dist, l=lcol, store=store, id=ctx.id, t=ctx.t, where=ctx.where,
+                budget=ctx.budget(),
+            )  # fmt: skip
+            inner_params = [*ctx.where_params, *probe]
+    elif code.store:
+        store = sql.Identifier("vecext", code.store)
+        inner_params = [*probe, *ctx.where_params]
         if lists is None and ctx.req.pred is None:
             # every store row has a vector: the narrow store alone
             inner = sql.SQL("SELECT s.pk AS id, {dist} AS cd FROM {store} s{budget}").format(
@@ -247,6 +275,7 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
                 budget=ctx.budget(),
             )  # fmt: skip
     else:
+        inner_params = [*probe, *ctx.where_params]
         inner = sql.SQL(
             "SELECT {id} AS id, {dist} AS cd{lsel} FROM {t} "
             "WHERE {lwhere}{codes} IS NOT NULL AND {where}{budget}"
@@ -263,7 +292,7 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
         head=head.format(inner), dmax=sql.Literal(int(dmax)), out=out, depth=sql.Literal(depth),
         col=ctx.col, op=ctx.op, q=ctx.qcast, t=ctx.t, id=ctx.id,
     )  # fmt: skip
-    rows = ctx.fetch(settings, query, [*dparams, *probe, *ctx.where_params, ctx.qtext])
+    rows = ctx.fetch(settings, query, [*dparams, *inner_params, ctx.qtext])
     ids = [r[0] for r in rows]
     lids = np.array([r[1] if r[1] is not None else -1 for r in rows], dtype=np.int64)
     n = int(rows[0][2]) if rows and rows[0][2] is not None else (0 if lists is not None else None)
@@ -287,10 +316,21 @@ def probe_order(ctx: Context, code: Any) -> np.ndarray:
 
 
 def list_counts(ctx: Context, code: Any) -> dict[int, int]:
-    """Rows passing the filter in each IVF list of ``code`` (one aggregate)."""
-    query = sql.SQL("SELECT {}, count(*) FROM {} WHERE {} GROUP BY 1").format(
-        sql.Identifier(str(code.list_column)), ctx.t, ctx.where
-    )
+    """Rows passing the filter in each IVF list of ``code`` (one aggregate; lists in a
+    code store are joined to the rows passing the filter by primary key)."""
+    lcol = sql.Identifier(str(code.list_column))
+    if code.store and code.lists_in_store:
+        query = sql.SQL(
+            "SELECT s.{l}, count(*) FROM {store} s JOIN (SELECT {id} AS vx_id FROM {t} "
+            "WHERE {where}) t ON t.vx_id = s.pk GROUP BY 1"
+        ).format(
+            l=lcol, store=sql.Identifier("vecext", code.store), id=ctx.id, t=ctx.t,
+            where=ctx.where,
+        )  # fmt: skip
+    else:
+        query = sql.SQL("SELECT {}, count(*) FROM {} WHERE {} GROUP BY 1").format(
+            lcol, ctx.t, ctx.where
+        )
     rows = ctx.fetch({}, query, ctx.where_params)
     return {int(r[0]): int(r[1]) for r in rows if r[0] is not None}
 

@@ -73,6 +73,8 @@ class CodeColumn:
     calibration: dict[str, Any] | None = None
     #: where the codes live when not in the user's table (a side store), backend-specific
     store: Any = None
+    #: the list ids (``list_column``) are a column of ``store``, not of the user's table
+    lists_in_store: bool = False
     #: the catalog row's state a backend's code cache keys on (DuckDB: database path,
     #: row id, creation time, refresh mark), read with the rest of the table's facts
     version: Any = None

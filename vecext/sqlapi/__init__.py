@@ -201,8 +201,10 @@ FUNCTIONS: list[SqlFunction] = [
         "0.4.0, its code column) with its triggers, its IVF lists and its catalog entry, in "
         "one transaction; the source column is untouched.",
         "SELECT vecext.drop_compressed_column('doc_items', 'embedding_pq')",
-        "IVF lists added to the column (vecext.postgres.add_ivf_lists) go with it: the list "
-        "column and its indexes, its trigger and the centroids. Catalog 0.1.0's function "
+        "IVF lists added to the column (vecext.postgres.add_ivf_lists) go with it: those in "
+        "its code store (catalog 0.5.0) with the store; a list column of the table (lists "
+        "made before 0.5.0, or of a column of layout 'table') with its indexes and trigger; "
+        "and the centroids. Catalog 0.1.0's function "
         "dropped the code column only and left them orphaned (a catalog upgraded from 0.1.0 "
         "may still hold such lists): vecext.postgres.orphaned_ivf_lists() lists them and "
         "vecext.postgres.drop_orphaned_ivf_lists() drops them. Their codec cannot be dropped "
@@ -237,10 +239,12 @@ FUNCTIONS: list[SqlFunction] = [
         "vecext.ivf_lists_trigger",
         "() -> trigger",
         (PG,),
-        "The trigger function of every IVF list column (BEFORE INSERT OR UPDATE OF the vector "
-        "column; trigger arguments: vector column, list column, IVF codec): the list is the "
-        "nearest centroid in vecext.codebook_vectors. vecext.postgres.add_ivf_lists() installs "
-        "it; it is not called directly.",
+        "The trigger function of every IVF list column of a table (BEFORE INSERT OR UPDATE OF "
+        "the vector column; trigger arguments: vector column, list column, IVF codec): the "
+        "list is the nearest centroid in vecext.codebook_vectors. vecext.postgres."
+        "add_ivf_lists() installs it for a compressed column of layout 'table' (from catalog "
+        "0.5.0 the lists of a code-store column are kept by vecext.store_trigger, in the "
+        "store); it is not called directly.",
         "SELECT 'vecext.ivf_lists_trigger'::regproc::text",
     ),
 ]

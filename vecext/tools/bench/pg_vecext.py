@@ -139,9 +139,10 @@ def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
 
 
 def compact(ctx: BenchContext) -> None:
-    """``VACUUM (FULL, ANALYZE)``: adding IVF lists fills a list column, which rewrites
-    every row (a new row version each) and leaves the heap two to three times its size;
-    a scan reads the whole heap, so measure it compacted."""
+    """``VACUUM (FULL, ANALYZE)``: IVF lists in a column of the table (catalogs before
+    0.5.0) are filled by updating every row (a new row version each), which leaves the
+    heap two to three times its size; a scan reads the whole heap, so measure it
+    compacted. Lists in a code store leave the table as it was."""
     assert ctx.table is not None
     ctx.conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(ctx.table)))
 
@@ -157,8 +158,9 @@ def ensure_lists(ctx: BenchContext, column: str) -> float:
     with ctx.task(f"train IVF lists for {table}.{column}"):
         if ivf_lists(conn, table, column) is None:
             cols = [c for c, _ in attribute_columns(ctx.dataset.attrs)]
-            add_ivf_lists(conn, table, "embedding", code_column=column, index_columns=cols)
-            compact(ctx)
+            made = add_ivf_lists(conn, table, "embedding", code_column=column, index_columns=cols)
+            if made.store is None:  # list ids in the table (catalog before 0.5.0)
+                compact(ctx)
         calibrate(conn, table, column)
     meta["ivf_build_s"] = round(time.perf_counter() - start, 3)
     _set_comment(conn, table, column, meta)
@@ -221,7 +223,14 @@ class PgVecext(VecextMethod):
             total += _column_bytes(self.conn, self.table, self.using)
         if self.using and self.strategy == "ivf":
             lists = ivf_lists(self.conn, self.table, self.using)
-            if lists is not None:
+            if lists is not None and lists.store is not None:
+                (n,) = self.conn.execute(
+                    sql.SQL("SELECT coalesce(sum(pg_column_size({})), 0)::bigint FROM {}").format(
+                        sql.Identifier(lists.list_column), sql.Identifier("vecext", lists.store)
+                    )
+                ).fetchone()  # type: ignore[misc]
+                total += int(n)
+            elif lists is not None:
                 total += _column_bytes(self.conn, self.table, lists.list_column)
         return total
 
@@ -229,8 +238,8 @@ class PgVecext(VecextMethod):
 class VecextAuto(PgVecext):
     """The planner with what vecext sets up without touching the table: binary codes in
     a code store and the HNSW index of the ``pgvector-hnsw`` baseline (same name and
-    DDL, so reused). No IVF lists: their list ids are still a column of the table, and
-    filling it rewrites every row (and inserts each into the table's HNSW index)."""
+    DDL, so reused). No IVF lists (as measured when their list ids were a column of the
+    table; from catalog 0.5.0 they live in the code store and leave the table alone)."""
 
     def build(self) -> float | None:
         ensure_attribute_indexes(self.ctx)

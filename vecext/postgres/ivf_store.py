@@ -1,0 +1,238 @@
+"""IVF lists in a code store (catalog 0.5.0): the list ids of a compressed column of
+layout ``store`` live in column ``list`` of its code store ``vecext."store_<id>"``.
+
+The store's row trigger (``vecext.store_trigger``, given the IVF codec as a fifth
+argument) assigns the list of every inserted or updated row in the same statement that
+writes its code, by the centroids in ``vecext.codebook_vectors``; deletes and TRUNCATE
+take the store rows with them. :func:`add_to_store` fills the rows already there in
+committed batches: key and vector read from the user's table with a binary COPY (the
+table is only read), numpy assignment (:meth:`IVFCodec.assign`), list ids copied into
+a temporary buffer and set by one UPDATE of those store rows per batch. The store is
+vecext's own, so updating it costs the user nothing but the store's space: between
+batches an autocommit connection vacuums the store, and the next batch's new row
+versions take the space the last one freed (the store grows by about one batch, not
+by its size). The list column is indexed once it is filled.
+
+:mod:`vecext.postgres.ivf` decides which layout a column's lists take.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+from vecext.catalog import ivf as cat_ivf
+from vecext.catalog import store
+from vecext.catalog.ivf import IVFLists
+from vecext.catalog.rows import codec_record
+from vecext.codecs.ivf import IVFCodec
+from vecext.errors import CatalogError
+from vecext.postgres import copybin
+from vecext.postgres.catalog import PgDialect
+from vecext.postgres.stores import PgCompressedColumn
+from vecext.postgres.tables import TableRef, VectorColumn
+
+#: the temporary table list ids go through on their way to the store or table
+BUFFER = "vecext_ivf_buffer"
+#: The list-id column of a code store with IVF lists.
+STORE_LIST_COLUMN = "list"
+
+
+def ident_name(*parts: str, suffix: str = "") -> str:
+    """A PostgreSQL object name (<= 63 bytes) made of ``parts``."""
+    base = "_".join(parts) + suffix
+    if len(base.encode()) <= 63:
+        return base
+    h = hashlib.sha256(base.encode()).hexdigest()[:8]
+    return base.encode()[: 63 - 9].decode(errors="ignore") + "_" + h
+
+
+def store_trigger(conn: psycopg.Connection, cc: PgCompressedColumn, ivf: str | None) -> None:
+    """(Re)create the row trigger of ``cc``'s code store, with IVF codec ``ivf`` as its
+    fifth argument (the store's trigger then assigns lists) or without one. The
+    arguments are those ``vecext.add_compressed_column`` gives it; the columns' names
+    are today's, read by attnum."""
+    t = cc.table
+    row = conn.execute(
+        """SELECT s.attname, s.attnum, k.attname, k.attnum
+             FROM vecext.compressed_columns c
+             JOIN pg_attribute s ON s.attrelid = c.table_oid AND s.attnum = c.source_attnum
+             JOIN pg_attribute k ON k.attrelid = c.table_oid AND k.attnum = c.key_attnum
+            WHERE c.id = %s""",
+        [cc.id],
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"the source or key column of {t}.{cc.code_column} is gone")
+    src, src_num, key, key_num = row
+    args = [cc.store_name, cc.codec, str(src_num), str(key_num), *([ivf] if ivf else [])]
+    trig = sql.Identifier(str(cc.store_name))
+    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trig, t.ident))
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OF {}, {} OR DELETE ON {} FOR EACH ROW "
+            "EXECUTE FUNCTION vecext.store_trigger({})"
+        ).format(
+            trig,
+            sql.Identifier(src),
+            sql.Identifier(key),
+            t.ident,
+            sql.SQL(", ").join(map(sql.Literal, args)),
+        )
+    )
+
+
+def add_to_store(
+    conn: psycopg.Connection,
+    cc: PgCompressedColumn,
+    col: VectorColumn,
+    lcol: str,
+    name: str,
+    codec: IVFCodec,
+    metric: str,
+    batch_size: int,
+) -> IVFLists:
+    """The lists of a code-store column: column ``lcol`` of its store, assigned by the
+    store's trigger from now on, the existing rows filled in batches; the user's table
+    is only read."""
+    db = PgDialect(conn)
+    st = cc.store
+    assert st is not None
+    with conn.transaction():
+        if store.codec_version(db, name) is not None:
+            raise CatalogError(f"codec {name!r} already exists; pass another codec_name")
+        store.insert_codec(db, codec_record(name, codec))
+        # (a column an interrupted add_ivf_lists left goes: the store is vecext's)
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(st, sql.Identifier(lcol))
+        )
+        # nullable, no default: no rewrite of the store
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(st, sql.Identifier(lcol))
+        )
+        # committed before the fill reads a vector: every write from then on assigns its
+        # row's list, and the fill never overwrites one (it sets NULL lists only)
+        store_trigger(conn, cc, name)
+    index = ident_name(str(cc.store_name), lcol, suffix="_idx")
+    try:
+        _fill_store(conn, cc, col, lcol, codec, batch_size)
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                    sql.Identifier(index), st, sql.Identifier(lcol)
+                )
+            )
+            cat_ivf.set_lists(db, cc.id, lcol, name)
+            conn.execute(
+                "UPDATE vecext.compressed_columns SET list_layout = 'store' WHERE id = %s",
+                [cc.id],
+            )
+            conn.execute(sql.SQL("ANALYZE {}").format(st))
+    except BaseException:
+        with conn.transaction():
+            drop_from_store(conn, cc, lcol, name)
+        raise
+    return IVFLists(
+        cc.table, col.name, cc.code_column, lcol, name, codec.nlist, metric, (index,),
+        store=cc.store_name,
+    )  # fmt: skip
+
+
+def _fill_store(
+    conn: psycopg.Connection,
+    cc: PgCompressedColumn,
+    col: VectorColumn,
+    lcol: str,
+    codec: IVFCodec,
+    batch_size: int,
+) -> int:
+    """Assign the store rows whose list is missing, one committed batch at a time: the
+    vectors are read from the user's table (key order, binary COPY), the list ids go to
+    a temporary buffer and from there, in one UPDATE per batch, to the store. Between
+    batches an autocommit connection vacuums the store, so the next batch's new row
+    versions take the space this one's old versions freed: the store grows by about one
+    batch, not by its size. Returns the rows assigned."""
+    t, st = col.table, cc.store
+    assert st is not None
+    key, key_type = primary_key(conn, t)
+    int_key = key_type in copybin.INT_KEYS
+    k, src, lst = sql.Identifier(key), sql.Identifier(col.name), sql.Identifier(lcol)
+    done, last = 0, None
+    while True:
+        # COPY takes no bound parameters: the last key (an int or the text of a key
+        # read back from the table) is quoted by psycopg
+        after = (
+            sql.SQL("TRUE") if last is None else sql.SQL("t.{} > {}").format(k, sql.Literal(last))
+        )
+        query = sql.SQL(
+            "COPY (SELECT {key}, t.{src} FROM {t} t JOIN {st} s ON s.pk = t.{k} "
+            "WHERE {after} AND s.{lst} IS NULL AND t.{src} IS NOT NULL ORDER BY t.{k} LIMIT {n}) "
+            "TO STDOUT (FORMAT binary)"
+        ).format(
+            key=sql.SQL("t.{}").format(k) if int_key else sql.SQL("t.{}::text").format(k),
+            src=src, t=t.ident, st=st, after=after, lst=lst, k=k, n=sql.Literal(int(batch_size)),
+        )  # fmt: skip
+        with conn.transaction():
+            with conn.cursor() as cur, cur.copy(query) as cp:
+                data = b"".join(bytes(b) for b in cp)
+            keys, x = copybin.parse_key_vectors(data, col.dim, key_type if int_key else "text")
+            if not keys:
+                return done
+            ids = codec.assign(x)
+            conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} (k {}, l integer) ON COMMIT DROP").format(
+                    sql.Identifier(BUFFER),
+                    sql.SQL(key_type),  # type name from pg_catalog
+                )
+            )
+            with conn.cursor() as cur:
+                with cur.copy(
+                    sql.SQL("COPY {} (k, l) FROM STDIN").format(sql.Identifier(BUFFER))
+                ) as cp:
+                    for kv, lv in zip(keys, ids.tolist(), strict=True):
+                        cp.write_row((kv, lv))
+                # a list the trigger wrote meanwhile (the row was written after the
+                # read) is newer: only NULL lists are set
+                cur.execute(
+                    sql.SQL(
+                        "UPDATE {st} AS s SET {lst} = b.l FROM {buf} b "
+                        "WHERE s.pk = b.k AND s.{lst} IS NULL"
+                    ).format(st=st, lst=lst, buf=sql.Identifier(BUFFER))
+                )
+                done += max(cur.rowcount, 0)
+        if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+            conn.execute(sql.SQL("VACUUM {}").format(st))
+        last = keys[-1]
+
+
+def drop_from_store(
+    conn: psycopg.Connection, cc: PgCompressedColumn, lcol: str, codec: str
+) -> None:
+    """Undo :func:`add_to_store` in the caller's transaction: the store's trigger
+    without lists, its list column (and index) dropped, the catalog's record and the
+    centroids gone. The user's table is not touched beyond its trigger."""
+    store_trigger(conn, cc, None)
+    st = cc.store
+    assert st is not None
+    conn.execute(
+        sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(st, sql.Identifier(lcol))
+    )
+    db = PgDialect(conn)
+    cat_ivf.clear_lists(db, codec)
+    conn.execute("UPDATE vecext.compressed_columns SET list_layout = NULL WHERE id = %s", [cc.id])
+    store.delete_codec(db, codec)
+
+
+def primary_key(conn: psycopg.Connection, t: TableRef) -> tuple[str, str]:
+    """The name and type of ``t``'s single-column primary key."""
+    row = conn.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+           FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE i.indrelid = %s AND i.indisprimary AND i.indnkeyatts = 1""",
+        [t.oid],
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"table {t} needs a single-column primary key for IVF lists")
+    return str(row[0]), str(row[1])
