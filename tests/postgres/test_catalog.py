@@ -5,6 +5,7 @@ reinstalling, refusing newer catalogs and upgrading from 0.1.0 on every backend:
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -111,9 +112,14 @@ def test_script_that_forgets_its_version_is_refused(pg_conn, sql_tree):
 
 
 def test_package_and_catalog_versions_agree():
-    """A release bumps both: the catalog an install ends at is the package's version."""
+    """A release bumps both: the catalog an install ends at is the package's version, and
+    pyproject.toml says the same."""
     assert _scripts.latest_version("postgres") == vecext.__version__
     assert _scripts.latest_version("duckdb") == vecext.__version__
+    declared = re.search(
+        r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(encoding="utf-8"), re.M
+    )
+    assert declared is not None and declared.group(1) == vecext.__version__
 
 
 def test_revert_script_undoes_only_the_last_function_only_step(pg_conn, sql_tree):
