@@ -21,6 +21,7 @@ from vecext.postgres import (
     search,
     train_codec,
 )
+from vecext.postgres.index_build import VectorIndexError
 from vecext.search import PlannerSettings
 from vecext.search.calibrate import calibrate_index
 
@@ -70,6 +71,12 @@ def test_index_over_a_code_store_is_built_found_and_searched(env, data, kind, pa
         [f"vecext.{ix.name}"],
     ).fetchone()
     assert am == "hnsw"
+    # bit codes (binary, rbq's sign plane) build with a wider beam than pgvector's 64:
+    # their Hamming distances tie often (CODE_HNSW_EF_CONSTRUCTION)
+    (options,) = env.execute(
+        "SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s)", [f"vecext.{ix.name}"]
+    ).fetchone()
+    assert f"ef_construction={200 if kind in ('binary', 'rbq') else 64}" in options
     recs = []
     for q in data.xq:
         r = search(env, "items", "embedding", q, 10, strategy="hnsw", using=ix.name)
@@ -97,6 +104,17 @@ def test_index_over_a_code_store_is_built_found_and_searched(env, data, kind, pa
             assert len(r.ids) == 10 and set(data.cat[np.asarray(r.ids)]) == {cat}
             recs.append(_recall(data, r.ids, q, mask))
         assert np.mean(recs) >= 0.85, (kind, cat, np.mean(recs))
+
+
+def test_ef_construction_given_is_kept_and_checked(env) -> None:
+    ix = create_vector_index(env, "items", "e_binary", name="ci_efc48", m=8, ef_construction=48)
+    (options,) = env.execute(
+        "SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s)", [f"vecext.{ix.name}"]
+    ).fetchone()
+    assert set(options) == {"m=8", "ef_construction=48"}
+    env.execute("DROP INDEX vecext.ci_efc48")
+    with pytest.raises(VectorIndexError, match="ef_construction must be at least 2 \\* m"):
+        create_vector_index(env, "items", "e_binary", name="ci_bad", m=16, ef_construction=20)
 
 
 def test_calibration_of_a_code_index_sets_ef(env, data) -> None:

@@ -30,6 +30,7 @@ from vecext.postgres.index_build import (
     VectorIndexError,
     hnsw_build_memory,
     ivfflat_build_memory,
+    literal_predicate,
     raise_settings,
     run_concurrently,
     value_bytes,
@@ -38,9 +39,13 @@ from vecext.postgres.index_catalog import (
     VectorIndex,
     list_vector_indexes,
 )
-from vecext.postgres.store_indexes import compressed_target, create_store_index
+from vecext.postgres.store_indexes import (
+    compressed_target,
+    create_store_index,
+    store_ef_construction,
+)
 from vecext.postgres.tables import TableRef, resolve_table
-from vecext.search.filters import And, Eq, In, Predicate, Range, parse_filter
+from vecext.search.filters import parse_filter
 
 METHODS = ("hnsw", "ivfflat")
 METRIC_OPS = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
@@ -70,33 +75,6 @@ def index_expression(column: str, column_type: str, storage: str, d: int) -> sql
     if storage == "bit" and base in ("vector", "halfvec"):
         return sql.SQL("(binary_quantize({})::bit({}))").format(col, sql.Literal(d))
     raise VectorIndexError(f"cannot index a {column_type} column as {storage}")
-
-
-def literal_predicate(pred: Predicate) -> sql.Composable:
-    """A partial-index WHERE clause. DDL takes no bound parameters, so values are
-    quoted by psycopg (:class:`psycopg.sql.Literal`), identifiers by ``Identifier``."""
-    if isinstance(pred, And):
-        return sql.SQL(" AND ").join(
-            sql.SQL("({})").format(literal_predicate(p)) for p in pred.parts
-        )
-    if isinstance(pred, Eq):
-        return sql.SQL("{} = {}").format(sql.Identifier(pred.column), sql.Literal(pred.value))
-    if isinstance(pred, In):
-        vals = sql.SQL(", ").join(sql.Literal(v) for v in pred.values)
-        return sql.SQL("{} IN ({})").format(sql.Identifier(pred.column), vals)
-    if isinstance(pred, Range):
-        parts = []
-        if pred.lo is not None:
-            parts.append(
-                sql.SQL("{} >= {}").format(sql.Identifier(pred.column), sql.Literal(pred.lo))
-            )
-        if pred.hi is not None:
-            op = sql.SQL("<=" if pred.inclusive else "<")
-            parts.append(
-                sql.SQL("{} {} {}").format(sql.Identifier(pred.column), op, sql.Literal(pred.hi))
-            )
-        return sql.SQL(" AND ").join(parts)
-    raise VectorIndexError("a partial index predicate must be equality, IN or range filters")
 
 
 def _column(conn: psycopg.Connection, t: TableRef, column: str) -> tuple[str, int]:
@@ -137,7 +115,7 @@ def create_vector_index(
     metric: str = "cosine",
     name: str | None = None,
     m: int = HNSW_M,
-    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_construction: int | None = None,
     storage: str = "vector",
     lists: int | None = None,
     where: Any = None,
@@ -164,7 +142,9 @@ def create_vector_index(
         ``"vector"`` (the column), ``"halfvec"`` (``column::halfvec(d)``) or ``"bit"``
         (``binary_quantize(column)::bit(d)``, for a Hamming candidate stage + rerank).
     m, ef_construction
-        HNSW options (pgvector defaults 16 and 64).
+        HNSW options (pgvector's defaults, 16 and 64; an index over the bit codes of a
+        compressed column builds at ef_construction 200 unless given, see
+        :data:`vecext.postgres.index_build.CODE_HNSW_EF_CONSTRUCTION`).
     lists
         IVFFlat lists (default ``max(10, rows / 1000)`` up to 1M rows, ``sqrt(rows)`` beyond).
     where
@@ -194,6 +174,12 @@ def create_vector_index(
             f"unknown index storage {storage!r}; use one of {', '.join(STORAGES)}"
         )
     ops = opclass(storage, metric)
+    t = resolve_table(conn, table)
+    store_cc = compressed_target(conn, t, column)
+    if ef_construction is None:
+        ef_construction = (
+            HNSW_EF_CONSTRUCTION if store_cc is None else store_ef_construction(conn, store_cc)
+        )
     for label, v in (("m", m), ("ef_construction", ef_construction)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise VectorIndexError(f"{label} must be a positive integer, got {v!r}")
@@ -206,8 +192,6 @@ def create_vector_index(
             f"got {ef_construction}"
         )
     pgvector.require(conn, {"bit": "binary_quantize", "halfvec": "halfvec"}.get(storage, "hnsw"))
-    t = resolve_table(conn, table)
-    store_cc = compressed_target(conn, t, column)
     if store_cc is not None:  # the codes of a compressed column: an index on its store
         if method != "hnsw" or where is not None or concurrently:
             raise VectorIndexError(

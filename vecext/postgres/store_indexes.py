@@ -28,6 +28,7 @@ from vecext.codecs.kinds import inner_dim
 from vecext.postgres.catalog import PgDialect
 from vecext.postgres.code_index import plane_expr
 from vecext.postgres.index_build import (
+    CODE_HNSW_EF_CONSTRUCTION,
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
     MB,
@@ -64,16 +65,31 @@ def store_opclass(kind: str, metric: str) -> tuple[str, str]:
     )
 
 
+def code_ef_construction(storage: str) -> int:
+    """The default ef_construction of an HNSW index over codes stored as ``storage``."""
+    return CODE_HNSW_EF_CONSTRUCTION if storage == "bit" else HNSW_EF_CONSTRUCTION
+
+
+def store_ef_construction(conn: psycopg.Connection, cc: PgCompressedColumn) -> int:
+    """The default ef_construction of an HNSW index over the codes of ``cc``."""
+    from vecext.catalog.store import codec_info
+
+    info = codec_info(PgDialect(conn), cc.codec)
+    return code_ef_construction(store_opclass(info.kind, info.metric)[0])
+
+
 def create_store_index(
     conn: psycopg.Connection,
     cc: PgCompressedColumn,
     *,
     name: str | None = None,
     m: int = HNSW_M,
-    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ef_construction: int | None = None,
     max_memory: int | None = None,
 ) -> VectorIndex:
-    """An HNSW index on the code store of ``cc`` (see the module docstring)."""
+    """An HNSW index on the code store of ``cc`` (see the module docstring).
+    ``ef_construction`` defaults to :data:`~vecext.postgres.index_build.CODE_HNSW_EF_CONSTRUCTION`
+    (200) over bit codes, pgvector's 64 over half codes."""
     from vecext.catalog.store import codec_info
 
     if cc.store is None:
@@ -81,11 +97,13 @@ def create_store_index(
             f"{cc.table}.{cc.code_column} keeps its codes in the table (a column made before "
             "catalog 0.4.0): move them to a code store first (vecext.postgres.migrate_to_store)"
         )
+    info = codec_info(PgDialect(conn), cc.codec)
+    storage, ops = store_opclass(info.kind, info.metric)
+    if ef_construction is None:
+        ef_construction = code_ef_construction(storage)
     for label, v in (("m", m), ("ef_construction", ef_construction)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise VectorIndexError(f"{label} must be a positive integer, got {v!r}")
-    info = codec_info(PgDialect(conn), cc.codec)
-    storage, ops = store_opclass(info.kind, info.metric)
     d = inner_dim(info.dim, info.params)
     name = name or f"{cc.table.name}_{cc.code_column}_hnsw"[:63]
     (n,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(cc.store)).fetchone()  # type: ignore[misc]

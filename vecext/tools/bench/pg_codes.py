@@ -1,7 +1,7 @@
 """vecext's HNSW over code stores on PostgreSQL, for ``vecext bench``.
 
 * ``vecext-hnsw-binary``: centred binary codes (d / 8 bytes) in their code store, a
-  pgvector HNSW index over them (``bit_hamming_ops``, m 16, ef_construction 64), every
+  pgvector HNSW index over them (``bit_hamming_ops``, m 16, ef_construction 200), every
   walked candidate reranked exactly;
 * ``vecext-hnsw-binary2x``: the same with twice the bits (``expand:2d``: the centred
   vector and its coordinates in a random orthonormal basis, d / 4 bytes), whose
@@ -19,8 +19,8 @@ on the table (ef_search from the calibration and the floors, as for any HNSW ind
 option ``@ef=N`` pins ef_search instead, ``@rerank=N`` the number of walked
 candidates reranked exactly (at most ef; default: every candidate, or after an rbq
 re-score the calibrated depth: ``PlannerSettings.code_index_rerank``) and ``@efc=N``
-the index's ef_construction (default pgvector's 64, m 16; an index built with another
-value is built again). Set-up is kept between runs (the codes and the
+the index's ef_construction (default vecext's for the code kind: 200 over bit codes,
+pgvector's 64 over half codes; m 16; an index built with another value is built again). Set-up is kept between runs (the codes and the
 index are found in the catalog and reused; build seconds in the index comment).
 """
 
@@ -34,10 +34,11 @@ from psycopg import sql
 
 from vecext.postgres import add_compressed_column, calibrate, install, train_codec
 from vecext.postgres.catalog import installed_version
+from vecext.postgres.store_indexes import code_ef_construction
 from vecext.search import PlannerSettings, search
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
-from vecext.tools.bench.pg_methods import HNSW_EF_CONSTRUCTION, HNSW_M
+from vecext.tools.bench.pg_methods import HNSW_M
 from vecext.tools.bench.pg_vecext import ensure_attribute_indexes
 from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
@@ -74,9 +75,9 @@ class PgCodeHnsw(BaseMethod):
         self.index = ""
         self.store = ""
         self.rerank = ctx.option("rerank", int, None)
-        # the index's ef_construction (pgvector's default, 64, unless given; an index
-        # built with another is built again)
-        self.efc = int(ctx.option("efc", int, HNSW_EF_CONSTRUCTION))
+        # the index's ef_construction (vecext's default for the code kind unless given:
+        # 200 over bit codes, 64 over half codes; an index built with another is built again)
+        self.efc = int(ctx.option("efc", int, code_ef_construction(_STORAGE[kind])))
         self.settings = None
         pinned: dict[str, Any] = {}
         if self.ef is not None:
@@ -206,6 +207,9 @@ def _comment(conn: Any, index: str, meta: dict[str, Any]) -> None:
         )
     )
 
+
+#: codec kind -> how its codes are stored (what the index is built over)
+_STORAGE = {"binary": "bit", "rbq": "bit", "half": "halfvec"}
 
 for _name in KINDS:
     register_method(_name, "postgres", lambda ctx, _m=_name: PgCodeHnsw(ctx, _m))
