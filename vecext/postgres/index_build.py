@@ -34,7 +34,7 @@ HNSW_EF_CONSTRUCTION = 64
 #: sign plane of rbq codes): Hamming distances take few distinct values, so the build's
 #: candidate lists are full of ties and a beam of 64 links a poorer graph than over
 #: vectors. Measured on wordnet-minilm (docs/bench-postgres.md): over 768-bit codes at
-#: 200 the walk reaches recall@10 0.957 at ef 80 where it needs ef ~200 at 64, 1.05-1.09x
+#: 200 the walk reaches recall@10 0.955-0.957 at ef 80 where it needs ef ~200 at 64, 0.91-1.09x
 #: pgvector's QPS (at its defaults) instead of 0.61-0.72x, for a build of 2.3x the time
 #: (33.5 s against 14.4 s on wordnet-minilm; pgvector's over the vectors at 64: ~20 s; at
 #: 1M x 768 and 64, 236 s over 1536-bit codes against 1,751 s over the vectors).
