@@ -55,6 +55,7 @@ from vecext.postgres.ivf_store import (
     BUFFER,
     STORE_LIST_COLUMN,
     add_to_store,
+    buffer_lists,
     drop_from_store,
     ident_name,
     primary_key,
@@ -280,24 +281,10 @@ def _fill(
             n=sql.Literal(int(batch_size)),
         )
         with conn.transaction():
-            with conn.cursor() as cur, cur.copy(query) as cp:
-                data = b"".join(bytes(b) for b in cp)
-            keys, x = copybin.parse_key_vectors(data, col.dim, key_type if int_key else "text")
+            keys = buffer_lists(conn, query, col, codec, key_type, int_key)
             if not keys:
                 return done
-            ids = codec.assign(x)
-            conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} (k {}, l integer) ON COMMIT DROP").format(
-                    sql.Identifier(BUFFER),
-                    sql.SQL(key_type),  # type name from pg_catalog
-                )
-            )
             with conn.cursor() as cur:
-                with cur.copy(
-                    sql.SQL("COPY {} (k, l) FROM STDIN").format(sql.Identifier(BUFFER))
-                ) as cp:
-                    for kv, lv in zip(keys, ids.tolist(), strict=True):
-                        cp.write_row((kv, lv))
                 cur.execute(
                     sql.SQL(
                         "UPDATE {t} AS t SET {lst} = b.l FROM {buf} b "

@@ -37,6 +37,38 @@ from vecext.postgres.tables import TableRef, VectorColumn
 
 #: the temporary table list ids go through on their way to the store or table
 BUFFER = "vecext_ivf_buffer"
+
+
+def buffer_lists(
+    conn: psycopg.Connection,
+    query: sql.Composable,
+    col: VectorColumn,
+    codec: IVFCodec,
+    key_type: str,
+    int_key: bool,
+) -> list:
+    """One batch of a list fill, inside the caller's transaction: the keys and vectors
+    ``query`` copies out (binary), their lists assigned in numpy, into the temporary
+    table :data:`BUFFER` ``(k, l)`` (dropped at commit); returns the keys, in order."""
+    with conn.cursor() as cur, cur.copy(query) as cp:
+        data = b"".join(bytes(b) for b in cp)
+    keys, x = copybin.parse_key_vectors(data, col.dim, key_type if int_key else "text")
+    if not keys:
+        return []
+    ids = codec.assign(x)
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} (k {}, l integer) ON COMMIT DROP").format(
+            sql.Identifier(BUFFER),
+            sql.SQL(key_type),  # type name from pg_catalog
+        )
+    )
+    copy_in = sql.SQL("COPY {} (k, l) FROM STDIN").format(sql.Identifier(BUFFER))
+    with conn.cursor() as cur, cur.copy(copy_in) as cp:
+        for kv, lv in zip(keys, ids.tolist(), strict=True):
+            cp.write_row((kv, lv))
+    return list(keys)
+
+
 #: The list-id column of a code store with IVF lists.
 STORE_LIST_COLUMN = "list"
 
@@ -175,24 +207,10 @@ def _fill_store(
             src=src, t=t.ident, st=st, after=after, lst=lst, k=k, n=sql.Literal(int(batch_size)),
         )  # fmt: skip
         with conn.transaction():
-            with conn.cursor() as cur, cur.copy(query) as cp:
-                data = b"".join(bytes(b) for b in cp)
-            keys, x = copybin.parse_key_vectors(data, col.dim, key_type if int_key else "text")
+            keys = buffer_lists(conn, query, col, codec, key_type, int_key)
             if not keys:
                 return done
-            ids = codec.assign(x)
-            conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} (k {}, l integer) ON COMMIT DROP").format(
-                    sql.Identifier(BUFFER),
-                    sql.SQL(key_type),  # type name from pg_catalog
-                )
-            )
             with conn.cursor() as cur:
-                with cur.copy(
-                    sql.SQL("COPY {} (k, l) FROM STDIN").format(sql.Identifier(BUFFER))
-                ) as cp:
-                    for kv, lv in zip(keys, ids.tolist(), strict=True):
-                        cp.write_row((kv, lv))
                 # a list the trigger wrote meanwhile (the row was written after the
                 # read) is newer: only NULL lists are set
                 cur.execute(
