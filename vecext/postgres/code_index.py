@@ -50,8 +50,8 @@ MAX_EF = 1000
 #: minilm, ef 400: recall@10 0.952 with 20 exact distances, 0.961 with 40, 0.963 with 80)
 RESCORED_DEPTH_MULT = 4
 #: what a kind's store column holds, as pgvector can index it
-_STORAGE = {"binary": "bit", "half": "halfvec", "rbq": "bit"}
-_OPS = {"l2": "<->", "ip": "<#>", "cosine": "<=>", "hamming": "<~>"}
+KIND_STORAGE = {"binary": "bit", "half": "halfvec", "rbq": "bit"}
+OPERATORS = {"l2": "<->", "ip": "<#>", "cosine": "<=>", "hamming": "<~>"}
 _OPCLASS_METRIC = re.compile(r"^(?:bit|halfvec)_(l2|ip|cosine|hamming)_ops$")
 
 
@@ -96,7 +96,7 @@ class CodeIndex:
             else sql.SQL("s.code")
         )
         return sql.SQL("{} {} %s::{}({})").format(
-            code, sql.SQL(_OPS[self.metric]), sql.SQL(self.storage), sql.Literal(self.dim)
+            code, sql.SQL(OPERATORS[self.metric]), sql.SQL(self.storage), sql.Literal(self.dim)
         )
 
 
@@ -110,7 +110,7 @@ def code_indexes(conn: psycopg.Connection, codes: list[CodeColumn]) -> list[Code
 
     out: list[CodeIndex] = []
     for code in codes:
-        if not code.store or code.kind not in _STORAGE:
+        if not code.store or code.kind not in KIND_STORAGE:
             continue
         rel = sql.Identifier("vecext", str(code.store)).as_string(conn)
         (oid,) = conn.execute("SELECT to_regclass(%s)::oid", [rel]).fetchone()  # type: ignore[misc]
@@ -138,7 +138,7 @@ def code_indexes(conn: psycopg.Connection, codes: list[CodeColumn]) -> list[Code
                 meta = {}
             out.append(
                 CodeIndex(
-                    name, str(code.store), code.name, code.kind, _STORAGE[code.kind],
+                    name, str(code.store), code.name, code.kind, KIND_STORAGE[code.kind],
                     m.group(1), d, plane, meta if isinstance(meta, dict) else {},
                     valid=bool(valid),
                 )
@@ -151,7 +151,7 @@ def _dim(code_type: str) -> int:
     return int(got.group(1)) if got else 0
 
 
-def _query_arg(codec: Any, ix: CodeIndex, q: np.ndarray) -> str:
+def query_arg(codec: Any, ix: CodeIndex, q: np.ndarray) -> str:
     code = codec.encode(q[None, :])[0]
     if ix.storage == "bit":
         bits = np.unpackbits(code[: (ix.dim + 7) // 8], count=ix.dim)
@@ -195,7 +195,7 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
     if ctx.req.max_scan_rows is not None:
         settings["hnsw.max_scan_tuples"] = str(int(ctx.req.max_scan_rows))
     settings["enable_sort"] = "off"  # the index is the point of this strategy
-    qarg = _query_arg(codec, ix, ctx.req.q)
+    qarg = query_arg(codec, ix, ctx.req.q)
     params = list(ctx.where_params) if ctx.req.pred is not None else []
     if ix.kind != "rbq":
         # one statement: walk, keep the best `depth` by code distance, rerank exactly

@@ -211,9 +211,9 @@ def code_index_walk(
     depth = min(max(int(asked) if asked else ef, k), ef)
     p.params["rerank"] = depth
     qtype = BIT(ix.dim) if ix.storage == "bit" else HALFVEC(ix.dim)
-    qarg = sa.cast(sa.bindparam(None, ci._query_arg(codec, ix, vq._q), type_=sa.Text), qtype)
+    qarg = sa.cast(sa.bindparam(None, ci.query_arg(codec, ix, vq._q), type_=sa.Text), qtype)
     store = code_store(code)
-    order = store.c.code.op(ci._OPS[ix.metric], return_type=sa.Float)(qarg)
+    order = store.c.code.op(ci.OPERATORS[ix.metric], return_type=sa.Float)(qarg)
     source: Any = store
     criteria = vq._criteria(info)
     if criteria:  # the filter on the user's table, joined by primary key

@@ -34,6 +34,7 @@ from psycopg import sql
 
 from vecext.postgres import add_compressed_column, calibrate, install, train_codec
 from vecext.postgres.catalog import installed_version
+from vecext.postgres.code_index import KIND_STORAGE
 from vecext.postgres.store_indexes import code_ef_construction
 from vecext.search import PlannerSettings, search
 from vecext.tools.bench import pg_store
@@ -77,7 +78,7 @@ class PgCodeHnsw(BaseMethod):
         self.rerank = ctx.option("rerank", int, None)
         # the index's ef_construction (vecext's default for the code kind unless given:
         # 200 over bit codes, 64 over half codes; an index built with another is built again)
-        self.efc = int(ctx.option("efc", int, code_ef_construction(_STORAGE[kind])))
+        self.efc = int(ctx.option("efc", int, code_ef_construction(KIND_STORAGE[kind])))
         self.settings = None
         pinned: dict[str, Any] = {}
         if self.ef is not None:
@@ -207,9 +208,6 @@ def _comment(conn: Any, index: str, meta: dict[str, Any]) -> None:
         )
     )
 
-
-#: codec kind -> how its codes are stored (what the index is built over)
-_STORAGE = {"binary": "bit", "rbq": "bit", "half": "halfvec"}
 
 for _name in KINDS:
     register_method(_name, "postgres", lambda ctx, _m=_name: PgCodeHnsw(ctx, _m))
