@@ -48,17 +48,14 @@ from vecext.catalog.ivf import IVFLists
 from vecext.catalog.rows import check_name, codec_record
 from vecext.codecs.ivf import IVFCodec
 from vecext.errors import CatalogError
-from vecext.postgres import copybin
 from vecext.postgres.catalog import PgDialect, require_catalog
 from vecext.postgres.codecs import cached_codec
 from vecext.postgres.ivf_store import (
-    BUFFER,
     STORE_LIST_COLUMN,
     add_to_store,
-    buffer_lists,
     drop_from_store,
+    fill_lists,
     ident_name,
-    primary_key,
 )
 from vecext.postgres.ivf_triggers import (
     ListTrigger,
@@ -70,7 +67,6 @@ from vecext.postgres.ivf_triggers import (
 from vecext.postgres.stores import compressed_column, has_stores
 from vecext.postgres.tables import (
     TableRef,
-    VectorColumn,
     read_vectors,
     resolve_column,
     resolve_table,
@@ -224,7 +220,7 @@ def add_ivf_lists(
             )
         )
     try:
-        _fill(conn, col, lcol, codec, batch_size)
+        fill_lists(conn, col, lcol, codec, batch_size)
         indexes = []
         with conn.transaction():
             for cols in [[lcol], *[[c, lcol] for c in idx_cols]]:
@@ -253,46 +249,6 @@ def add_ivf_lists(
 
 # ---------------------------------------------------------------------------
 # lists in the user's table (layout 'table', and lists made before catalog 0.5.0)
-
-
-def _fill(
-    conn: psycopg.Connection, col: VectorColumn, lcol: str, codec: IVFCodec, batch_size: int
-) -> int:
-    """Assign the rows whose list id is missing, one committed batch at a time."""
-    t = col.table
-    key, key_type = primary_key(conn, t)
-    int_key = key_type in copybin.INT_KEYS
-    k, src, lst = sql.Identifier(key), sql.Identifier(col.name), sql.Identifier(lcol)
-    done, last = 0, None
-    while True:
-        # COPY takes no bound parameters: the last key (an int or the text of a key
-        # read back from the table) is quoted by psycopg
-        after = sql.SQL("TRUE") if last is None else sql.SQL("{} > {}").format(k, sql.Literal(last))
-        query = sql.SQL(
-            "COPY (SELECT {key}, {src} FROM {t} WHERE {after} AND {lst} IS NULL "
-            "AND {src} IS NOT NULL ORDER BY {k} LIMIT {n}) TO STDOUT (FORMAT binary)"
-        ).format(
-            key=k if int_key else sql.SQL("{}::text").format(k),
-            src=src,
-            t=t.ident,
-            after=after,
-            lst=lst,
-            k=k,
-            n=sql.Literal(int(batch_size)),
-        )
-        with conn.transaction():
-            keys = buffer_lists(conn, query, col, codec, key_type, int_key)
-            if not keys:
-                return done
-            with conn.cursor() as cur:
-                cur.execute(
-                    sql.SQL(
-                        "UPDATE {t} AS t SET {lst} = b.l FROM {buf} b "
-                        "WHERE t.{k} = b.k AND t.{lst} IS NULL"
-                    ).format(t=t.ident, lst=lst, buf=sql.Identifier(BUFFER), k=k)
-                )
-                done += max(cur.rowcount, 0)
-        last = keys[-1]
 
 
 def _drop(conn: psycopg.Connection, t: TableRef, lcol: str, trigger: str, codec: str) -> None:

@@ -149,7 +149,7 @@ def add_to_store(
         store_trigger(conn, cc, name)
     index = ident_name(str(cc.store_name), lcol, suffix="_idx")
     try:
-        _fill_store(conn, cc, col, lcol, codec, batch_size)
+        fill_lists(conn, col, lcol, codec, batch_size, cc.store)
         with conn.transaction():
             conn.execute(
                 sql.SQL("CREATE INDEX {} ON {} ({})").format(
@@ -172,25 +172,36 @@ def add_to_store(
     )  # fmt: skip
 
 
-def _fill_store(
+def fill_lists(
     conn: psycopg.Connection,
-    cc: PgCompressedColumn,
     col: VectorColumn,
     lcol: str,
     codec: IVFCodec,
     batch_size: int,
+    store: sql.Composable | None = None,
 ) -> int:
-    """Assign the store rows whose list is missing, one committed batch at a time: the
-    vectors are read from the user's table (key order, binary COPY), the list ids go to
-    a temporary buffer and from there, in one UPDATE per batch, to the store. Between
-    batches an autocommit connection vacuums the store, so the next batch's new row
-    versions take the space this one's old versions freed: the store grows by about one
-    batch, not by its size. Returns the rows assigned."""
-    t, st = col.table, cc.store
-    assert st is not None
+    """Assign the rows whose list is missing, one committed batch at a time: the vectors
+    are read from the user's table (key order, binary COPY), the list ids go to a
+    temporary buffer and from there, in one UPDATE per batch, to the code ``store``
+    (keyed ``pk``) or, without one, to the list column of the user's table (layout
+    ``table``). Only missing lists are set: one the trigger wrote meanwhile (its row was
+    written after the read) is newer. Between batches an autocommit connection vacuums
+    the store, so the next batch's new row versions take the space this one's old
+    versions freed: it grows by about one batch, not by its size. Returns the rows
+    assigned."""
+    t = col.table
     key, key_type = primary_key(conn, t)
     int_key = key_type in copybin.INT_KEYS
     k, src, lst = sql.Identifier(key), sql.Identifier(col.name), sql.Identifier(lcol)
+    if store is not None:  # vectors from t, lists in s
+        source = sql.SQL("{} t JOIN {} s ON s.pk = t.{}").format(t.ident, store, k)
+        lists, target, target_key = sql.SQL("s"), store, sql.Identifier("pk")
+    else:
+        source = sql.SQL("{} t").format(t.ident)
+        lists, target, target_key = sql.SQL("t"), t.ident, k
+    update = sql.SQL(
+        "UPDATE {} AS s SET {} = b.l FROM {} b WHERE s.{} = b.k AND s.{} IS NULL"
+    ).format(target, lst, sql.Identifier(BUFFER), target_key, lst)
     done, last = 0, None
     while True:
         # COPY takes no bound parameters: the last key (an int or the text of a key
@@ -199,29 +210,24 @@ def _fill_store(
             sql.SQL("TRUE") if last is None else sql.SQL("t.{} > {}").format(k, sql.Literal(last))
         )
         query = sql.SQL(
-            "COPY (SELECT {key}, t.{src} FROM {t} t JOIN {st} s ON s.pk = t.{k} "
-            "WHERE {after} AND s.{lst} IS NULL AND t.{src} IS NOT NULL ORDER BY t.{k} LIMIT {n}) "
-            "TO STDOUT (FORMAT binary)"
+            "COPY (SELECT {key}, t.{src} FROM {source} WHERE {after} AND {lists}.{lst} IS NULL "
+            "AND t.{src} IS NOT NULL ORDER BY t.{k} LIMIT {n}) TO STDOUT (FORMAT binary)"
         ).format(
             key=sql.SQL("t.{}").format(k) if int_key else sql.SQL("t.{}::text").format(k),
-            src=src, t=t.ident, st=st, after=after, lst=lst, k=k, n=sql.Literal(int(batch_size)),
+            src=src, source=source, after=after, lists=lists, lst=lst, k=k,
+            n=sql.Literal(int(batch_size)),
         )  # fmt: skip
         with conn.transaction():
             keys = buffer_lists(conn, query, col, codec, key_type, int_key)
             if not keys:
                 return done
             with conn.cursor() as cur:
-                # a list the trigger wrote meanwhile (the row was written after the
-                # read) is newer: only NULL lists are set
-                cur.execute(
-                    sql.SQL(
-                        "UPDATE {st} AS s SET {lst} = b.l FROM {buf} b "
-                        "WHERE s.pk = b.k AND s.{lst} IS NULL"
-                    ).format(st=st, lst=lst, buf=sql.Identifier(BUFFER))
-                )
+                cur.execute(update)
                 done += max(cur.rowcount, 0)
-        if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
-            conn.execute(sql.SQL("VACUUM {}").format(st))
+        if store is not None and (
+            conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+        ):
+            conn.execute(sql.SQL("VACUUM {}").format(store))
         last = keys[-1]
 
 
