@@ -258,3 +258,27 @@ def test_the_check_sets_the_statements_settings(conn, data) -> None:
     )  # fmt: skip
     assert rows == [(info.ref.search_path, "off")]
     assert conn.execute("SHOW enable_sort").fetchone()[0] == "on"
+
+
+def test_search_statements_are_prepared_and_planned_per_value(conn, data) -> None:
+    """A search's statements are server-side prepared statements (parsed once per
+    connection), planned for each search's own values (never a generic plan, which
+    could not use a partial index for the filter's value); the caller's connection
+    keeps its own preparation setting and plan_cache_mode."""
+    conn.prepare_threshold = None  # the caller prepares nothing
+    mask_a, mask_b = np.asarray(data.cat) == "a", np.asarray(data.cat) == "b"
+    for i in range(8):
+        cat, mask = ("a", mask_a) if i % 2 else ("b", mask_b)
+        q = data.xq[i]
+        r = search(conn, "items", "embedding", q, 10, filter={"cat": cat}, strategy="exact")
+        assert list(r.ids) == list(_truth(data, q, 10, mask))
+        conn.execute("SELECT 42").fetchone()
+    rows = conn.execute(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+    ).fetchall()
+    searches = [r for r in rows if '"cat" = ' in r[0] and "ORDER BY" in r[0]]
+    assert len(searches) == 1, rows
+    assert searches[0][1] == 0 and searches[0][2] >= 7  # a custom plan every time
+    assert not [r for r in rows if "42" in r[0]]  # the caller's own statements: not prepared
+    assert conn.prepare_threshold is None
+    assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "auto"

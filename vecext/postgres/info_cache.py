@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from vecext.postgres.statement import Check, cached_sql
+from vecext.postgres.statement import Check, cached_sql, execute_prepared
 from vecext.search.contracts import FactsChanged, SearchError, TableInfo
 
 __all__ = ["STAMP_SQL", "InfoCache", "cache_for", "clear"]
@@ -235,38 +235,14 @@ def _stamp_text(conn: psycopg.Connection, catalog: bool) -> str:
 
 def _send_prepared(conn: psycopg.Connection, query: str, params: list[Any]) -> psycopg.Cursor[Any]:
     """:func:`_prepared` sent in a pipeline: the cursor its row will be read from."""
-    if getattr(getattr(conn, "_prepared", None), "_to_flush", None):
-        return conn.execute(query, params, prepare=False)  # (see _prepared)
-    threshold = conn.prepare_threshold
-    if threshold is None:
-        conn.prepare_threshold = 1 << 30
-    try:
-        return conn.execute(query, params, prepare=True)
-    finally:
-        conn.prepare_threshold = threshold
+    return execute_prepared(conn.cursor(), query, params)
 
 
 def _prepared(conn: psycopg.Connection, query: str, regclass: str) -> Any:
-    """One row of ``query`` run as a server-side prepared statement: planning the stamp
-    costs more than running it (0.8 against 0.2 ms). A connection with psycopg's
-    automatic preparation off (``prepare_threshold = None``, as for per-value plans)
-    still prepares this one statement, and only it."""
-    pending = getattr(getattr(conn, "_prepared", None), "_to_flush", None)
-    if pending:
-        # psycopg owes the server a DEALLOCATE ALL (it queues one when a command reports
-        # ROLLBACK, as a savepoint's does) and sends it right after the next statement:
-        # a statement prepared now would be dropped at once while psycopg kept its name,
-        # and the next search on the connection would fail ("prepared statement does not
-        # exist") if nothing cleared psycopg's names in between (a search that raised).
-        # Run it unprepared: it costs the same planning, and no extra round trip.
-        return conn.execute(query, [regclass], prepare=False).fetchone()
-    threshold = conn.prepare_threshold
-    if threshold is None:
-        conn.prepare_threshold = 1 << 30  # nothing is prepared implicitly meanwhile
-    try:
-        return conn.execute(query, [regclass], prepare=True).fetchone()
-    finally:
-        conn.prepare_threshold = threshold
+    """One row of ``query`` run as a server-side prepared statement
+    (:func:`~vecext.postgres.statement.execute_prepared`): planning the stamp costs more
+    than running it (0.8 against 0.2 ms)."""
+    return execute_prepared(conn.cursor(), query, [regclass]).fetchone()
 
 
 _CACHES: weakref.WeakKeyDictionary[psycopg.Connection, InfoCache] = weakref.WeakKeyDictionary()

@@ -27,6 +27,7 @@ __all__ = [
     "Float4Array",
     "SearchRef",
     "cached_sql",
+    "execute_prepared",
     "fetch_local",
     "vector_text",
 ]
@@ -94,6 +95,39 @@ class Check:
         self.accept(row)
 
 
+def execute_prepared(
+    cur: psycopg.Cursor[Any], query: sql.Composable | str, params: list[Any]
+) -> psycopg.Cursor[Any]:
+    """``cur.execute(query, params)`` as a server-side prepared statement (in a pipeline
+    too): parsing and analysing a search statement cost 0.06-0.1 ms of its 0.5 ms on
+    wiki-vital. A connection with psycopg's automatic preparation off
+    (``prepare_threshold = None``) still prepares vecext's own statements, and only
+    them. Statements run with ``plan_cache_mode = force_custom_plan``
+    (:func:`fetch_local`), so a prepared search is still planned for its filter values
+    (a partial index for ``topic = 'People'`` stays usable).
+
+    When psycopg owes the server a ``DEALLOCATE ALL`` (it queues one when a command
+    reports ``ROLLBACK``, as a savepoint's does, and sends it after the next statement),
+    a statement prepared now would be dropped at once while psycopg kept its name, and
+    the next search would fail ("prepared statement does not exist"): it then runs
+    unprepared, at the same cost as before and with no extra round trip."""
+    conn = cur.connection
+    if getattr(getattr(conn, "_prepared", None), "_to_flush", None):
+        return cur.execute(query, params, prepare=False)
+    threshold = conn.prepare_threshold
+    if threshold is None:
+        conn.prepare_threshold = 1 << 30  # nothing is prepared implicitly meanwhile
+    try:
+        return cur.execute(query, params, prepare=True)
+    finally:
+        conn.prepare_threshold = threshold
+
+
+#: added to every search statement's settings: a prepared statement is planned for its
+#: parameters' values each time (what an unprepared one got), never a generic plan
+CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
+
+
 def fetch_local(
     conn: psycopg.Connection,
     settings: dict[str, str],
@@ -112,7 +146,8 @@ def fetch_local(
     pipeline, one round trip, in the implicit transaction PostgreSQL runs them in until
     the pipeline's sync (no BEGIN and ROLLBACK to parse and run). Inside a caller's
     transaction it runs in a savepoint of its own (:func:`_fetch_in_transaction`), after
-    the check on its own."""
+    the check on its own. The statement is prepared (:func:`execute_prepared`)."""
+    settings = {**settings, **CUSTOM_PLANS}
     if not (conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE):
         if check is not None:
             check.run(conn)
@@ -127,7 +162,7 @@ def fetch_local(
                 conn.execute(*_set_local(settings, path))
             else:  # the check's row also sets the settings
                 first = check.send(conn, *_local_calls(settings, path))
-            cur.execute(query, params, prepare=False)
+            execute_prepared(cur, query, params)
         rows = cur.fetchall()
     except psycopg.Error:
         if check is not None:
@@ -192,7 +227,7 @@ def _fetch_in_transaction(
             conn.execute("SAVEPOINT " + SAVEPOINT)
             made = True
             old_cur = conn.execute(set_and_read, [*names, *values])
-            cur.execute(query, params, prepare=False)
+            execute_prepared(cur, query, params)
             old = old_cur.fetchone()
             assert old is not None
             restore = [x for n, v in zip(names, old[: len(names)], strict=True) for x in (n, v)]
