@@ -23,7 +23,7 @@ from vecext.search import FilterError, SearchError, SearchResult, explain, searc
 #: (pyproject.toml says the same; tests/postgres/test_catalog.py checks all three). Not
 #: read from the installed metadata: an editable install keeps the version it was
 #: installed at while the source moves on.
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "CatalogError",

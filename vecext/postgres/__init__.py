@@ -54,6 +54,7 @@ from vecext.postgres.ivf import (
     ivf_lists,
     orphaned_ivf_lists,
 )
+from vecext.postgres.mirrors import mirror_columns, mirrored_columns
 from vecext.postgres.privileges import owner_only
 from vecext.postgres.relevance import (
     AdapterInfo,
@@ -95,6 +96,7 @@ drop_orphaned_ivf_lists = owner_only(drop_orphaned_ivf_lists)
 create_vector_index = owner_only(create_vector_index)
 drop_vector_index = owner_only(drop_vector_index)
 migrate_to_store = owner_only(migrate_to_store)
+mirror_columns = owner_only(mirror_columns)
 grant_usage = owner_only(grant_usage)
 revoke_usage = owner_only(revoke_usage)
 declare_tenant_column = owner_only(declare_tenant_column)
@@ -147,6 +149,8 @@ __all__ = [
     "load_adapter",
     "load_codec",
     "migrate_to_store",
+    "mirror_columns",
+    "mirrored_columns",
     "orphaned_ivf_lists",
     "refresh",
     "require_catalog",

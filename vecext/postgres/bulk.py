@@ -90,6 +90,8 @@ class Backfill:
         self.code = sql.Identifier(cc.code_column)
         self.position = cc.backfill_position
         self.done = 0
+        #: columns mirrored into the store (catalog 0.6.0): (table column, store column)
+        self.mirrors = _mirrors(conn, cc)
         #: seconds spent per phase (read = COPY out + parse, encode, write = COPY in,
         #: merge = UPDATE ... FROM + position); the benchmark prints them
         self.seconds = {"read": 0.0, "encode": 0.0, "write": 0.0, "merge": 0.0}
@@ -176,11 +178,20 @@ class Backfill:
                 sql.SQL("{}::text::{}").format(sql.Literal(str(k)), sql.SQL(self.key_type))
                 for k in (keys[0], keys[-1])
             )
+            pick = into = sql.SQL("")
             if self.cc.store is not None:
+                # the mirrored values come with the code, from the locked row
+                pick = sql.SQL("").join(
+                    sql.SQL(", t.{} AS {}").format(sql.Identifier(a), sql.Identifier(m))
+                    for a, m in self.mirrors
+                )
+                into = sql.SQL("").join(
+                    sql.SQL(", {}").format(sql.Identifier(m)) for _, m in self.mirrors
+                )
                 merge = sql.SQL(
-                    "WITH b AS (SELECT b.k, b.c FROM {buf} b JOIN {t} t ON {match} "
+                    "WITH b AS (SELECT b.k, b.c{pick} FROM {buf} b JOIN {t} t ON {match} "
                     "WHERE t.{k} BETWEEN {lo} AND {hi} AND t.{src} IS NOT NULL FOR SHARE OF t) "
-                    "INSERT INTO {store} (pk, code) SELECT k, c FROM b "
+                    "INSERT INTO {store} (pk, code{into}) SELECT k, c{into} FROM b "
                     "ON CONFLICT (pk) DO NOTHING"
                 )
             else:
@@ -199,6 +210,8 @@ class Backfill:
                     hi=hi,
                     src=self.src,
                     store=self.cc.store,
+                    pick=pick,
+                    into=into,
                 )
             )
             updated = max(cur.rowcount, 0)
@@ -260,3 +273,19 @@ class Backfill:
         with self.conn.transaction():
             cat.mark_ready(PgDialect(self.conn), self.cc.id, clear_position=True)
         return self.done
+
+
+def _mirrors(conn: psycopg.Connection, cc: PgCompressedColumn) -> list[tuple[str, str]]:
+    """``(table column, store column)`` of the columns mirrored into ``cc``'s store."""
+    if cc.store is None:
+        return []
+    from vecext.postgres.ivf_store import recorded_mirrors
+
+    nums = recorded_mirrors(conn, cc.id)
+    rows = conn.execute(
+        "SELECT a.attname, 'col_' || a.attnum FROM unnest(%s::int2[]) WITH ORDINALITY m(n, i) "
+        "JOIN pg_attribute a ON a.attrelid = %s AND a.attnum = m.n AND NOT a.attisdropped "
+        "ORDER BY m.i",
+        [nums, cc.table.oid],
+    ).fetchall()
+    return [(str(a), str(m)) for a, m in rows]

@@ -237,11 +237,31 @@ def _undo_store_lists(conn: psycopg.Connection) -> None:
     conn.execute("ALTER TABLE vecext.compressed_columns DROP COLUMN list_layout")
 
 
+def _undo_mirrors(conn: psycopg.Connection) -> None:
+    """The table change of catalog 0.6.0, undone; refused while a code store mirrors
+    columns of its table (0.5.0's store trigger cannot keep them current): those are
+    named."""
+    held = conn.execute(
+        "SELECT format('%s.%s.%s', n.nspname, r.relname, k.code_column) "
+        "FROM vecext.compressed_columns k JOIN pg_class r ON r.oid = k.table_oid "
+        "JOIN pg_namespace n ON n.oid = r.relnamespace "
+        "WHERE cardinality(k.mirror_attnums) > 0 ORDER BY k.id"
+    ).fetchall()
+    if held:
+        raise CatalogError(
+            "catalog 0.6.0 cannot be downgraded while code stores mirror filter columns: "
+            f"{', '.join(r[0] for r in held)}; drop those compressed columns first "
+            "(drop_compressed_column), or stay on 0.6.0"
+        )
+    conn.execute("ALTER TABLE vecext.compressed_columns DROP COLUMN mirror_attnums")
+
+
 #: upgrade scripts that change tables, and how a downgrade undoes those changes (their
 #: functions are undone as for every script)
 _UNDO_TABLES = {
     "vecext--0.3.0--0.4.0.sql": _undo_code_stores,
     "vecext--0.4.0--0.5.0.sql": _undo_store_lists,
+    "vecext--0.5.0--0.6.0.sql": _undo_mirrors,
 }
 #: from this catalog on every vecext function pins its search_path (a routine a
 #: downgrade restores from its script's text gets the pin back)

@@ -17,6 +17,8 @@ codes are missing (a column added with ``backfill=False``, an interrupted fill).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import psycopg
 from psycopg import sql
 
@@ -92,6 +94,7 @@ def add_compressed_column(
     batch_size: int = 10_000,
     progress: bool = True,
     layout: str = "store",
+    mirror: Iterable[str] | None = None,
 ) -> str:
     """Add a compressed column of ``codec`` for ``source_column``: a code store kept
     current by triggers (see :mod:`vecext.postgres.stores`); the table is not altered.
@@ -122,6 +125,11 @@ def add_compressed_column(
         column of the table with a BEFORE trigger, as before catalog 0.4.0 (what an ORM
         model that declares the code column, ``vecext.sqlalchemy.compressed_column``,
         needs; the backfill then updates every row).
+    mirror
+        Filter columns of the table to mirror into the code store (catalog 0.6.0,
+        :func:`vecext.postgres.mirror_columns`): a search filtering on them only scans
+        the store, with a btree per column, instead of joining the table. The declared
+        tenant column (:func:`vecext.postgres.declare_tenant_column`) is always mirrored.
 
     Returns
     -------
@@ -179,9 +187,36 @@ def add_compressed_column(
                 "0.4.0; run `vecext install` to upgrade it (or pass layout='table')"
             )
     assert row is not None
+    wanted = [mirror] if isinstance(mirror, str) else list(mirror or [])
+    _mirror_new(conn, col.table, str(row[0]), wanted, layout, batch_size)
     if backfill:
         refresh(conn, col.table.qualified, row[0], batch_size=batch_size, progress=progress)
     return str(row[0])
+
+
+def _mirror_new(
+    conn: psycopg.Connection, t: TableRef, name: str, wanted: list[str], layout: str, batch: int
+) -> None:
+    """Mirror ``wanted`` and the declared tenant column into the new column's store, before
+    its backfill (which then writes their values with the codes); a bad column drops the
+    new compressed column again."""
+    from vecext.postgres.mirrors import has_mirrors, mirror_columns
+
+    if layout == "store" and has_mirrors(conn):
+        row = conn.execute(
+            "SELECT tenant_column FROM vecext.tenant_columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            [t.schema, t.name],
+        ).fetchone()
+        if row is not None and row[0] not in wanted:
+            wanted = [*wanted, str(row[0])]
+    if not wanted:
+        return
+    try:
+        mirror_columns(conn, t.qualified, name, wanted, batch_size=batch)
+    except BaseException:
+        drop_compressed_column(conn, t.qualified, name)
+        raise
 
 
 def drop_compressed_column(conn: psycopg.Connection, table: str, code_column: str) -> None:

@@ -82,38 +82,66 @@ def ident_name(*parts: str, suffix: str = "") -> str:
     return base.encode()[: 63 - 9].decode(errors="ignore") + "_" + h
 
 
-def store_trigger(conn: psycopg.Connection, cc: PgCompressedColumn, ivf: str | None) -> None:
+def store_trigger(
+    conn: psycopg.Connection,
+    cc: PgCompressedColumn,
+    ivf: str | None,
+    mirrors: list[int] | None = None,
+) -> None:
     """(Re)create the row trigger of ``cc``'s code store, with IVF codec ``ivf`` as its
-    fifth argument (the store's trigger then assigns lists) or without one. The
-    arguments are those ``vecext.add_compressed_column`` gives it; the columns' names
-    are today's, read by attnum."""
+    fifth argument (the store's trigger then assigns lists) or without one, and the
+    attnums of the mirrored columns after it (catalog 0.6.0; ``None``: those the catalog
+    records). The arguments are those ``vecext.add_compressed_column`` gives it; the
+    trigger fires on updates of the vector, the key and the mirrored columns, named as
+    they are today (read by attnum)."""
     t = cc.table
+    if mirrors is None:
+        mirrors = recorded_mirrors(conn, cc.id)
     row = conn.execute(
-        """SELECT s.attname, s.attnum, k.attname, k.attnum
+        """SELECT s.attname, s.attnum, k.attname, k.attnum,
+                  coalesce((SELECT array_agg(a.attnum::int ORDER BY m.i)
+                              FROM unnest(%s::int2[])
+                                   WITH ORDINALITY AS m(n, i)
+                              JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = m.n
+                                                 AND NOT a.attisdropped), '{}'),
+                  coalesce((SELECT array_agg(a.attname::text ORDER BY m.i)
+                              FROM unnest(%s::int2[])
+                                   WITH ORDINALITY AS m(n, i)
+                              JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = m.n
+                                                 AND NOT a.attisdropped), '{}')
              FROM vecext.compressed_columns c
              JOIN pg_attribute s ON s.attrelid = c.table_oid AND s.attnum = c.source_attnum
              JOIN pg_attribute k ON k.attrelid = c.table_oid AND k.attnum = c.key_attnum
             WHERE c.id = %s""",
-        [cc.id],
+        [mirrors, mirrors, cc.id],
     ).fetchone()
     if row is None:
         raise CatalogError(f"the source or key column of {t}.{cc.code_column} is gone")
-    src, src_num, key, key_num = row
-    args = [cc.store_name, cc.codec, str(src_num), str(key_num), *([ivf] if ivf else [])]
+    src, src_num, key, key_num, mnums, mnames = row
+    args = [cc.store_name, cc.codec, str(src_num), str(key_num)]
+    if mnums:  # catalog 0.6.0: '' for no IVF codec, then the mirrored columns' attnums
+        args += [ivf or "", *map(str, mnums)]
+    elif ivf:
+        args.append(ivf)
     trig = sql.Identifier(str(cc.store_name))
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in [src, key, *mnames])
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trig, t.ident))
     conn.execute(
         sql.SQL(
-            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OF {}, {} OR DELETE ON {} FOR EACH ROW "
+            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OF {} OR DELETE ON {} FOR EACH ROW "
             "EXECUTE FUNCTION vecext.store_trigger({})"
-        ).format(
-            trig,
-            sql.Identifier(src),
-            sql.Identifier(key),
-            t.ident,
-            sql.SQL(", ").join(map(sql.Literal, args)),
-        )
+        ).format(trig, cols, t.ident, sql.SQL(", ").join(map(sql.Literal, args)))
     )
+
+
+def recorded_mirrors(conn: psycopg.Connection, cc_id: int) -> list[int]:
+    """The attnums of the columns compressed column ``cc_id`` mirrors into its code store
+    (catalog 0.6.0; none before), as the catalog records them."""
+    row = conn.execute(
+        "SELECT to_jsonb(c) -> 'mirror_attnums' FROM vecext.compressed_columns c WHERE c.id = %s",
+        [cc_id],
+    ).fetchone()
+    return [int(n) for n in (row[0] or [])] if row else []
 
 
 def add_to_store(

@@ -43,7 +43,10 @@ def declare_tenant_column(
     """Declare ``table.column`` the tenant column (searches must then pass ``tenant=``).
 
     With ``index`` a btree on the column is created unless one already leads with
-    it, so that a small tenant's exact scan reads only its rows.
+    it, so that a small tenant's exact scan reads only its rows. From catalog 0.6.0 the
+    column is mirrored into the code store of every compressed column of the table
+    (:func:`vecext.postgres.mirror_columns`; those added later mirror it too), so that
+    a tenant's search over codes scans the store alone.
     """
     require_catalog(conn)
     t = resolve_table(conn, table)
@@ -71,6 +74,18 @@ def declare_tenant_column(
                     sql.Identifier(column),
                 )
             )
+    _mirror_tenant(conn, t, column)
+
+
+def _mirror_tenant(conn: psycopg.Connection, t: TableRef, column: str) -> None:
+    from vecext.postgres.mirrors import has_mirrors, mirror_columns
+    from vecext.postgres.stores import compressed_columns
+
+    if not has_mirrors(conn):
+        return
+    for cc in compressed_columns(conn, t.oid):
+        if cc.store is not None and column not in (cc.source_column, cc.key_column):
+            mirror_columns(conn, t.qualified, cc.code_column, [column])
 
 
 def _short(name: str) -> str:

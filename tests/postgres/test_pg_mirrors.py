@@ -1,0 +1,196 @@
+"""Filter columns mirrored into code stores (catalog 0.6.0): after any mix of writes
+(INSERT, UPDATE of a mirrored column only, of the vector, of the key, DELETE, TRUNCATE,
+COPY) every store row's mirrored values equal its table row's; renames are followed;
+bad input is refused with an error naming the problem; the tenant column is mirrored
+on its own; dropping the compressed column takes it all."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.postgres.conftest import clustered, load_table, store_of, vector_text
+from vecext.codecs import make_codec
+from vecext.errors import CatalogError
+from vecext.postgres import (
+    add_compressed_column,
+    declare_tenant_column,
+    drop_compressed_column,
+    mirror_columns,
+    mirrored_columns,
+    save_codec,
+)
+
+D = 16
+
+
+@pytest.fixture(scope="module")
+def codec(mconn):
+    xt = clustered(800, D, seed=90)
+    c = make_codec("binary", D, "cosine").train(xt)
+    save_codec(mconn, "mir_bin", c)
+    return c
+
+
+def make_table(conn: psycopg.Connection, name: str, n: int = 300, seed: int = 91) -> np.ndarray:
+    x = clustered(n, D, seed=seed)
+    load_table(conn, name, x)
+    conn.execute(
+        sql.SQL(
+            "ALTER TABLE {t} ADD COLUMN pos text, ADD COLUMN score real, ADD COLUMN note text;"
+            "UPDATE {t} SET pos = (ARRAY['n','v','a','r'])[1 + id % 4], score = id % 7, "
+            "note = 'x' || id"
+        ).format(t=sql.Identifier(name))
+    )
+    return x
+
+
+def assert_mirrored(conn: psycopg.Connection, table: str, code: str, columns: list[str]) -> int:
+    """Every store row's mirrored values equal its table row's, and the store has a row
+    exactly for each table row with a vector."""
+    store = store_of(conn, table, code)
+    nums = dict(
+        conn.execute(
+            "SELECT attname, attnum FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attnum > 0 AND NOT attisdropped",
+            [sql.Identifier(table).as_string(conn)],
+        ).fetchall()
+    )
+    cols = [sql.Identifier(c) for c in columns]
+    mine = [sql.Identifier(f"col_{nums[c]}") for c in columns]
+    table_rows = conn.execute(
+        sql.SQL("SELECT id, {} FROM {} WHERE embedding IS NOT NULL ORDER BY id").format(
+            sql.SQL(", ").join(cols), sql.Identifier(table)
+        )
+    ).fetchall()
+    store_rows = conn.execute(
+        sql.SQL("SELECT pk, {} FROM {} ORDER BY pk").format(sql.SQL(", ").join(mine), store)
+    ).fetchall()
+    assert store_rows == table_rows
+    return len(store_rows)
+
+
+def test_mirrors_follow_every_kind_of_write(mconn, codec):
+    conn = mconn
+    x = make_table(conn, "mir_w")
+    add_compressed_column(conn, "mir_w", "embedding", "mir_bin", "e", progress=False)
+    assert mirror_columns(conn, "mir_w", "e", ["pos", "score"], batch_size=64) == ["pos", "score"]
+    assert mirrored_columns(conn, "mir_w", "e") == ["pos", "score"]
+    assert assert_mirrored(conn, "mir_w", "e", ["pos", "score"]) == 300
+    # a btree per mirrored column, in the store
+    (n_btree,) = conn.execute(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'vecext' AND tablename = %s "
+        "AND indexdef LIKE '%%btree (col_%%'",
+        [store_of(conn, "mir_w", "e").as_string(conn).split(".")[1].strip('"')],
+    ).fetchone()
+    assert n_btree == 2
+    writes = [
+        "INSERT INTO mir_w (id, embedding, pos, score) VALUES (1000, %s, 'r', 1.5)",
+        "UPDATE mir_w SET pos = 'v' WHERE id % 5 = 0",  # a mirrored column only
+        "UPDATE mir_w SET score = NULL WHERE id % 11 = 0",
+        "UPDATE mir_w SET note = 'y' WHERE id % 3 = 0",  # not mirrored: nothing to do
+        "UPDATE mir_w SET embedding = %s, pos = 'a' WHERE id = 7",  # vector and mirror
+        "UPDATE mir_w SET embedding = NULL WHERE id = 8",  # no vector: no store row
+        "UPDATE mir_w SET embedding = %s WHERE id = 8",  # back, with its values
+        "UPDATE mir_w SET id = id + 2000 WHERE id BETWEEN 20 AND 40",  # the key
+        "UPDATE mir_w SET id = -id, pos = 'k' WHERE id BETWEEN 100 AND 110",  # key and mirror
+        "DELETE FROM mir_w WHERE id % 13 = 0",
+    ]
+    for w in writes:
+        params = [vector_text(x[3])] if "%s" in w else None
+        conn.execute(w, params)
+        assert_mirrored(conn, "mir_w", "e", ["pos", "score"])
+    with conn.cursor().copy("COPY mir_w (id, embedding, pos) FROM STDIN") as cp:
+        for i in range(5000, 5020):
+            cp.write_row((i, vector_text(x[i % 300]), "n"))
+    assert_mirrored(conn, "mir_w", "e", ["pos", "score"])
+    # in one transaction, rolled back: nothing changes
+    with pytest.raises(RuntimeError), conn.transaction():
+        conn.execute("UPDATE mir_w SET pos = 'zzz'")
+        raise RuntimeError
+    assert_mirrored(conn, "mir_w", "e", ["pos", "score"])
+    conn.execute("TRUNCATE mir_w")
+    assert assert_mirrored(conn, "mir_w", "e", ["pos", "score"]) == 0
+    conn.execute("INSERT INTO mir_w (id, embedding, pos) VALUES (1, %s, 'r')", [vector_text(x[1])])
+    assert assert_mirrored(conn, "mir_w", "e", ["pos", "score"]) == 1
+
+
+def test_renames_and_more_columns(mconn, codec):
+    conn = mconn
+    make_table(conn, "mir_r")
+    add_compressed_column(
+        conn, "mir_r", "embedding", "mir_bin", "e", mirror=["pos"], progress=False
+    )
+    conn.execute("ALTER TABLE mir_r RENAME COLUMN pos TO part")
+    conn.execute("ALTER TABLE mir_r RENAME TO mir_r2")
+    assert mirrored_columns(conn, "mir_r2", "e") == ["part"]
+    conn.execute("UPDATE mir_r2 SET part = 'q' WHERE id < 50")
+    assert_mirrored(conn, "mir_r2", "e", ["part"])
+    # a second call adds columns; ones mirrored already stay
+    assert mirror_columns(conn, "mir_r2", "e", ["note", "part"]) == ["part", "note"]
+    conn.execute("UPDATE mir_r2 SET note = NULL, part = 'w' WHERE id > 250")
+    assert_mirrored(conn, "mir_r2", "e", ["part", "note"])
+
+
+def test_backfill_writes_the_mirrored_values(mconn, codec):
+    conn = mconn
+    make_table(conn, "mir_b")
+    add_compressed_column(
+        conn, "mir_b", "embedding", "mir_bin", "e", mirror=["pos"], batch_size=50, progress=False
+    )
+    assert assert_mirrored(conn, "mir_b", "e", ["pos"]) == 300
+    add_compressed_column(
+        conn, "mir_b", "embedding", "mir_bin", "e2", mirror="score", backfill=False
+    )
+    from vecext.postgres import refresh
+
+    refresh(conn, "mir_b", "e2", batch_size=70, progress=False)
+    assert assert_mirrored(conn, "mir_b", "e2", ["score"]) == 300
+
+
+def test_bad_input_is_refused_by_name(mconn, codec):
+    conn = mconn
+    make_table(conn, "mir_bad")
+    add_compressed_column(conn, "mir_bad", "embedding", "mir_bin", "e", progress=False)
+    conn.execute("ALTER TABLE mir_bad ADD COLUMN other vector(3)")
+    cases = {
+        "nope": "no column 'nope'",
+        "embedding": "vector column of e",
+        "id": "primary key column of e",
+        "other": "vector columns are not mirrored",
+    }
+    for col, msg in cases.items():
+        with pytest.raises(CatalogError, match=msg):
+            mirror_columns(conn, "mir_bad", "e", [col])
+    with pytest.raises(CatalogError, match="pos named twice"):
+        mirror_columns(conn, "mir_bad", "e", ["pos", "pos"])
+    with pytest.raises(CatalogError, match="not a vecext compressed column"):
+        mirror_columns(conn, "mir_bad", "nope", ["pos"])
+    with pytest.raises(CatalogError, match="at least one column"):
+        mirror_columns(conn, "mir_bad", "e", [])
+    # add_compressed_column with a bad mirror adds nothing
+    with pytest.raises(CatalogError, match="no column 'nope'"):
+        add_compressed_column(conn, "mir_bad", "embedding", "mir_bin", "e3", mirror=["nope"])
+    assert conn.execute(
+        "SELECT count(*) FROM vecext.compressed_columns WHERE code_column = 'e3'"
+    ).fetchone() == (0,)
+    assert mirrored_columns(conn, "mir_bad", "e") == []
+
+
+def test_tenant_column_is_mirrored_and_drop_takes_it_all(mconn, codec):
+    conn = mconn
+    make_table(conn, "mir_t")
+    add_compressed_column(conn, "mir_t", "embedding", "mir_bin", "e", progress=False)
+    declare_tenant_column(conn, "mir_t", "pos")  # into the existing store
+    assert mirrored_columns(conn, "mir_t", "e") == ["pos"]
+    add_compressed_column(conn, "mir_t", "embedding", "mir_bin", "e2", mirror=["score"])
+    assert mirrored_columns(conn, "mir_t", "e2") == ["score", "pos"]  # and into new ones
+    assert_mirrored(conn, "mir_t", "e2", ["score", "pos"])
+    store = store_of(conn, "mir_t", "e2").as_string(conn)
+    drop_compressed_column(conn, "mir_t", "e2")
+    assert conn.execute("SELECT to_regclass(%s)", [store]).fetchone() == (None,)
+    # the table's writes go on through the remaining store
+    conn.execute("UPDATE mir_t SET pos = 'z' WHERE id < 10")
+    assert_mirrored(conn, "mir_t", "e", ["pos"])

@@ -1,0 +1,145 @@
+-- vecext 0.5.0 -> 0.6.0: PostgreSQL catalog upgrade.
+--
+-- Applied after vecext--0.4.0--0.5.0.sql by `vecext install`, by the Alembic revision
+-- vecext_0_6_0 and by the Docker init script, in the same transaction as the rest
+-- of the chain. Released scripts are never edited: a later version adds
+-- vecext--0.6.0--<next>.sql.
+--
+-- The 0.6.0 changes, one section each (later steps of this release append their
+-- own numbered sections before the version record at the end):
+--
+--   1. Mirrored filter columns in the code store: declared filter (and tenant) columns
+--      of the user's table are copied into the code store vecext."store_<id>" as
+--      columns col_<attnum>, with a btree each, kept current by the store's own
+--      trigger, so that a filtered search scans the narrow store alone instead of
+--      joining the user's table by primary key (issue 11 item 3; measured in
+--      docs/bench-postgres.md). The user's table is not altered, updated or rewritten.
+--      compressed_columns.mirror_attnums records the mirrored columns by attnum (renames
+--      are followed); stores without mirrors keep working unchanged.
+--
+-- This script changes a table, so the Alembic revision's downgrade undoes it only
+-- while no code store mirrors columns (vecext.postgres.catalog.revert_script says why).
+
+-- ---------------------------------------------------------------------------
+-- 1. Mirrored filter columns in the code store
+
+ALTER TABLE vecext.compressed_columns ADD COLUMN mirror_attnums int2[];
+COMMENT ON COLUMN vecext.compressed_columns.mirror_attnums IS
+    'columns of the table mirrored into the code store (layout store), by attnum: store column col_<attnum> holds the value of each row with a code';
+
+-- The row trigger of a code store: AFTER INSERT OR UPDATE OF (source, key, mirrored
+-- columns) OR DELETE. TG_ARGV: store table (in vecext), codec, source attnum, key
+-- attnum and, when the store keeps IVF lists (0.5.0), the IVF codec ('' for none when
+-- mirrored columns follow), then (0.6.0) the attnum of each mirrored column, whose
+-- value goes to store column col_<attnum>. Columns are found by attnum, so renaming
+-- the table or its columns changes nothing; a mirrored column that is gone is left
+-- out (the search no longer reads it). The row's code (and list: the nearest centroid
+-- by the IVF codec's metric, ties to the lower list id, as vecext.ivf_lists_trigger
+-- and the Python IVFCodec assign) and mirrored values are written or replaced, or its
+-- store row deleted when the vector is NULL or the row is gone; a changed key moves
+-- the code. An UPDATE that leaves the vector and key alone (a mirrored column changed)
+-- only rewrites the mirrored values. An IVF codec that is gone writes no list. SECURITY
+-- DEFINER: writers of the table need no privilege on schema vecext; search_path is
+-- pinned (below).
+CREATE OR REPLACE FUNCTION vecext.store_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+DECLARE
+    src   name;
+    key   name;
+    op    text;
+    same  boolean;
+    lcols text := '';
+    lvals text := '';
+    lset  text := '';
+    mcols text := '';
+    mvals text := '';
+    mset  text := '';
+BEGIN
+    SELECT max(a.attname) FILTER (WHERE a.attnum = TG_ARGV[2]::int2),
+           max(a.attname) FILTER (WHERE a.attnum = TG_ARGV[3]::int2)
+      INTO src, key
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attnum IN (TG_ARGV[2]::int2, TG_ARGV[3]::int2)
+       AND NOT a.attisdropped;
+    IF src IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'vecext code store %: the source or key column of table % is gone; drop the compressed column (vecext.drop_compressed_column)',
+            TG_ARGV[0], TG_RELID::regclass USING ERRCODE = 'undefined_column';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        EXECUTE format('DELETE FROM vecext.%I s WHERE s.pk = ($1).%I', TG_ARGV[0], key) USING OLD;
+        RETURN NULL;
+    END IF;
+    IF TG_NARGS > 5 THEN
+        SELECT coalesce(string_agg(format(', %I', 'col_' || m.n), '' ORDER BY m.i), ''),
+               coalesce(string_agg(format(', ($1).%I', a.attname), '' ORDER BY m.i), ''),
+               coalesce(string_agg(format(', %1$I = EXCLUDED.%1$I', 'col_' || m.n), '' ORDER BY m.i), '')
+          INTO mcols, mvals, mset
+          FROM unnest(TG_ARGV[5:TG_NARGS - 1]) WITH ORDINALITY AS m(n, i)
+          JOIN pg_catalog.pg_attribute a
+            ON a.attrelid = TG_RELID AND a.attnum = m.n::int2 AND NOT a.attisdropped;
+        IF TG_OP = 'UPDATE' AND mcols <> '' THEN
+            EXECUTE format('SELECT ($1).%1$I IS NOT DISTINCT FROM ($2).%1$I AND ($1).%2$I = ($2).%2$I',
+                           src, key) INTO same USING OLD, NEW;
+            IF same THEN
+                -- only mirrored columns changed: the code and list stand
+                EXECUTE format('UPDATE vecext.%I s SET (%s) = ROW(%s) WHERE s.pk = ($1).%I',
+                               TG_ARGV[0], substr(mcols, 3), substr(mvals, 3), key) USING NEW;
+                RETURN NULL;
+            END IF;
+        END IF;
+    END IF;
+    IF TG_NARGS > 4 AND TG_ARGV[4] <> '' THEN
+        SELECT CASE c.metric WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' ELSE '<=>' END INTO op
+          FROM vecext.codecs c WHERE c.name = TG_ARGV[4] AND c.kind = 'ivf';
+        IF op IS NOT NULL THEN
+            lcols := ', list';
+            lvals := format(
+                ', (SELECT b.idx FROM vecext.codebook_vectors b '
+                'WHERE b.codec_name = %L AND b.part = ''centroids'' '
+                'ORDER BY b.vec %s ($1).%I::vector, b.idx LIMIT 1)',
+                TG_ARGV[4], op, src);
+            lset := ', list = EXCLUDED.list';
+        END IF;
+    END IF;
+    lcols := lcols || mcols;
+    lvals := lvals || mvals;
+    lset := lset || mset;
+    IF TG_OP = 'INSERT' THEN
+        -- the common case, one plain statement (a row with a NULL vector gets no code)
+        EXECUTE format(
+            'INSERT INTO vecext.%1$I (pk, code%5$s) '
+            'SELECT ($1).%2$I, vecext.%4$I(($1).%3$I::vector)%6$s WHERE ($1).%3$I IS NOT NULL '
+            'ON CONFLICT (pk) DO UPDATE SET code = EXCLUDED.code%7$s',
+            TG_ARGV[0], key, src, TG_ARGV[1] || '_encode', lcols, lvals, lset) USING NEW;
+        RETURN NULL;
+    END IF;
+    -- UPDATE: the key changed: the old key's code goes, unless another row of the same
+    -- statement took that key (UPDATE ... SET id = id + 1)
+    EXECUTE format(
+        'DELETE FROM vecext.%1$I s WHERE s.pk = ($1).%2$I AND s.pk IS DISTINCT FROM ($2).%2$I '
+        'AND NOT EXISTS (SELECT FROM %3$s t WHERE t.%2$I = ($1).%2$I)',
+        TG_ARGV[0], key, TG_RELID::regclass) USING OLD, NEW;
+    EXECUTE format(
+        'WITH d AS (DELETE FROM vecext.%1$I s WHERE s.pk = ($1).%2$I AND ($1).%3$I IS NULL) '
+        'INSERT INTO vecext.%1$I AS s (pk, code%5$s) '
+        'SELECT ($1).%2$I, vecext.%4$I(($1).%3$I::vector)%6$s WHERE ($1).%3$I IS NOT NULL '
+        'ON CONFLICT (pk) DO UPDATE SET code = EXCLUDED.code%7$s',
+        TG_ARGV[0], key, src, TG_ARGV[1] || '_encode', lcols, lvals, lset) USING NEW;
+    RETURN NULL;
+END
+$$;
+
+-- CREATE OR REPLACE resets a function's settings: the trigger gets 0.5.0's back (its
+-- SECURITY DEFINER from its definition), search_path pinned as on every vecext function.
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION vecext.store_trigger() SET search_path = pg_catalog, %I, pg_temp',
+                   vecext.pgvector_schema());
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Every script records itself; the installers check that it did.
+UPDATE vecext.installed_version SET version = '0.6.0';
+INSERT INTO vecext.install_history (script, version) VALUES ('vecext--0.5.0--0.6.0.sql', '0.6.0');
