@@ -183,7 +183,7 @@ class PostgresBackend(SqlBackend):
             # a catalog before 0.4.0 keys its rows by names and has no code stores
             crow = conn.execute(_CATALOG_INFO if has_catalog == "new" else _OLD_CATALOG_INFO, keys)
             code_rows, tenant = crow.fetchone()  # type: ignore[misc]
-            codes, unusable = _codes(code_rows or [], metric)
+            codes, unusable = _codes(code_rows or [], metric, attnums)
         all_indexes = parse_index_rows(
             [tuple(r[f] for f in INDEX_FIELDS) for r in (index_rows or [])],
             [(a[0], a[3], a[2]) for a in attrs],
@@ -309,10 +309,13 @@ class PostgresBackend(SqlBackend):
         return int(n)
 
 
-def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
+def _codes(
+    rows: list[Any], metric: str, attnums: dict[str, int]
+) -> tuple[list[CodeColumn], list[str]]:
     out, notes = [], []
+    names = {n: a for a, n in attnums.items()}
     for (name, codec, kind, made_fp, fp, cmetric, status, lcol, ivf, ivf_fp, ivf_params,
-         calib, params, dim, store, list_layout) in rows:  # fmt: skip
+         calib, params, dim, store, list_layout, mirrored) in rows:  # fmt: skip
         if status != "ready":
             notes.append(f"compressed column {name} is still backfilling")
             continue
@@ -335,6 +338,10 @@ def _codes(rows: list[Any], metric: str) -> tuple[list[CodeColumn], list[str]]:
                 nlist=int((ivf_params or {}).get("nlist", 0)) if ivf_fp else 0,
                 calibration=calib if isinstance(calib, dict) else None,
                 store=store, lists_in_store=bool(ivf_fp and store and list_layout == "store"),
+                # (catalog 0.6.0) by attnum: a dropped column is no longer mirrored
+                mirrors=tuple(
+                    (names[n], f"col_{n}") for n in (mirrored or []) if store and n in names
+                ),
             )
         )  # fmt: skip
     return best_first(out), notes
@@ -375,7 +382,7 @@ _CATALOG_INFO = (
                        c.fingerprint, c.metric, k.status, k.list_column, k.ivf_codec_name,
                        v.fingerprint, v.params, k.calibration, c.params, c.dim,
                        CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END,
-                       to_jsonb(k) ->> 'list_layout')
+                       to_jsonb(k) ->> 'list_layout', to_jsonb(k) -> 'mirror_attnums')
                        ORDER BY k.id)
          FROM vecext.compressed_columns k
          JOIN vecext.codecs c ON c.name = k.codec_name

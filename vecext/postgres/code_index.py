@@ -39,6 +39,7 @@ from psycopg import sql
 from vecext.postgres.codecs import cached_codec
 from vecext.postgres.index_catalog import INDEX_ROWS
 from vecext.postgres.statement import cached_sql
+from vecext.postgres.store_filter import store_where
 from vecext.search.contracts import CodeColumn
 from vecext.search.planner import calibration_curves, rerank_depth
 
@@ -196,7 +197,11 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
         settings["hnsw.max_scan_tuples"] = str(int(ctx.req.max_scan_rows))
     settings["enable_sort"] = "off"  # the index is the point of this strategy
     qarg = query_arg(codec, ix, ctx.req.q)
-    params = list(ctx.where_params) if ctx.req.pred is not None else []
+    mirrored = store_where(ctx, code)
+    if mirrored is not None:  # the filter on the store's mirrored columns (catalog 0.6.0)
+        params = mirrored[1]
+    else:
+        params = list(ctx.where_params) if ctx.req.pred is not None else []
     if ix.kind != "rbq":
         # one statement: walk, keep the best `depth` by code distance, rerank exactly
         query = _statement(ctx, ix, "walk", (ef, depth, k))
@@ -218,11 +223,15 @@ def _statement(ctx: Any, ix: CodeIndex, step: str, sizes: tuple[int, ...]) -> An
     Its text is kept by table, index, sizes and filter shape
     (:func:`~vecext.postgres.statement.cached_sql`)."""
     info = ctx.info
+    mirrored = store_where(ctx, info.codes[ix.code_column])
 
     def build() -> sql.Composable:
         store = sql.Identifier("vecext", ix.store)
         if ctx.req.pred is None:
             source: sql.Composable = sql.SQL("{} s").format(store)
+        elif mirrored is not None:
+            # the filter on the store's own (mirrored) columns: no join to the table
+            source = sql.SQL("{} s WHERE {}").format(store, mirrored[0])
         else:
             # the filter on the user's table, joined by primary key (its own subquery, so
             # that its column names never meet the store's)
@@ -256,7 +265,7 @@ def _statement(ctx: Any, ix: CodeIndex, step: str, sizes: tuple[int, ...]) -> An
 
     key = ctx.key(
         "code_index", step, *sizes, ix.store, ix.kind, ix.metric, ix.storage, ix.dim,
-        ix.plane_bytes, info.columns[info.id_column],
+        ix.plane_bytes, info.columns[info.id_column], mirrored and mirrored[2],
     )  # fmt: skip
     return cached_sql(ctx.conn, key, build)
 

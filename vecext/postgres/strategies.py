@@ -35,6 +35,7 @@ from vecext.postgres.filters import bound_ident
 from vecext.postgres.index_catalog import VectorIndex
 from vecext.postgres.ivf import cached_codec
 from vecext.postgres.statement import Check, Float4Array, cached_sql, fetch_local
+from vecext.postgres.store_filter import store_where
 from vecext.search.contracts import Candidates, Request, Stage, TableInfo
 from vecext.search.planner import Plan
 
@@ -65,6 +66,8 @@ class Context:
     where_text: str | None = field(default=None, repr=False)
     #: the backend's check of unchecked facts, sent with the first statement
     pending: Pending | None = field(default=None, repr=False)
+    #: the filter compiled on each code store's mirrored columns (:mod:`.store_filter`)
+    store_wheres: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def key(self, *parts: Any) -> tuple[Any, ...]:
         """A :func:`~vecext.postgres.statement.cached_sql` key naming everything a
@@ -235,45 +238,45 @@ def candidates(ctx: Context, stage: Stage) -> Candidates:
         head = sql.SQL("SELECT id, cd FROM ({}) r")
         out = sql.SQL("NULL, NULL")
         settings = _serial(ctx)
-    if code.store and in_store and lists is not None:
-        # the lists in the store (catalog 0.5.0): its list index finds the probed rows;
-        # a filter is on the user's table, joined by primary key
+    mirrored = store_where(ctx, code) if lists is None or in_store else None
+    if code.store and (lists is None or in_store) and (mirrored or ctx.req.pred is None):
+        # the narrow store alone (its list index finds probed rows): no filter, or the
+        # filter on the store's mirrored columns (catalog 0.6.0), no join
         store = sql.Identifier("vecext", code.store)
-        if ctx.req.pred is None:
-            inner = sql.SQL(
-                "SELECT s.pk AS id, {dist} AS cd, s.{l} AS l FROM {store} s "
-                "WHERE s.{l} = ANY(%s::int[]){budget}"
-            ).format(dist=dist, l=lcol, store=store, budget=ctx.budget())
-            inner_params = [*probe]
-        else:
-            inner = sql.SQL(
-                "SELECT s.pk AS id, {dist} AS cd, s.{l} AS l FROM {store} s JOIN (SELECT {id} "
-                "AS vx_id FROM {t} WHERE {where}) t ON t.vx_id = s.pk "
-                "WHERE s.{l} = ANY(%s::int[]){budget}"
-            ).format(
-                dist=dist, l=lcol, store=store, id=ctx.id, t=ctx.t, where=ctx.where,
-                budget=ctx.budget(),
-            )  # fmt: skip
-            inner_params = [*ctx.where_params, *probe]
+        cond, sparams = (mirrored[0], mirrored[1]) if mirrored else (sql.SQL("TRUE"), [])
+        lin = sql.SQL("s.{} = ANY(%s::int[]) AND ").format(lcol) if lists is not None else None
+        inner = sql.SQL(
+            "SELECT s.pk AS id, {dist} AS cd{l} FROM {store} s WHERE {lin}({cond}){budget}"
+        ).format(
+            dist=dist, l=sql.SQL(", s.{} AS l").format(lcol) if lists is not None else sql.SQL(""),
+            store=store, lin=lin if lin is not None else sql.SQL(""), cond=cond,
+            budget=ctx.budget(),
+        )  # fmt: skip
+        inner_params = [*probe, *sparams]
+    elif code.store and in_store and lists is not None:
+        # the lists in the store (catalog 0.5.0), the filter on the user's table, joined
+        # by primary key
+        inner = sql.SQL(
+            "SELECT s.pk AS id, {dist} AS cd, s.{l} AS l FROM {store} s JOIN (SELECT {id} "
+            "AS vx_id FROM {t} WHERE {where}) t ON t.vx_id = s.pk "
+            "WHERE s.{l} = ANY(%s::int[]){budget}"
+        ).format(
+            dist=dist, l=lcol, store=sql.Identifier("vecext", code.store), id=ctx.id, t=ctx.t,
+            where=ctx.where, budget=ctx.budget(),
+        )  # fmt: skip
+        inner_params = [*ctx.where_params, *probe]
     elif code.store:
-        store = sql.Identifier("vecext", code.store)
+        # the filter (and lists) on the user's table, in a subquery of its own so that its
+        # column names cannot meet the store's
+        inner = sql.SQL(
+            "SELECT s.pk AS id, {dist} AS cd{lout} FROM {store} s JOIN (SELECT {id} AS vx_id"
+            "{lsel} FROM {t} WHERE {lwhere}{where}) t ON t.vx_id = s.pk{budget}"
+        ).format(
+            dist=dist, lout=sql.SQL(", t.l") if lists is not None else sql.SQL(""),
+            store=sql.Identifier("vecext", code.store), id=ctx.id, lsel=lsel, t=ctx.t,
+            lwhere=lwhere, where=ctx.where, budget=ctx.budget(),
+        )  # fmt: skip
         inner_params = [*probe, *ctx.where_params]
-        if lists is None and ctx.req.pred is None:
-            # every store row has a vector: the narrow store alone
-            inner = sql.SQL("SELECT s.pk AS id, {dist} AS cd FROM {store} s{budget}").format(
-                dist=dist, store=store, budget=ctx.budget()
-            )
-        else:
-            # the filter (and lists) on the user's table, in a subquery of its own so
-            # that its column names cannot meet the store's
-            inner = sql.SQL(
-                "SELECT s.pk AS id, {dist} AS cd{lout} FROM {store} s JOIN (SELECT {id} AS vx_id"
-                "{lsel} FROM {t} WHERE {lwhere}{where}) t ON t.vx_id = s.pk{budget}"
-            ).format(
-                dist=dist, lout=sql.SQL(", t.l") if lists is not None else sql.SQL(""),
-                store=store, id=ctx.id, lsel=lsel, t=ctx.t, lwhere=lwhere, where=ctx.where,
-                budget=ctx.budget(),
-            )  # fmt: skip
     else:
         inner_params = [*probe, *ctx.where_params]
         inner = sql.SQL(
@@ -319,6 +322,12 @@ def list_counts(ctx: Context, code: Any) -> dict[int, int]:
     """Rows passing the filter in each IVF list of ``code`` (one aggregate; lists in a
     code store are joined to the rows passing the filter by primary key)."""
     lcol = sql.Identifier(str(code.list_column))
+    mirrored = store_where(ctx, code) if code.store and code.lists_in_store else None
+    if mirrored is not None:  # the filter on the store's mirrored columns: no join
+        query = sql.SQL("SELECT s.{}, count(*) FROM {} s WHERE {} GROUP BY 1").format(
+            lcol, sql.Identifier("vecext", code.store), mirrored[0]
+        )
+        return {int(r[0]): int(r[1]) for r in ctx.fetch({}, query, mirrored[1]) if r[0] is not None}
     if code.store and code.lists_in_store:
         query = sql.SQL(
             "SELECT s.{l}, count(*) FROM {store} s JOIN (SELECT {id} AS vx_id FROM {t} "

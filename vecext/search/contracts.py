@@ -75,6 +75,9 @@ class CodeColumn:
     store: Any = None
     #: the list ids (``list_column``) are a column of ``store``, not of the user's table
     lists_in_store: bool = False
+    #: columns of the user's table mirrored into ``store``, ``(table column, store
+    #: column)``: a filter on these only runs on the store (PostgreSQL catalog 0.6.0)
+    mirrors: tuple[tuple[str, str], ...] = ()
     #: the catalog row's state a backend's code cache keys on (DuckDB: database path,
     #: row id, creation time, refresh mark), read with the rest of the table's facts
     version: Any = None

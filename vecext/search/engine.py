@@ -22,14 +22,22 @@ Every decision is recorded in the plan's steps, so ``explain()`` tells what ran.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from vecext.search import twostage
 from vecext.search.contracts import Backend, Hits, Request, SearchError, Step, TableInfo
-from vecext.search.filters import Eq, Predicate, check_columns, combine, describe, parse_filter
+from vecext.search.filters import (
+    Eq,
+    Predicate,
+    check_columns,
+    combine,
+    describe,
+    only_columns,
+    parse_filter,
+)
 from vecext.search.filtertypes import check_values
 from vecext.search.floors import hnsw_ef, rows_scanned
 from vecext.search.planner import Plan, plan
@@ -145,9 +153,12 @@ def make_plan(prep: Prepared, k: int, strategy: str = "auto") -> Plan:
     """The planner's plan for ``k`` rows (a :class:`SearchError` naming why a forced
     strategy is unavailable), its steps opened by the filter and the backend's notes."""
     info = prep.info
+    caps, in_store = info.caps, store_filter_note(info, prep.pred)
+    if in_store:
+        caps = replace(caps, filter_in_store=True)
     try:
         p = plan(
-            info.caps, prep.est, k, strategy=strategy, settings=prep.settings,
+            caps, prep.est, k, strategy=strategy, settings=prep.settings,
             filtered=prep.pred is not None,
         )  # fmt: skip
     except ValueError as exc:
@@ -155,8 +166,23 @@ def make_plan(prep: Prepared, k: int, strategy: str = "auto") -> Plan:
         raise SearchError(f"{info.table}.{info.column}: {exc}{notes}") from None
     if prep.pred is not None:
         p.steps.insert(0, f"filter: {describe(prep.pred)}")
+        walk = getattr(info.indexes.get(str(p.params.get("index"))), "store", None)
+        if in_store and (p.strategy in ("compressed", "ivf") or walk is not None):
+            p.steps.insert(1, in_store)
     p.steps += list(info.notes)  # what the backend wants explained
     return p
+
+
+def store_filter_note(info: TableInfo, pred: Predicate | None) -> str | None:
+    """What ``explain()`` says when the filter runs on the code store of the plan's code
+    column (its mirrored columns), else ``None``."""
+    code = info.codes.get(info.caps.code_column or "") if info.caps.code_column else None
+    if code is None or not code.mirrors or not only_columns(pred, [a for a, _ in code.mirrors]):
+        return None
+    return (
+        f"filter runs on code store {code.store} of {code.name} (mirrored columns, btrees): "
+        "no join to the table"
+    )
 
 
 def execute(prep: Prepared, req: Request, p: Plan) -> Hits:

@@ -189,6 +189,22 @@ def columns_of(pred: Predicate | None) -> set[str]:
     return {pred.column}
 
 
+def only_columns(pred: Predicate | None, available: Iterable[str]) -> bool:
+    """Whether ``pred`` is a structured filter (no SQLAlchemy expression, no distance
+    bound) on columns of ``available`` only: what a code store that mirrors those
+    columns can evaluate without the user's table."""
+    if pred is None:
+        return False
+    have = set(available)
+
+    def ok(p: Predicate) -> bool:
+        if isinstance(p, And):
+            return all(ok(q) for q in p.parts)
+        return isinstance(p, (Eq, In, Range)) and p.column in have
+
+    return ok(pred)
+
+
 def check_columns(pred: Predicate | None, available: Iterable[str], table: str) -> None:
     """Raise :class:`FilterError` naming any filter column the table does not have."""
     have = set(available)

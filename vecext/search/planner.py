@@ -55,6 +55,9 @@ class Capabilities:
     #: the HNSW index's whole calibration record (``ef_search`` curve, ``queries``:
     #: how it was measured), which the search engine's ef_search floor reads
     hnsw_record: dict[str, Any] | None = None
+    #: the search's filter runs on the code store's own (mirrored) columns, with their
+    #: btrees: the code scan reads only the matching codes, no join to the table
+    filter_in_store: bool = False
 
 
 @dataclass
@@ -210,12 +213,25 @@ def plan(
     limit = int(s.exact_max_rows)
     if not filtered and caps.hnsw_index:
         limit = min(limit, int(s.floor("exact_max_rows_unfiltered")))
+    mirrored = filtered and caps.filter_in_store and caps.code_column is not None
+    if mirrored:
+        # the code scan over the store's matching codes (btree on the mirrored columns)
+        # beats the exact scan of the same rows from here on (docs/bench-postgres.md)
+        limit = min(limit, int(s.floor("exact_max_rows_mirrored")))
     if est <= limit:
         why = (
             f"about {est:.0f} rows match (<= {limit}): an exact scan of them is cheap "
             "and has recall 1"
         )
         return Plan("exact", why, {}, **base)
+    if mirrored and sel < s.broad_selectivity and not caps.list_column:
+        why = (
+            f"selectivity {sel:.2%}, filter on the code store's mirrored columns: rank the "
+            "matching codes (btree), rerank the best exactly"
+        )
+        return Plan(
+            "compressed", why, _params("compressed", caps, depth, est, sel, s, k, filtered), **base
+        )
     if caps.hnsw_index and (not filtered or sel >= s.broad_selectivity):
         why = (
             "broad filter: the native HNSW index finds k matching rows"

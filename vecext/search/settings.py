@@ -30,6 +30,7 @@ DEFAULT_FLOORS: dict[str, Any] = {
     "ivf_loss_share": 0.1,
     "ivf_filter_lists": False,
     "exact_max_rows_unfiltered": 20_000,
+    "exact_max_rows_mirrored": 2_000,
 }
 
 
@@ -52,6 +53,10 @@ class PlannerSettings:
     #: (an unfiltered exact scan reads every vector: PostgreSQL, wiki-vital's 16,114 x
     #: 768 TOASTed vectors, 93 ms against 1-4 ms for pgvector's HNSW walk)
     exact_max_rows_unfiltered: int | None = None
+    #: ... and when the filter runs on a code store's mirrored columns (PostgreSQL
+    #: catalog 0.6.0), at most this many: the code scan reads only the matching codes
+    #: through the store's btrees and beats the exact scan above it
+    exact_max_rows_mirrored: int | None = None
     #: selectivity at or above which an ANN index is used as is, without iterating
     broad_selectivity: float = 0.5
     recall_target: float = 0.95
