@@ -36,10 +36,13 @@ class StoreDialect(PostgresDialect):
 
 def store_where(ctx: Any, code: Any) -> tuple[sql.Composable, list[Any], str] | None:
     """``(condition on alias s, its parameters, its text)`` when the request's filter runs
-    on ``code``'s store (kept per search and code column on ``ctx``), else ``None``."""
+    on ``code``'s store (the plan says so: :func:`vecext.search.engine.make_plan`), kept
+    per search and code column on ``ctx``; else ``None``."""
     pred = ctx.req.pred
     if pred is None or not code.store or not code.mirrors:
         return None
+    if ctx.plan is None or not ctx.plan.params.get("filter_on_store"):
+        return None  # the plan joins (PlannerSettings.mirrored_filters=False)
     if not only_columns(pred, [a for a, _ in code.mirrors]):
         return None
     got = ctx.store_wheres.get(code.name)

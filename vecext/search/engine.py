@@ -153,7 +153,8 @@ def make_plan(prep: Prepared, k: int, strategy: str = "auto") -> Plan:
     """The planner's plan for ``k`` rows (a :class:`SearchError` naming why a forced
     strategy is unavailable), its steps opened by the filter and the backend's notes."""
     info = prep.info
-    caps, in_store = info.caps, store_filter_note(info, prep.pred)
+    in_store = store_filter_note(info, prep.pred) if prep.settings.mirrored_filters else None
+    caps = info.caps
     if in_store:
         caps = replace(caps, filter_in_store=True)
     try:
@@ -169,6 +170,7 @@ def make_plan(prep: Prepared, k: int, strategy: str = "auto") -> Plan:
         walk = getattr(info.indexes.get(str(p.params.get("index"))), "store", None)
         if in_store and (p.strategy in ("compressed", "ivf") or walk is not None):
             p.steps.insert(1, in_store)
+            p.params["filter_on_store"] = True  # the statements read it
     p.steps += list(info.notes)  # what the backend wants explained
     return p
 

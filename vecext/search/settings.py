@@ -57,6 +57,9 @@ class PlannerSettings:
     #: catalog 0.6.0), at most this many: the code scan reads only the matching codes
     #: through the store's btrees and beats the exact scan above it
     exact_max_rows_mirrored: int | None = None
+    #: filter on a code store's mirrored columns when they hold every column the filter
+    #: names (PostgreSQL catalog 0.6.0); ``False``: join the table as before (to compare)
+    mirrored_filters: bool = True
     #: selectivity at or above which an ANN index is used as is, without iterating
     broad_selectivity: float = 0.5
     recall_target: float = 0.95

@@ -40,7 +40,7 @@ from vecext.search import PlannerSettings, search
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.pg_methods import HNSW_M
-from vecext.tools.bench.pg_vecext import ensure_attribute_indexes
+from vecext.tools.bench.pg_vecext import ensure_attribute_indexes, ensure_mirrors
 from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
 
 #: method -> (codec kind, codec params (d: the dimension), bytes per vector, code column)
@@ -92,6 +92,10 @@ class PgCodeHnsw(BaseMethod):
             # exact distances after the walk (at most ef_search; default: calibrated)
             pinned["code_index_rerank"] = self.rerank
             self.params["rerank"] = self.rerank
+        # @mirror=0: join the table instead of filtering the code store's mirrored columns
+        if not ctx.option("mirror", int, 1):
+            pinned["mirrored_filters"] = False
+            self.params["mirror"] = 0
         if pinned:
             self.settings = PlannerSettings(**pinned)
 
@@ -124,6 +128,7 @@ class PgCodeHnsw(BaseMethod):
             found = [
                 c for c in list_compressed_columns(conn, table) if c.code_column == self.column
             ]
+        ensure_mirrors(self.ctx, self.column)
         cc = found[0]
         self.store = f"store_{cc.id}"
         self.index = f"{self.store}_hnsw"

@@ -41,7 +41,7 @@ from vecext.postgres import (
     train_codec,
 )
 from vecext.postgres.catalog import installed_version
-from vecext.search import SearchResult
+from vecext.search import PlannerSettings, SearchResult
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.pg_methods import PgHnsw
@@ -97,6 +97,19 @@ def ensure_attribute_indexes(ctx: BenchContext) -> None:
         )
 
 
+def ensure_mirrors(ctx: BenchContext, column: str) -> None:
+    """Mirror the run's filter columns into ``column``'s code store (catalog 0.6.0; a
+    no-op for columns mirrored already), as an application declares its filter columns."""
+    from vecext.postgres import mirror_columns
+    from vecext.postgres.mirrors import has_mirrors
+    from vecext.search.filters import columns_of
+
+    cols = sorted(columns_of(ctx.filter))
+    if cols and ctx.table is not None and has_mirrors(ctx.conn):
+        with ctx.task(f"mirror {', '.join(cols)} into the code store of {column}"):
+            mirror_columns(ctx.conn, ctx.table, column, cols)
+
+
 def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
     """The compressed column of ``kind`` (``pq``/``binary``) and its build seconds."""
     conn, table = ctx.conn, ctx.table
@@ -120,6 +133,7 @@ def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
         if not (cal and cal[0] and "subsets" in cal[0] and cal[0].get("queries") == "rows"):
             with ctx.task(f"calibrate {table}.{column}"):
                 calibrate(conn, table, column)
+        ensure_mirrors(ctx, column)
         return column, float(_comment(conn, table, column).get("build_s", 0.0))
     if row is not None:
         if ivf_lists(conn, table, column) is not None:
@@ -135,6 +149,7 @@ def ensure_codes(ctx: BenchContext, kind: str) -> tuple[str, float]:
         calibrate(conn, table, column)
     build_s = time.perf_counter() - start
     _set_comment(conn, table, column, {"build_s": round(build_s, 3)})
+    ensure_mirrors(ctx, column)
     return column, build_s
 
 
@@ -193,7 +208,15 @@ def _column_bytes(conn: psycopg.Connection, table: str, column: str) -> int:
 
 
 class PgVecext(VecextMethod):
-    """A vecext method on PostgreSQL: the set-up is kept in the benchmark table."""
+    """A vecext method on PostgreSQL: the set-up is kept in the benchmark table. The run's
+    filter columns are mirrored into the code stores (catalog 0.6.0); option ``@mirror=0``
+    joins the table by primary key instead (``PlannerSettings.mirrored_filters``)."""
+
+    def __init__(self, ctx: BenchContext, strategy: str = "auto", kind: str | None = None) -> None:
+        super().__init__(ctx, strategy, kind)
+        if not ctx.option("mirror", int, 1):
+            self.settings = PlannerSettings(mirrored_filters=False, recall_target=self.recall)
+            self.params["mirror"] = 0
 
     def prepare(self) -> float:
         ensure_attribute_indexes(self.ctx)

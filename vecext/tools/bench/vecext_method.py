@@ -50,6 +50,7 @@ class VecextMethod(BaseMethod):
         self.conn: Any = ctx.conn
         self.table: str = ctx.table
         self.using: str | None = None
+        self.settings: Any = None
 
     def build(self) -> float | None:
         seconds = self.prepare()
@@ -65,6 +66,7 @@ class VecextMethod(BaseMethod):
         r = search(
             self.conn, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,
             filter=self.ctx.filter, using=self.using, recall_target=self.recall,
+            settings=self.settings,
         )  # fmt: skip
         self.note(r)
         return np.asarray(r.ids, dtype=np.int64)
