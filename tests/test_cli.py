@@ -30,7 +30,7 @@ def test_install_then_info(pg_dsn):
     second = runner.invoke(app, ["install", "--dsn", pg_dsn])
     assert "nothing to do" in second.stdout
     info = runner.invoke(app, ["info", "--dsn", pg_dsn, "--json"])
-    assert json.loads(info.stdout)["items"]["postgres catalog"] == "installed, version 0.5.0"
+    assert json.loads(info.stdout)["items"]["postgres catalog"] == "installed, version 0.6.0"
 
 
 def test_unreachable_dsn_is_a_clear_error():
@@ -46,5 +46,5 @@ def test_install_into_duckdb_file(tmp_path):
     import vecext.duckdb as vd
 
     con = vd.connect(path)
-    assert vd.installed_version(con) == "0.5.0"
+    assert vd.installed_version(con) == "0.6.0"
     con.close()

@@ -35,10 +35,10 @@ def test_alembic_upgrade_head_then_downgrade_base(pg_dsn):
     cfg = alembic_config(pg_dsn)
     command.upgrade(cfg, "head")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        assert catalog.installed_version(conn) == "0.5.0"
+        assert catalog.installed_version(conn) == "0.6.0"
         via_alembic = snapshot(conn)
         assert conn.execute("SELECT version_num FROM vecext_alembic_version").fetchall() == [
-            ("vecext_0_5_0",)
+            ("vecext_0_6_0",)
         ]
         # the same catalog as `vecext install` builds
         conn.execute("DROP SCHEMA vecext CASCADE")
@@ -95,11 +95,24 @@ def test_alembic_one_revision_per_script(pg_dsn):
     command.upgrade(cfg, "vecext_0_5_0")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         assert catalog.installed_version(conn) == "0.5.0"
-        stepwise = snapshot(conn)
+        at_0_5_0 = snapshot(conn)
         assert conn.execute(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'vecext.compressed_columns'"
             "::regclass AND attname = 'list_layout' AND NOT attisdropped"
         ).fetchone() == (1,)
+    command.upgrade(cfg, "vecext_0_6_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        assert catalog.installed_version(conn) == "0.6.0"
+        stepwise = snapshot(conn)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'vecext.compressed_columns'"
+            "::regclass AND attname = 'mirror_attnums' AND NOT attisdropped"
+        ).fetchone() == (1,)
+    command.downgrade(cfg, "vecext_0_5_0")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        back = snapshot(conn)
+    assert sorted(back.pop("history")) == sorted(at_0_5_0.pop("history"))
+    assert back == at_0_5_0
     command.downgrade(cfg, "vecext_0_4_0")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         back = snapshot(conn)
@@ -172,7 +185,7 @@ def test_docker_init_script_matches_vecext_install(pg_dsn, pg_server_dsn):
         conn.execute("DROP SCHEMA vecext CASCADE")
         catalog.install(conn)
         assert snapshot(conn) == via_docker
-        assert catalog.installed_version(conn) == "0.5.0"
+        assert catalog.installed_version(conn) == "0.6.0"
 
 
 def test_docker_init_script_fails_loudly_on_bad_sql(pg_dsn, tmp_path):

@@ -58,19 +58,19 @@ def sql_tree(tmp_path, monkeypatch):
 
 def test_upgrades_step_by_step(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.5.0--0.5.1.sql").write_text(
+    (sql_tree / "vecext--0.6.0--0.6.1.sql").write_text(
         "CREATE TABLE vecext.step_one (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.5.1';\n"
-        "INSERT INTO vecext.install_history VALUES ('vecext--0.5.0--0.5.1.sql', '0.5.1');\n"
+        "UPDATE vecext.installed_version SET version = '0.6.1';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.6.0--0.6.1.sql', '0.6.1');\n"
     )
-    (sql_tree / "vecext--0.5.1--0.6.0.sql").write_text(
+    (sql_tree / "vecext--0.6.1--0.7.0.sql").write_text(
         "ALTER TABLE vecext.step_one ADD COLUMN y int;\n"
-        "UPDATE vecext.installed_version SET version = '0.6.0';\n"
-        "INSERT INTO vecext.install_history VALUES ('vecext--0.5.1--0.6.0.sql', '0.6.0');\n"
+        "UPDATE vecext.installed_version SET version = '0.7.0';\n"
+        "INSERT INTO vecext.install_history VALUES ('vecext--0.6.1--0.7.0.sql', '0.7.0');\n"
     )
     result = catalog.install(pg_conn)
-    assert result.previous == "0.5.0" and result.current == "0.6.0"
-    assert result.applied == ["vecext--0.5.0--0.5.1.sql", "vecext--0.5.1--0.6.0.sql"]
+    assert result.previous == "0.6.0" and result.current == "0.7.0"
+    assert result.applied == ["vecext--0.6.0--0.6.1.sql", "vecext--0.6.1--0.7.0.sql"]
     cols = pg_conn.execute(
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_schema='vecext' AND table_name='step_one' ORDER BY 1"
@@ -85,30 +85,31 @@ def test_upgrades_step_by_step(pg_conn, sql_tree):
         "vecext--0.2.0--0.3.0.sql",
         "vecext--0.3.0--0.4.0.sql",
         "vecext--0.4.0--0.5.0.sql",
-        "vecext--0.5.0--0.5.1.sql",
-        "vecext--0.5.1--0.6.0.sql",
+        "vecext--0.5.0--0.6.0.sql",
+        "vecext--0.6.0--0.6.1.sql",
+        "vecext--0.6.1--0.7.0.sql",
     ]
 
 
 def test_failed_upgrade_rolls_back_everything(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.5.0--0.5.1.sql").write_text(
+    (sql_tree / "vecext--0.6.0--0.6.1.sql").write_text(
         "CREATE TABLE vecext.good_step (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.5.1';\n"
+        "UPDATE vecext.installed_version SET version = '0.6.1';\n"
     )
-    (sql_tree / "vecext--0.5.1--0.6.0.sql").write_text("SELECT no_such_function();\n")
+    (sql_tree / "vecext--0.6.1--0.7.0.sql").write_text("SELECT no_such_function();\n")
     with pytest.raises(psycopg.errors.UndefinedFunction):
         catalog.install(pg_conn)
-    assert catalog.installed_version(pg_conn) == "0.5.0"
+    assert catalog.installed_version(pg_conn) == "0.6.0"
     assert pg_conn.execute("SELECT to_regclass('vecext.good_step')").fetchone() == (None,)
 
 
 def test_script_that_forgets_its_version_is_refused(pg_conn, sql_tree):
     catalog.install(pg_conn)
-    (sql_tree / "vecext--0.5.0--0.5.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
-    with pytest.raises(CatalogError, match="expected 0.5.1"):
+    (sql_tree / "vecext--0.6.0--0.6.1.sql").write_text("CREATE TABLE vecext.t (x int);\n")
+    with pytest.raises(CatalogError, match="expected 0.6.1"):
         catalog.install(pg_conn)
-    assert catalog.installed_version(pg_conn) == "0.5.0"
+    assert catalog.installed_version(pg_conn) == "0.6.0"
 
 
 def test_package_and_catalog_versions_agree():
@@ -141,15 +142,20 @@ def test_revert_script_undoes_only_the_last_function_only_step(pg_conn, sql_tree
         assert catalog.revert_script(pg_conn, "vecext--0.1.0--0.2.0.sql")
     assert snapshot(pg_conn) == at_0_1_0
     # a step that changes more than functions is refused
-    (sql_tree / "vecext--0.5.0--0.5.1.sql").write_text(
+    (sql_tree / "vecext--0.6.0--0.6.1.sql").write_text(
         "CREATE TABLE vecext.step_one (x int);\n"
-        "UPDATE vecext.installed_version SET version = '0.5.1';\n"
+        "UPDATE vecext.installed_version SET version = '0.6.1';\n"
     )
     catalog.install(pg_conn)
     with pytest.raises(CatalogError, match="changes more than functions"):
-        catalog.revert_script(pg_conn, "vecext--0.5.0--0.5.1.sql")
+        catalog.revert_script(pg_conn, "vecext--0.6.0--0.6.1.sql")
     pg_conn.execute("DROP TABLE vecext.step_one")
-    pg_conn.execute("UPDATE vecext.installed_version SET version = '0.5.0'")
+    pg_conn.execute("UPDATE vecext.installed_version SET version = '0.6.0'")
+    # 0.6.0 added a catalog column (mirrored columns): undone while no store mirrors any
+    # (refused otherwise: tests/postgres/test_pg_mirror_upgrade.py)
+    with pg_conn.transaction():
+        assert catalog.revert_script(pg_conn, "vecext--0.5.0--0.6.0.sql")
+    assert catalog.installed_version(pg_conn) == "0.5.0"
     # 0.5.0 added a catalog column (where IVF lists are): undone while no store keeps lists
     # (refused otherwise: tests/postgres/test_pg_ivf_store.py)
     with pg_conn.transaction():
