@@ -152,7 +152,7 @@ def test_explain_and_filters_the_store_cannot_evaluate(env):
 def test_planner_scans_codes_for_a_selective_mirrored_filter(env):
     x, k = env["x"], 10
     with connect(env["dsn"], autocommit=True) as conn:
-        # ~40% of 6000 rows match (2,400 > the mirrored exact limit of 2,000)
+        # ~30% of 6000 rows match: above a lowered exact limit for mirrored filters
         s = PlannerSettings(exact_max_rows_mirrored=500)
         mask = np.isin(env["pos"], ["v", "r"])
         r = search(conn, "ms_m", "embedding", x[9], k, filter={"pos": ["v", "r"]}, settings=s)

@@ -71,3 +71,25 @@ def test_unfiltered_exact_threshold_applies_only_with_an_hnsw_index() -> None:
     assert plan(small, 1_500, 10, settings=s).strategy == "exact"
     # the default (DuckDB's, and PostgreSQL's unless its backend says otherwise): 20,000
     assert plan(with_index, 5_000, 10).strategy == "exact"
+
+
+def test_a_filter_on_mirrored_columns_scans_exactly_then_ranks_the_codes() -> None:
+    """Catalog 0.6.0: a filter that runs on a code store's mirrored columns plans exact up
+    to exact_max_rows_mirrored (default: exact_max_rows, as measured), the code scan above
+    it while the filter is selective; without mirrors nothing changes."""
+    caps = Capabilities(n_rows=1_000_000, code_column="c", code_kind="binary",
+                        hnsw_index="h", iterative_scan=True, filter_in_store=True)  # fmt: skip
+    assert plan(caps, 15_000, 10, filtered=True).strategy == "exact"
+    lowered = PlannerSettings(exact_max_rows_mirrored=2_000)
+    p = plan(caps, 15_000, 10, filtered=True, settings=lowered)
+    assert p.strategy == "compressed" and "mirrored" in p.reason
+    assert plan(caps, 1_500, 10, filtered=True, settings=lowered).strategy == "exact"
+    # above exact_max_rows, or a broad filter: as without mirrors
+    assert plan(caps, 600_000, 10, filtered=True, settings=lowered).strategy == "hnsw"
+    plain = Capabilities(n_rows=1_000_000, code_column="c", code_kind="binary",
+                         hnsw_index="h", iterative_scan=True)  # fmt: skip
+    assert plan(plain, 15_000, 10, filtered=True, settings=lowered).strategy == "exact"
+    assert (
+        plan(caps, 40_000, 10, filtered=True).strategy
+        == plan(plain, 40_000, 10, filtered=True).strategy
+    )

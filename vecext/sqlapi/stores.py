@@ -26,11 +26,14 @@ STORE_FUNCTIONS: list[SqlFunction] = [
         "vecext.store_trigger",
         "() -> trigger",
         (PG,),
-        "The row trigger of every code store (AFTER INSERT OR UPDATE OF the vector or key OR "
-        "DELETE; trigger arguments: store, codec, vector attnum, key attnum and, when the "
-        "store keeps IVF lists (catalog 0.5.0), the IVF codec): writes, replaces or deletes "
-        "the row's code, and its list (the nearest centroid in vecext.codebook_vectors) in "
-        "the store's column list. SECURITY DEFINER with a pinned search_path, so writers "
+        "The row trigger of every code store (AFTER INSERT OR UPDATE OF the vector, the key "
+        "or a mirrored column OR DELETE; trigger arguments: store, codec, vector attnum, key "
+        "attnum and, when the store keeps IVF lists (catalog 0.5.0), the IVF codec ('' for "
+        "none when mirrored columns follow), then the attnum of each column mirrored into "
+        "the store (catalog 0.6.0)): writes, replaces or deletes the row's code, its list "
+        "(the nearest centroid in vecext.codebook_vectors) in the store's column list and "
+        "the mirrored values in its columns col_<attnum> (an update of mirrored columns "
+        "alone rewrites only those). SECURITY DEFINER with a pinned search_path, so writers "
         "need no privilege on schema vecext and the codes never depend on the caller's "
         "search_path. It is not called directly.",
         "SELECT 'vecext.store_trigger'::regproc::text",
