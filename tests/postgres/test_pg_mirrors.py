@@ -194,3 +194,24 @@ def test_tenant_column_is_mirrored_and_drop_takes_it_all(mconn, codec):
     # the table's writes go on through the remaining store
     conn.execute("UPDATE mir_t SET pos = 'z' WHERE id < 10")
     assert_mirrored(conn, "mir_t", "e", ["pos"])
+
+
+def test_unmirror_before_dropping_a_mirrored_column(mconn, codec):
+    from vecext.postgres import unmirror_columns
+
+    conn = mconn
+    make_table(conn, "mir_u")
+    add_compressed_column(
+        conn, "mir_u", "embedding", "mir_bin", "e", mirror=["pos", "score"], progress=False
+    )
+    # the store's trigger watches pos: the drop is refused, nothing is lost
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist), conn.transaction():
+        conn.execute("ALTER TABLE mir_u DROP COLUMN pos")
+    with pytest.raises(CatalogError, match="does not mirror note"):
+        unmirror_columns(conn, "mir_u", "e", ["note"])
+    assert unmirror_columns(conn, "mir_u", "e", "pos") == ["score"]
+    conn.execute("ALTER TABLE mir_u DROP COLUMN pos")
+    conn.execute("UPDATE mir_u SET score = -1 WHERE id < 30")
+    conn.execute("DELETE FROM mir_u WHERE id > 280")
+    assert assert_mirrored(conn, "mir_u", "e", ["score"]) == 281
+    assert mirrored_columns(conn, "mir_u", "e") == ["score"]

@@ -54,7 +54,7 @@ from vecext.postgres.ivf import (
     ivf_lists,
     orphaned_ivf_lists,
 )
-from vecext.postgres.mirrors import mirror_columns, mirrored_columns
+from vecext.postgres.mirrors import mirror_columns, mirrored_columns, unmirror_columns
 from vecext.postgres.privileges import owner_only
 from vecext.postgres.relevance import (
     AdapterInfo,
@@ -97,6 +97,7 @@ create_vector_index = owner_only(create_vector_index)
 drop_vector_index = owner_only(drop_vector_index)
 migrate_to_store = owner_only(migrate_to_store)
 mirror_columns = owner_only(mirror_columns)
+unmirror_columns = owner_only(unmirror_columns)
 grant_usage = owner_only(grant_usage)
 revoke_usage = owner_only(revoke_usage)
 declare_tenant_column = owner_only(declare_tenant_column)
@@ -165,5 +166,6 @@ __all__ = [
     "tenant_indexes",
     "train_codec",
     "undeclare_tenant_column",
+    "unmirror_columns",
     "vecext_home",
 ]

@@ -41,7 +41,14 @@ from vecext.postgres.ivf_store import ident_name, recorded_mirrors, store_trigge
 from vecext.postgres.stores import PgCompressedColumn
 from vecext.postgres.tables import resolve_table
 
-__all__ = ["MIRROR_CATALOG", "has_mirrors", "mirror_columns", "mirrored_columns", "store_column"]
+__all__ = [
+    "MIRROR_CATALOG",
+    "has_mirrors",
+    "mirror_columns",
+    "mirrored_columns",
+    "store_column",
+    "unmirror_columns",
+]
 
 #: The first catalog that mirrors filter columns into code stores.
 MIRROR_CATALOG = "0.6.0"
@@ -155,6 +162,47 @@ def mirror_columns(
     if new:
         _add(conn, cc, have, new, {attrs[c][0]: attrs[c] for c in wanted}, batch_size)
     return [name for _, name in _named(conn, cc, have + new)]
+
+
+def unmirror_columns(
+    conn: psycopg.Connection, table: str, code_column: str, columns: str | Iterable[str]
+) -> list[str]:
+    """Stop mirroring ``columns`` into ``code_column``'s code store, in one transaction:
+    the store's trigger no longer writes or watches them and their store columns (and
+    btrees) go; returns the columns still mirrored. Searches filtering on them join the
+    table again. Call it before dropping a mirrored column of the table (the trigger
+    fires on updates of it, so ``DROP COLUMN`` is refused while it is mirrored, and
+    ``DROP COLUMN ... CASCADE`` would drop the store's trigger)."""
+    if not has_mirrors(conn):
+        return []
+    gone = {columns} if isinstance(columns, str) else set(columns)
+    t = resolve_table(conn, table)
+    cc = stores.compressed_column(conn, t, code_column)
+    have = _named(conn, cc, recorded_mirrors(conn, cc.id))
+    unknown = sorted(gone - {name for _, name in have})
+    if unknown:
+        raise CatalogError(
+            f"{t}.{code_column} does not mirror {', '.join(unknown)} (it mirrors: "
+            f"{', '.join(name for _, name in have) or 'nothing'})"
+        )
+    keep = [n for n, name in have if name not in gone]
+    (layout,) = conn.execute(  # type: ignore[misc]
+        "SELECT list_layout FROM vecext.compressed_columns WHERE id = %s", [cc.id]
+    ).fetchone()
+    with conn.transaction():
+        conn.execute(
+            "UPDATE vecext.compressed_columns SET mirror_attnums = %s::int2[] WHERE id = %s",
+            [keep or None, cc.id],
+        )
+        store_trigger(conn, cc, cc.ivf_codec if layout == "store" else None, keep)
+        for n, name in have:
+            if name in gone:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(
+                        cc.store, sql.Identifier(store_column(n))
+                    )
+                )
+    return [name for n, name in have if n in keep]
 
 
 def _add(
