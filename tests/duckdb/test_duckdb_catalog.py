@@ -13,8 +13,8 @@ from vecext.errors import CatalogError
 
 
 def test_connect_installs_catalog(duck):
-    assert vd.installed_version(duck) == "0.5.0"
-    assert duck.execute("SELECT vecext.vecext_version()").fetchone() == ("0.5.0",)
+    assert vd.installed_version(duck) == "0.6.0"
+    assert duck.execute("SELECT vecext.vecext_version()").fetchone() == ("0.6.0",)
 
 
 def test_same_catalog_tables_as_postgres(pg_catalog, duck):
@@ -37,7 +37,7 @@ def test_connect_upgrades_a_0_1_0_file(tmp_path):
     vd.install(con, target="0.1.0")
     con.close()
     con = vd.connect(path)
-    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.5.0",)
+    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.6.0",)
     assert not vd.install(con).changed
     con.close()
 
@@ -61,7 +61,7 @@ def test_plain_connection_can_be_attached():
     with pytest.raises(CatalogError, match="not installed"):
         vd.require_catalog(con)
     vd.attach(con)
-    assert vd.require_catalog(con) == "0.5.0"
+    assert vd.require_catalog(con) == "0.6.0"
 
 
 def test_vss_loads_from_the_wheel(duck):
@@ -102,5 +102,5 @@ def test_read_only_database_opens_with_its_catalog(tmp_path):
     path = tmp_path / "ro.duckdb"
     vd.connect(path).close()
     con = vd.connect(path, read_only=True)
-    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.5.0",)
+    assert con.execute("SELECT vecext.vecext_version()").fetchone() == ("0.6.0",)
     con.close()

@@ -312,7 +312,7 @@ def test_catalog_upgraded_from_0_1_0_drops_lists_from_sql(old_catalog) -> None:
     conn.execute("SELECT vecext.drop_compressed_column('lc_orph', 'emb_pq')")
 
     up = install(conn)
-    assert (up.previous, up.current) == ("0.1.0", "0.5.0")
+    assert (up.previous, up.current) == ("0.1.0", "0.6.0")
     assert [o.table.name for o in orphaned_ivf_lists(conn)] == ["lc_orph"]
 
     conn.execute("SELECT vecext.drop_compressed_column('lc_up', 'emb_pq')")

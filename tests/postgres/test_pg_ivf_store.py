@@ -414,7 +414,7 @@ def test_upgrade_from_0_4_0_keeps_lists_of_both_layouts(pg_dsn) -> None:
         assert made_t.store is None
 
         up = install(conn)
-        assert (up.previous, up.current) == ("0.4.0", "0.5.0")
+        assert (up.previous, up.current) == ("0.4.0", "0.6.0")
         assert conn.execute(
             "SELECT code_column, layout, list_layout FROM vecext.compressed_columns ORDER BY id"
         ).fetchall() == [("emb_pq", "store", "table"), ("emb_pq", "table", "table")]
@@ -468,6 +468,8 @@ def test_downgrade_from_0_5_0_refuses_while_a_store_keeps_lists(pg_catalog) -> N
     load_table(conn, "is_dn", x)
     add_compressed_column(conn, "is_dn", "embedding", "is_pq", "emb_pq", progress=False)
     add_ivf_lists(conn, "is_dn", "embedding", 4, niter=5)
+    with conn.transaction():  # 0.6.0 first (no store mirrors columns)
+        assert revert_script(conn, "vecext--0.5.0--0.6.0.sql")
     refused = "0.5.0 cannot be downgraded.*public.is_dn.emb_pq"
     with pytest.raises(CatalogError, match=refused), conn.transaction():
         revert_script(conn, "vecext--0.4.0--0.5.0.sql")
@@ -482,4 +484,4 @@ def test_downgrade_from_0_5_0_refuses_while_a_store_keeps_lists(pg_catalog) -> N
     ).fetchone()
     assert cfg and cfg[0].startswith("search_path=pg_catalog")
     conn.execute("INSERT INTO is_dn (id, embedding) VALUES (9999, %s)", [vector_text(x[0])])
-    assert install(conn).current == "0.5.0"
+    assert install(conn).current == "0.6.0"

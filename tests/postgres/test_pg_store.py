@@ -315,7 +315,7 @@ def test_the_0_2_0_in_table_layout_survives_the_upgrade(pg_conn):
     add_compressed_column(
         conn, "legacy", "embedding", "old_bin", "bits", progress=False, layout="table"
     )
-    assert install(conn).current == "0.5.0"
+    assert install(conn).current == "0.6.0"
     cc = compressed_column(conn, "legacy", "bits")
     assert (cc.layout, cc.store, cc.status) == ("table", None, "ready")
     assert conn.execute(

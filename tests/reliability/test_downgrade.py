@@ -118,7 +118,7 @@ def test_alembic_downgrade_base_with_user_dependants(pg_dsn):
         command.downgrade(cfg, "base")
     with vp.connect(pg_dsn, autocommit=True) as conn:
         _user_objects_intact(conn, col)
-        assert catalog.installed_version(conn) == "0.5.0"  # one transaction: nothing undone
+        assert catalog.installed_version(conn) == "0.6.0"  # one transaction: nothing undone
         assert conn.execute("SELECT version_num FROM vecext_alembic_version").fetchall() != []
         conn.execute("DROP VIEW my_view")
         conn.execute("DROP INDEX my_expr_idx")
@@ -142,7 +142,7 @@ def test_undoing_an_upgrade_script_refuses_while_its_functions_are_used(pg_dsn):
     with pytest.raises(CatalogError, match="uses_new"):
         command.downgrade(cfg, "vecext_0_2_0")
     with vp.connect(pg_dsn, autocommit=True) as conn:
-        assert catalog.installed_version(conn) == "0.5.0"  # one transaction: nothing undone
+        assert catalog.installed_version(conn) == "0.6.0"  # one transaction: nothing undone
         conn.execute("DROP VIEW uses_new")
     command.downgrade(cfg, "vecext_0_2_0")
     with vp.connect(pg_dsn, autocommit=True) as conn:
