@@ -215,3 +215,60 @@ def test_unmirror_before_dropping_a_mirrored_column(mconn, codec):
     conn.execute("DELETE FROM mir_u WHERE id > 280")
     assert assert_mirrored(conn, "mir_u", "e", ["score"]) == 281
     assert mirrored_columns(conn, "mir_u", "e") == ["score"]
+
+
+def _pos_writer(dsn: str, stop, errors: list, seed: int) -> None:
+    """Random single-row writes until ``stop``: the mirrored column, the vector, deletes."""
+    import random
+
+    rng = random.Random(seed)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                k, op = rng.randrange(1200), rng.random()
+                if op < 0.6:
+                    conn.execute("UPDATE mir_c SET pos = %s WHERE id = %s", [f"p{rng.random()}", k])
+                elif op < 0.8:
+                    conn.execute("UPDATE mir_c SET embedding = NULL WHERE id = %s", [k])
+                elif op < 0.9:
+                    conn.execute("DELETE FROM mir_c WHERE id = %s", [k])
+                else:
+                    conn.execute(
+                        "INSERT INTO mir_c (id, embedding, pos) VALUES (%s, %s, 'new') "
+                        "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, pos = 'up'",
+                        [k, vector_text(np.full(D, rng.random() + 0.1, np.float32))],
+                    )
+    except Exception as exc:  # pragma: no cover - reported by the test
+        errors.append(exc)
+
+
+def test_fill_under_concurrent_writes_keeps_every_value(mconn, module_dsn, codec):
+    """Two writers change the mirrored column, NULL vectors, delete and upsert rows while
+    mirror_columns fills in small batches: afterwards every store row's value is its
+    row's (the fill never writes an older value over a trigger's newer one)."""
+    import threading
+
+    conn = mconn
+    make_table(conn, "mir_c", n=1200, seed=93)
+    add_compressed_column(conn, "mir_c", "embedding", "mir_bin", "e", progress=False)
+    stop, errors = threading.Event(), []
+    writers = [
+        threading.Thread(target=_pos_writer, args=(module_dsn, stop, errors, s)) for s in (1, 2)
+    ]
+    for w in writers:
+        w.start()
+    try:
+        with connect_to(module_dsn) as c2:
+            mirror_columns(c2, "mir_c", "e", ["pos"], batch_size=37)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join()
+    assert not errors, errors
+    assert assert_mirrored(conn, "mir_c", "e", ["pos"]) > 500
+
+
+def connect_to(dsn: str) -> psycopg.Connection:
+    from vecext.postgres import connect
+
+    return connect(dsn, autocommit=True)

@@ -164,6 +164,10 @@ def add_to_store(
         if store.codec_version(db, name) is not None:
             raise CatalogError(f"codec {name!r} already exists; pass another codec_name")
         store.insert_codec(db, codec_record(name, codec))
+        # committed before the fill reads a vector: every write from then on assigns its
+        # row's list, and the fill never overwrites one (it sets NULL lists only). First:
+        # it locks the user's table before the store, in the order writers take them
+        store_trigger(conn, cc, name)
         # (a column an interrupted add_ivf_lists left goes: the store is vecext's)
         conn.execute(
             sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(st, sql.Identifier(lcol))
@@ -172,9 +176,6 @@ def add_to_store(
         conn.execute(
             sql.SQL("ALTER TABLE {} ADD COLUMN {} integer").format(st, sql.Identifier(lcol))
         )
-        # committed before the fill reads a vector: every write from then on assigns its
-        # row's list, and the fill never overwrites one (it sets NULL lists only)
-        store_trigger(conn, cc, name)
     index = ident_name(str(cc.store_name), lcol, suffix="_idx")
     try:
         fill_lists(conn, col, lcol, codec, batch_size, cc.store)

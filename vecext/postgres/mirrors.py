@@ -220,6 +220,11 @@ def _add(
     ).fetchone()
     ivf = cc.ivf_codec if layout == "store" else None
     with conn.transaction():
+        # the trigger first: its DROP/CREATE lock the user's table before the store, in
+        # the order writers take them (table, then the store in their trigger); the
+        # other order deadlocks with a writer. Committed before the fill reads a row:
+        # every write from then on writes the values with the code
+        store_trigger(conn, cc, ivf, have + new)
         for n in new:
             _, typ, _, coll = attrs[n]
             col = sql.Identifier(store_column(n))
@@ -231,9 +236,6 @@ def _add(
                     sql.SQL(f" COLLATE {coll}") if coll else sql.SQL(""),  # quoted by format('%I')
                 )
             )  # fmt: skip
-        # committed before the fill reads a row: every write from then on writes the
-        # values with the code
-        store_trigger(conn, cc, ivf, have + new)
     try:
         _fill(conn, cc, new, batch_size)
         with conn.transaction():
