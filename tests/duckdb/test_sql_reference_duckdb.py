@@ -66,7 +66,7 @@ def test_examples_give_the_documented_values(doc):
         [ids[0]],
     ).fetchone()
     assert same == (True,)
-    assert doc.execute("SELECT vecext.vecext_version()").fetchone() == ("0.5.0",)
+    assert doc.execute("SELECT vecext.vecext_version()").fetchone() == ("0.6.0",)
 
 
 def _arg_names(signature: str) -> list[str]:

@@ -93,3 +93,20 @@ def test_a_filter_on_mirrored_columns_scans_exactly_then_ranks_the_codes() -> No
         plan(caps, 40_000, 10, filtered=True).strategy
         == plan(plain, 40_000, 10, filtered=True).strategy
     )
+
+
+def test_wide_vectors_rank_mirrored_codes_from_fewer_rows() -> None:
+    """TOASTed vectors (> ~2 KB) make the exact scan of a few thousand rows slower than
+    ranking their codes on the store (wiki-vital, 768-d): 2,000 rows, unless set."""
+    from dataclasses import replace
+
+    wide = Capabilities(n_rows=16_000, code_column="c", code_kind="binary", hnsw_index="h",
+                        filter_in_store=True, vector_bytes=4 * 768)  # fmt: skip
+    assert plan(wide, 1_500, 10, filtered=True).strategy == "exact"
+    assert plan(wide, 2_500, 10, filtered=True).strategy == "compressed"
+    narrow = replace(wide, vector_bytes=4 * 384)
+    assert plan(narrow, 2_500, 10, filtered=True).strategy == "exact"
+    mine = PlannerSettings(exact_max_rows_mirrored=5_000)
+    assert plan(wide, 2_500, 10, filtered=True, settings=mine).strategy == "exact"
+    # no mirrors: as before
+    assert plan(replace(wide, filter_in_store=False), 2_500, 10, filtered=True).strategy == "exact"

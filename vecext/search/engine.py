@@ -156,7 +156,8 @@ def make_plan(prep: Prepared, k: int, strategy: str = "auto") -> Plan:
     in_store = store_filter_note(info, prep.pred) if prep.settings.mirrored_filters else None
     caps = info.caps
     if in_store:
-        caps = replace(caps, filter_in_store=True)
+        width = info.dim * (2 if info.column_type == "halfvec" else 4)
+        caps = replace(caps, filter_in_store=True, vector_bytes=width)
     try:
         p = plan(
             caps, prep.est, k, strategy=strategy, settings=prep.settings,

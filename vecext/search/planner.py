@@ -58,6 +58,8 @@ class Capabilities:
     #: the search's filter runs on the code store's own (mirrored) columns, with their
     #: btrees: the code scan reads only the matching codes, no join to the table
     filter_in_store: bool = False
+    #: bytes of one stored vector (what an exact scan reads per matching row)
+    vector_bytes: int = 0
 
 
 @dataclass
@@ -216,11 +218,8 @@ def plan(
     mirrored = filtered and caps.filter_in_store and caps.code_column is not None
     if mirrored:
         # the filter runs on the code store's mirrored columns: the code scan reads only
-        # the matching codes (btree), no join; below exact_max_rows_mirrored the exact
-        # scan of the matching rows is still faster (its default: exact_max_rows;
-        # wordnet-minilm, pos = 'r', 3,650 rows: exact 2.4 ms, mirrored code scan and
-        # rerank 9.2 ms, the join 19.5 ms; docs/bench-postgres.md)
-        limit = min(limit, int(s.floor("exact_max_rows_mirrored") or limit))
+        # the matching codes (btree), no join, and reranks a few hundred rows by key
+        limit = min(limit, mirrored_exact_rows(caps, s))
     if est <= limit:
         why = (
             f"about {est:.0f} rows match (<= {limit}): an exact scan of them is cheap "
@@ -254,6 +253,30 @@ def plan(
             "compressed", why, _params("compressed", caps, depth, est, sel, s, k, filtered), **base
         )
     return Plan("exact", "no index or codes for this column: exact scan", {}, **base)
+
+
+#: Beyond this many bytes a PostgreSQL row is TOASTed (TOAST_TUPLE_THRESHOLD, ~2 KB): an
+#: exact scan then detoasts every matching vector
+TOAST_BYTES = 2032
+#: ... and ranking the matching codes of a filter on mirrored columns, then reranking by
+#: key, beats that scan from about this many matching rows (wiki-vital, 768-d: topic =
+#: People, 2,557 rows, 8.4 ms against 10.7 ms exact at recall@10 0.989; Mathematics, 372
+#: rows, exact 3.0 ms against 8.7 ms). Narrower vectors are read in place and the exact
+#: scan stayed as fast up to ``exact_max_rows`` (wordnet-minilm, 384-d: pos = 'r', 3,650
+#: rows, exact 2.6 ms against 10.0 ms; pos = 'v', 13,770 rows, 38.5 against 38.0 ms,
+#: recall 1 against 0.988; docs/bench-postgres.md)
+WIDE_MIRRORED_EXACT_ROWS = 2_000
+
+
+def mirrored_exact_rows(caps: Capabilities, s: PlannerSettings) -> int:
+    """The most matching rows a filter on a code store's mirrored columns scans exactly:
+    ``exact_max_rows_mirrored`` when set, else by the vector's width (see
+    :data:`WIDE_MIRRORED_EXACT_ROWS`)."""
+    if s.exact_max_rows_mirrored is not None:
+        return int(s.exact_max_rows_mirrored)
+    if caps.vector_bytes > TOAST_BYTES:
+        return min(WIDE_MIRRORED_EXACT_ROWS, int(s.exact_max_rows))
+    return int(s.exact_max_rows)
 
 
 def _check_available(strategy: str, caps: Capabilities) -> None:

@@ -30,7 +30,6 @@ DEFAULT_FLOORS: dict[str, Any] = {
     "ivf_loss_share": 0.1,
     "ivf_filter_lists": False,
     "exact_max_rows_unfiltered": 20_000,
-    "exact_max_rows_mirrored": None,
 }
 
 
@@ -55,8 +54,9 @@ class PlannerSettings:
     exact_max_rows_unfiltered: int | None = None
     #: ... and when the filter runs on a code store's mirrored columns (PostgreSQL
     #: catalog 0.6.0), at most this many: above it the planner ranks the matching codes
-    #: (read through the store's btrees, no join). ``None``: ``exact_max_rows`` (the
-    #: exact scan was faster at every README filter, docs/bench-postgres.md)
+    #: (read through the store's btrees, no join). ``None``: by the vector's width
+    #: (:func:`vecext.search.planner.mirrored_exact_rows`: 2,000 for TOASTed vectors,
+    #: else ``exact_max_rows``; measured in docs/bench-postgres.md)
     exact_max_rows_mirrored: int | None = None
     #: filter on a code store's mirrored columns when they hold every column the filter
     #: names (PostgreSQL catalog 0.6.0); ``False``: join the table as before (to compare)
