@@ -272,3 +272,26 @@ def connect_to(dsn: str) -> psycopg.Connection:
     from vecext.postgres import connect
 
     return connect(dsn, autocommit=True)
+
+
+def test_a_connection_without_autocommit_is_left_idle_and_committed(mconn, module_dsn, codec):
+    from vecext.postgres import connect, unmirror_columns
+
+    make_table(mconn, "mir_n")
+    conn = connect(module_dsn)  # autocommit off
+    try:
+        add_compressed_column(conn, "mir_n", "embedding", "mir_bin", "e", mirror=["pos"],
+                              batch_size=50, progress=False)  # fmt: skip
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert mirror_columns(conn, "mir_n", "e", ["score"], batch_size=40) == ["pos", "score"]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert unmirror_columns(conn, "mir_n", "e", ["score"]) == ["pos"]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # (declare_tenant_column reads the table before its own transaction, as before:
+        # its work, the mirroring included, commits with the caller's)
+        declare_tenant_column(conn, "mir_n", "note")
+        conn.commit()
+    finally:
+        conn.close()
+    assert mirrored_columns(mconn, "mir_n", "e") == ["pos", "note"]  # committed
+    assert_mirrored(mconn, "mir_n", "e", ["pos", "note"])

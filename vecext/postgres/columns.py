@@ -186,32 +186,38 @@ def add_compressed_column(
                 f"the vecext catalog is version {require_catalog(conn)}: code stores need "
                 "0.4.0; run `vecext install` to upgrade it (or pass layout='table')"
             )
+        wanted = [mirror] if isinstance(mirror, str) else list(mirror or [])
+        wanted += _tenant_to_mirror(conn, col.table, layout, wanted)
     assert row is not None
-    wanted = [mirror] if isinstance(mirror, str) else list(mirror or [])
-    _mirror_new(conn, col.table, str(row[0]), wanted, layout, batch_size)
+    if wanted:
+        _mirror_new(conn, col.table, str(row[0]), wanted, batch_size)
     if backfill:
         refresh(conn, col.table.qualified, row[0], batch_size=batch_size, progress=progress)
     return str(row[0])
 
 
-def _mirror_new(
-    conn: psycopg.Connection, t: TableRef, name: str, wanted: list[str], layout: str, batch: int
-) -> None:
-    """Mirror ``wanted`` and the declared tenant column into the new column's store, before
-    its backfill (which then writes their values with the codes); a bad column drops the
-    new compressed column again."""
-    from vecext.postgres.mirrors import has_mirrors, mirror_columns
+def _tenant_to_mirror(
+    conn: psycopg.Connection, t: TableRef, layout: str, wanted: list[str]
+) -> list[str]:
+    """The declared tenant column, when a new code store should mirror it (catalog 0.6.0)."""
+    from vecext.postgres.mirrors import has_mirrors
 
-    if layout == "store" and has_mirrors(conn):
-        row = conn.execute(
-            "SELECT tenant_column FROM vecext.tenant_columns "
-            "WHERE table_schema = %s AND table_name = %s",
-            [t.schema, t.name],
-        ).fetchone()
-        if row is not None and row[0] not in wanted:
-            wanted = [*wanted, str(row[0])]
-    if not wanted:
-        return
+    if layout != "store" or not has_mirrors(conn):
+        return []
+    row = conn.execute(
+        "SELECT tenant_column FROM vecext.tenant_columns WHERE table_schema = %s AND table_name = %s",
+        [t.schema, t.name],
+    ).fetchone()
+    return [str(row[0])] if row is not None and row[0] not in wanted else []
+
+
+def _mirror_new(
+    conn: psycopg.Connection, t: TableRef, name: str, wanted: list[str], batch: int
+) -> None:
+    """Mirror ``wanted`` into the new column's store, before its backfill (which then
+    writes their values with the codes); a bad column drops the new compressed column."""
+    from vecext.postgres.mirrors import mirror_columns
+
     try:
         mirror_columns(conn, t.qualified, name, wanted, batch_size=batch)
     except BaseException:

@@ -108,12 +108,27 @@ def mirror_columns(
         vector.
     """
     cat.check_batch_size(batch_size)
+    wanted = [columns] if isinstance(columns, str) else list(columns)
+    # the checks in a transaction of their own: on a connection without autocommit the
+    # batches below then commit, and the connection is left idle
+    with conn.transaction():
+        cc, new, have, attrs = _check(conn, table, code_column, wanted)
+    if new:
+        _add(conn, cc, have, new, {attrs[c][0]: attrs[c] for c in wanted}, batch_size)
+    with conn.transaction():
+        return [name for _, name in _named(conn, cc, have + new)]
+
+
+def _check(
+    conn: psycopg.Connection, table: str, code_column: str, wanted: list[str]
+) -> tuple[PgCompressedColumn, list[int], list[int], dict[str, tuple[int, str, str, str | None]]]:
+    """The compressed column, the attnums to add and those mirrored already, and the
+    table's columns; a :class:`CatalogError` naming what is wrong."""
     if not has_mirrors(conn):
         raise CatalogError(
             f"the vecext catalog is version {require_catalog(conn)}: mirrored filter columns "
             f"need {MIRROR_CATALOG}; run `vecext install` to upgrade it"
         )
-    wanted = [columns] if isinstance(columns, str) else list(columns)
     t = resolve_table(conn, table)
     cc = stores.compressed_column(conn, t, code_column)
     if cc.store is None:
@@ -158,10 +173,7 @@ def mirror_columns(
                 "compares scalar columns)"
             )
     have = recorded_mirrors(conn, cc.id)
-    new = [attrs[c][0] for c in wanted if attrs[c][0] not in have]
-    if new:
-        _add(conn, cc, have, new, {attrs[c][0]: attrs[c] for c in wanted}, batch_size)
-    return [name for _, name in _named(conn, cc, have + new)]
+    return cc, [attrs[c][0] for c in wanted if attrs[c][0] not in have], have, attrs
 
 
 def unmirror_columns(
@@ -173,6 +185,13 @@ def unmirror_columns(
     table again. Call it before dropping a mirrored column of the table (the trigger
     fires on updates of it, so ``DROP COLUMN`` is refused while it is mirrored, and
     ``DROP COLUMN ... CASCADE`` would drop the store's trigger)."""
+    with conn.transaction():
+        return _unmirror(conn, table, code_column, columns)
+
+
+def _unmirror(
+    conn: psycopg.Connection, table: str, code_column: str, columns: str | Iterable[str]
+) -> list[str]:
     if not has_mirrors(conn):
         return []
     gone = {columns} if isinstance(columns, str) else set(columns)
@@ -215,11 +234,11 @@ def _add(
 ) -> None:
     st = cc.store
     assert st is not None
-    (layout,) = conn.execute(  # type: ignore[misc]
-        "SELECT list_layout FROM vecext.compressed_columns WHERE id = %s", [cc.id]
-    ).fetchone()
-    ivf = cc.ivf_codec if layout == "store" else None
     with conn.transaction():
+        (layout,) = conn.execute(  # type: ignore[misc]
+            "SELECT list_layout FROM vecext.compressed_columns WHERE id = %s", [cc.id]
+        ).fetchone()
+        ivf = cc.ivf_codec if layout == "store" else None
         # the trigger first: its DROP/CREATE lock the user's table before the store, in
         # the order writers take them (table, then the store in their trigger); the
         # other order deadlocks with a writer. Committed before the fill reads a row:
@@ -271,7 +290,8 @@ def _fill(conn: psycopg.Connection, cc: PgCompressedColumn, new: list[int], batc
     order; returns the rows filled."""
     st = cc.store
     assert st is not None and cc.key_column is not None
-    names = dict(_named(conn, cc, new))
+    with conn.transaction():
+        names = dict(_named(conn, cc, new))
     k = sql.Identifier(cc.key_column)
     cols = sql.SQL(", ").join(sql.Identifier(store_column(n)) for n in new)
     vals = sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(f"m{n}")) for n in new)

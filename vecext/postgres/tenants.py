@@ -81,9 +81,9 @@ def _mirror_tenant(conn: psycopg.Connection, t: TableRef, column: str) -> None:
     from vecext.postgres.mirrors import has_mirrors, mirror_columns
     from vecext.postgres.stores import compressed_columns
 
-    if not has_mirrors(conn):
-        return
-    for cc in compressed_columns(conn, t.oid):
+    with conn.transaction():
+        found = compressed_columns(conn, t.oid) if has_mirrors(conn) else []
+    for cc in found:
         if cc.store is not None and column not in (cc.source_column, cc.key_column):
             mirror_columns(conn, t.qualified, cc.code_column, [column])
 
