@@ -260,10 +260,10 @@ def plan(
 TOAST_BYTES = 2032
 #: ... and ranking the matching codes of a filter on mirrored columns, then reranking by
 #: key, beats that scan from about this many matching rows (wiki-vital, 768-d: topic =
-#: People, 2,557 rows, 8.4 ms against 10.7 ms exact at recall@10 0.989; Mathematics, 372
+#: People, 2,557 rows, 8.4 ms against 10.7 ms exact at recall@10 0.989; Mathematics, 373
 #: rows, exact 3.0 ms against 8.7 ms). Narrower vectors are read in place and the exact
-#: scan stayed as fast up to ``exact_max_rows`` (wordnet-minilm, 384-d: pos = 'r', 3,650
-#: rows, exact 2.6 ms against 10.0 ms; pos = 'v', 13,770 rows, 38.5 against 38.0 ms,
+#: scan stayed as fast up to ``exact_max_rows`` (wordnet-minilm, 384-d: pos = 'r', 3,621
+#: rows, exact 2.6 ms against 10.0 ms; pos = 'v', 13,767 rows, 38.5 against 38.0 ms,
 #: recall 1 against 0.988; docs/bench-postgres.md)
 WIDE_MIRRORED_EXACT_ROWS = 2_000
 
