@@ -223,9 +223,9 @@ def test_drop_compressed_column_drops_its_ivf_lists(table, migrate, pg_dsn, pg_c
     ).fetchall()
     # a code-store column keeps its lists in its store (catalog 0.5.0): gone with it
     assert lists.store is not None and lists.list_column == "list"
-    assert pg_catalog.execute("SELECT to_regclass(%s)", [f"vecext.{lists.store}"]).fetchone() == (
-        None,
-    )
+    assert pg_catalog.execute(
+        "SELECT to_regclass(%s)", [f"vecext.{lists.store}"]
+    ).fetchone() == (None,)
 
 
 def _size(conn) -> tuple[int, int]:

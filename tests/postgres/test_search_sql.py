@@ -54,7 +54,7 @@ def test_fewer_rows_than_k_and_bound_values(sconn, search_env) -> None:
 @pytest.mark.parametrize(
     ("filt", "extra", "message"),
     [
-        ({"nope": 1}, "", "filter column nope does not exist in table items"),
+        ({"nope": 1}, "", 'filter column nope does not exist in table items'),
         ({'cat" = cat OR "': 1}, "", "does not exist in table items"),
         (None, ", metric => 'dot'", "unknown metric 'dot'"),
         (None, ", code_column => 'cat'", "items.cat is not a vecext compressed column"),
