@@ -295,3 +295,12 @@ def test_a_connection_without_autocommit_is_left_idle_and_committed(mconn, modul
         conn.close()
     assert mirrored_columns(mconn, "mir_n", "e") == ["pos", "note"]  # committed
     assert_mirrored(mconn, "mir_n", "e", ["pos", "note"])
+
+
+def test_sql_backfill_writes_the_mirrored_values(mconn, codec):
+    conn = mconn
+    make_table(conn, "mir_s")
+    add_compressed_column(conn, "mir_s", "embedding", "mir_bin", "e", mirror=["pos", "score"],
+                          backfill=False)  # fmt: skip
+    conn.execute("CALL vecext.backfill('mir_s', 'e', 64)")
+    assert assert_mirrored(conn, "mir_s", "e", ["pos", "score"]) == 300

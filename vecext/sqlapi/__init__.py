@@ -190,7 +190,8 @@ FUNCTIONS: list[SqlFunction] = [
         "(tbl regclass, code_column name, batch_size integer DEFAULT 10000) -> procedure",
         (PG,),
         "Encode the rows whose codes are missing, committing every batch_size rows, so an "
-        "interrupted backfill resumes where it stopped (CALL it outside a transaction block).",
+        "interrupted backfill resumes where it stopped (CALL it outside a transaction block). "
+        "Columns mirrored into the code store (catalog 0.6.0) get their values with the codes.",
         "CALL vecext.backfill('doc_items', 'embedding_pq', 500)",
     ),
     SqlFunction(

@@ -15,7 +15,8 @@
 --      joining the user's table by primary key (issue 11 item 3; measured in
 --      docs/bench-postgres.md). The user's table is not altered, updated or rewritten.
 --      compressed_columns.mirror_attnums records the mirrored columns by attnum (renames
---      are followed); stores without mirrors keep working unchanged.
+--      are followed); stores without mirrors keep working unchanged. The SQL backfill
+--      (vecext.backfill) writes the mirrored values with the codes.
 --
 -- This script changes a table, so the Alembic revision's downgrade undoes it only
 -- while no code store mirrors columns (vecext.postgres.catalog.revert_script says why).
@@ -127,6 +128,93 @@ BEGIN
         'ON CONFLICT (pk) DO UPDATE SET code = EXCLUDED.code%7$s',
         TG_ARGV[0], key, src, TG_ARGV[1] || '_encode', lcols, lvals, lset) USING NEW;
     RETURN NULL;
+END
+$$;
+
+-- Encode the rows whose codes are missing, batch_size rows per transaction (0.4.0's
+-- procedure; from 0.6.0 a store's mirrored columns get their values with the code, read
+-- from the same locked row).
+CREATE OR REPLACE PROCEDURE vecext.backfill(tbl regclass, code_column name, batch_size integer DEFAULT 10000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cc      vecext.compressed_columns;
+    keytype text;
+    q       text;
+    pos     text;
+    n       bigint;
+    last    text;
+    mpick   text := '';
+    mcols   text := '';
+    mvals   text := '';
+BEGIN
+    IF batch_size IS NULL OR batch_size <= 0 THEN
+        RAISE EXCEPTION 'batch_size must be a positive integer, got %', batch_size
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT k.* INTO cc FROM vecext.compressed_columns k
+     WHERE k.table_oid = tbl AND k.code_column = backfill.code_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a vecext compressed column', tbl, quote_ident(code_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF vecext.codec_fingerprint(cc.codec_name) <> cc.codec_fingerprint THEN
+        RAISE EXCEPTION 'compressed column %.% holds codes of codec % version %, but the catalog holds version %',
+            tbl, quote_ident(code_column), quote_literal(cc.codec_name), cc.codec_fingerprint,
+            vecext.codec_fingerprint(cc.codec_name) USING ERRCODE = 'VX001';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO keytype
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = cc.key_column;
+    IF cc.layout = 'store' THEN
+        -- the mirrored columns (0.6.0): store column col_<attnum> from the table's column
+        SELECT coalesce(string_agg(format(', t.%I AS %I', a.attname, 'm' || a.attnum), '' ORDER BY m.i), ''),
+               coalesce(string_agg(format(', %I', 'col_' || a.attnum), '' ORDER BY m.i), ''),
+               coalesce(string_agg(format(', %I', 'm' || a.attnum), '' ORDER BY m.i), '')
+          INTO mpick, mcols, mvals
+          FROM unnest(cc.mirror_attnums) WITH ORDINALITY AS m(n, i)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n AND NOT a.attisdropped;
+        -- rows locked FOR SHARE while their codes go in: a concurrent UPDATE or DELETE
+        -- waits, then its trigger replaces (or deletes) the code; a row whose vector
+        -- became NULL or that was deleted before is skipped, a code the trigger wrote
+        -- meanwhile is kept (ON CONFLICT DO NOTHING)
+        q := format(
+            'WITH batch AS (SELECT t.%1$I AS k, t.%5$I AS v%8$s FROM %2$s t '
+            '               WHERE ($1::text IS NULL OR t.%1$I > $1::text::%3$s) '
+            '                 AND t.%5$I IS NOT NULL '
+            '                 AND NOT EXISTS (SELECT FROM vecext.%4$I s WHERE s.pk = t.%1$I) '
+            '               ORDER BY t.%1$I LIMIT $2 FOR SHARE OF t), '
+            '     ins AS (INSERT INTO vecext.%4$I (pk, code%9$s) '
+            '             SELECT k, vecext.%6$I(v::%7$s)%10$s FROM batch ON CONFLICT (pk) DO NOTHING RETURNING 1) '
+            'SELECT (SELECT count(*) FROM ins), (SELECT max(k)::text FROM batch)',
+            cc.key_column, tbl, keytype, vecext.store_name(cc.id), cc.source_column,
+            cc.codec_name || '_encode', format('%I.vector', vecext.pgvector_schema()),
+            mpick, mcols, mvals);
+    ELSE
+        q := format(
+            'WITH batch AS (SELECT %1$I AS k FROM %2$s '
+            '               WHERE ($1::text IS NULL OR %1$I > $1::text::%3$s) '
+            '                 AND %4$I IS NULL AND %5$I IS NOT NULL ORDER BY %1$I LIMIT $2), '
+            '     upd AS (UPDATE %2$s t SET %4$I = vecext.%6$I(t.%5$I) FROM batch '
+            '             WHERE t.%1$I = batch.k RETURNING 1) '
+            'SELECT (SELECT count(*) FROM upd), (SELECT max(k)::text FROM batch)',
+            cc.key_column, tbl, keytype, cc.code_column, cc.source_column,
+            cc.codec_name || '_encode');
+    END IF;
+    pos := cc.backfill_position;
+    LOOP
+        EXECUTE q INTO n, last USING pos, batch_size;
+        EXIT WHEN last IS NULL;
+        pos := last;
+        -- the batch and the position commit together: an interrupted backfill resumes here
+        UPDATE vecext.compressed_columns
+           SET backfill_position = pos, rows_encoded = rows_encoded + n, updated_at = now()
+         WHERE id = cc.id;
+        COMMIT;
+    END LOOP;
+    UPDATE vecext.compressed_columns
+       SET status = 'ready', backfill_position = NULL, updated_at = now()
+     WHERE id = cc.id;
+    COMMIT;
 END
 $$;
 
