@@ -277,15 +277,6 @@ class Backfill:
 
 def _mirrors(conn: psycopg.Connection, cc: PgCompressedColumn) -> list[tuple[str, str]]:
     """``(table column, store column)`` of the columns mirrored into ``cc``'s store."""
-    if cc.store is None:
-        return []
-    from vecext.postgres.ivf_store import recorded_mirrors
+    from vecext.postgres.mirrors import named_mirrors, store_column
 
-    nums = recorded_mirrors(conn, cc.id)
-    rows = conn.execute(
-        "SELECT a.attname, 'col_' || a.attnum FROM unnest(%s::int2[]) WITH ORDINALITY m(n, i) "
-        "JOIN pg_attribute a ON a.attrelid = %s AND a.attnum = m.n AND NOT a.attisdropped "
-        "ORDER BY m.i",
-        [nums, cc.table.oid],
-    ).fetchall()
-    return [(str(a), str(m)) for a, m in rows]
+    return [(name, store_column(n)) for n, name in named_mirrors(conn, cc)]

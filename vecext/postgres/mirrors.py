@@ -46,6 +46,7 @@ __all__ = [
     "has_mirrors",
     "mirror_columns",
     "mirrored_columns",
+    "named_mirrors",
     "store_column",
     "unmirror_columns",
 ]
@@ -71,12 +72,16 @@ def mirrored_columns(conn: psycopg.Connection, table: str, code_column: str) -> 
     t = resolve_table(conn, table)
     cc = stores.compressed_column(conn, t, code_column)
     nums = recorded_mirrors(conn, cc.id) if has_mirrors(conn) else []
-    return [name for _, name in _named(conn, cc, nums)]
+    return [name for _, name in named_mirrors(conn, cc, nums)]
 
 
-def _named(
-    conn: psycopg.Connection, cc: PgCompressedColumn, nums: list[int]
+def named_mirrors(
+    conn: psycopg.Connection, cc: PgCompressedColumn, nums: list[int] | None = None
 ) -> list[tuple[int, str]]:
+    """``(attnum, name as now)`` of the columns ``nums`` (default: those the catalog records
+    for ``cc``) of ``cc``'s table, in their order; dropped columns left out."""
+    if nums is None:
+        nums = recorded_mirrors(conn, cc.id) if cc.store is not None else []
     rows = conn.execute(
         "SELECT a.attnum, a.attname FROM unnest(%s::int2[]) WITH ORDINALITY m(n, i) "
         "JOIN pg_attribute a ON a.attrelid = %s AND a.attnum = m.n AND NOT a.attisdropped "
@@ -116,7 +121,7 @@ def mirror_columns(
     if new:
         _add(conn, cc, have, new, {attrs[c][0]: attrs[c] for c in wanted}, batch_size)
     with conn.transaction():
-        return [name for _, name in _named(conn, cc, have + new)]
+        return [name for _, name in named_mirrors(conn, cc, have + new)]
 
 
 def _check(
@@ -197,7 +202,7 @@ def _unmirror(
     gone = {columns} if isinstance(columns, str) else set(columns)
     t = resolve_table(conn, table)
     cc = stores.compressed_column(conn, t, code_column)
-    have = _named(conn, cc, recorded_mirrors(conn, cc.id))
+    have = named_mirrors(conn, cc, recorded_mirrors(conn, cc.id))
     unknown = sorted(gone - {name for _, name in have})
     if unknown:
         raise CatalogError(
@@ -291,7 +296,7 @@ def _fill(conn: psycopg.Connection, cc: PgCompressedColumn, new: list[int], batc
     st = cc.store
     assert st is not None and cc.key_column is not None
     with conn.transaction():
-        names = dict(_named(conn, cc, new))
+        names = dict(named_mirrors(conn, cc, new))
     k = sql.Identifier(cc.key_column)
     cols = sql.SQL(", ").join(sql.Identifier(store_column(n)) for n in new)
     vals = sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(f"m{n}")) for n in new)
