@@ -6,6 +6,7 @@ PostgreSQL refuses in a transaction block: a batched backfill commits each batch
 and ``CREATE INDEX CONCURRENTLY`` cannot run in a transaction, so both run in
 Alembic's ``autocommit_block()`` (which commits the migration's work so far).
 A downgrade only ever drops what vecext added: codes, triggers, indexes, codecs.
+The mirror operations are in :mod:`vecext.alembic.mirrors`.
 """
 
 from __future__ import annotations
@@ -17,46 +18,14 @@ from typing import Any
 from alembic.operations import Operations
 
 from vecext.alembic import ops
+from vecext.alembic.base import _catalog, _pg, _qualified, table_ref
+from vecext.alembic.mirrors import mirror_added
 from vecext.alembic.ops import MigrationError
 
 log = logging.getLogger("vecext.alembic")
 
 #: rows read to train a codec when the migration does not say
 DEFAULT_SAMPLE = 100_000
-
-
-def _pg(operations: Operations) -> Any:
-    """The psycopg connection under the migration's SQLAlchemy connection."""
-    ctx = operations.get_context()
-    if ctx.as_sql:
-        raise MigrationError(
-            "vecext operations read and write the database (training samples, catalog "
-            "rows): run this migration online, not with --sql"
-        )
-    bind = operations.get_bind()
-    pconn = bind.connection.driver_connection
-    if type(pconn).__module__.split(".")[0] != "psycopg":
-        raise MigrationError(
-            f"vecext operations need the psycopg (3) driver, got {type(pconn).__module__}: "
-            "use a postgresql+psycopg:// URL"
-        )
-    return pconn
-
-
-def _catalog(pconn: Any) -> None:
-    from vecext.postgres.catalog import require_catalog
-
-    require_catalog(pconn)
-
-
-def _qualified(table: str, schema: str | None) -> str:
-    return f"{schema}.{table}" if schema else table
-
-
-def table_ref(table: str, schema: str | None) -> Any:
-    """What vecext's functions take for an Alembic ``(table, schema)``: the parts as they
-    are with a schema, else the name as :mod:`vecext.catalog.names` reads it."""
-    return (schema, table) if schema else table
 
 
 def _regclass(pconn: Any, table: str, schema: str | None) -> int:
@@ -297,7 +266,7 @@ def add_compressed_column(operations: Operations, op: ops.AddCompressedColumnOp)
                 "or, from 'table' to 'store', use vecext.postgres.migrate_to_store"
             )
         # an earlier run stopped during the backfill: resume it
-        name = op.code_column
+        name, layout = op.code_column, existing[2]
         log.info("compressed column %s.%s exists: resuming its backfill", op.table, name)
     else:
         layout = resolve_layout(operations, pconn, op)
@@ -317,6 +286,8 @@ def add_compressed_column(operations: Operations, op: ops.AddCompressedColumnOp)
                 "(the vecext_0_4_0 revision)"
             )
         name = str(row[0])
+    # before the backfill, which then writes the mirrored values with the codes
+    mirror_added(operations, op, name, layout, new=existing is None)
     if op.backfill:
         # vecext.backfill commits every batch (resumable), so it runs outside the
         # migration's transaction block

@@ -6,6 +6,7 @@ operation                      reverse
 ``op.create_codec``            ``op.drop_codec``
 ``op.add_compressed_column``   ``op.drop_compressed_column``
 ``op.create_vector_index``     ``op.drop_vector_index``
+``op.mirror_columns``          ``op.unmirror_columns``
 =============================  =================================
 
 Importing :mod:`vecext.alembic` registers them on ``alembic.op``; their
@@ -15,17 +16,20 @@ renderers in :mod:`vecext.alembic.render`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
 
-from vecext.alembic import index_ops
+from vecext.alembic import index_ops, mirror_ops
 from vecext.alembic.base import MigrationError
 from vecext.alembic.base import irreversible as _irreversible
 
-# the index operations live in their own module; importing them here registers them
-# with the others and keeps ``ops.CreateVectorIndexOp`` valid
+# the index and mirror operations live in modules of their own; importing them here
+# registers them with the others and keeps ``ops.CreateVectorIndexOp`` valid
 from vecext.alembic.index_ops import *  # noqa: F403
+from vecext.alembic.mirror_ops import *  # noqa: F403
+from vecext.alembic.mirror_ops import check_columns
 from vecext.catalog.rows import check_name
 
 # ---------------------------------------------------------------------------
@@ -171,10 +175,12 @@ class AddCompressedColumnOp(MigrateOperation):
         backfill: bool = True,
         schema: str | None = None,
         layout: str | None = None,
+        mirror: str | Iterable[str] | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise MigrationError(f"batch_size must be a positive integer, got {batch_size!r}")
         _check_layout(layout)
+        self.mirror = _check_mirror(table, code_column, layout, mirror)
         self.table = table
         self.source_column = source_column
         self.codec = codec
@@ -196,6 +202,11 @@ class AddCompressedColumnOp(MigrateOperation):
         ``layout="store"`` keeps the codes in a code store ``vecext."store_<id>"`` and
         leaves the table unaltered (catalog 0.4.0; see ``vecext.postgres.stores``);
         ``layout="table"`` adds the code column to the table (an UPDATE of every row).
+        ``mirror=["category", ...]`` mirrors filter columns of the table into the new
+        code store (catalog 0.6.0, :func:`vecext.postgres.mirror_columns`), before the
+        backfill, which then writes their values with the codes; the table's declared
+        tenant column is mirrored too, as ``vecext.postgres.add_compressed_column``
+        does. ``op.mirror_columns`` mirrors more columns later.
         Autogenerate always writes ``layout=``: ``"store"`` for
         :func:`vecext.sqlalchemy.compressed` declarations, ``"table"`` for
         :func:`vecext.sqlalchemy.compressed_column` table columns. Without it (a
@@ -222,6 +233,7 @@ class AddCompressedColumnOp(MigrateOperation):
             codec=self.codec,
             batch_size=self.batch_size,
             layout=self.layout,
+            mirror=self.mirror,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
@@ -243,8 +255,10 @@ class DropCompressedColumnOp(MigrateOperation):
         codec: str | None = None,
         batch_size: int = 10_000,
         layout: str | None = None,
+        mirror: str | Iterable[str] | None = None,
     ) -> None:
         _check_layout(layout)
+        self.mirror = _check_mirror(table, code_column, layout, mirror)
         self.table = table
         self.code_column = code_column
         self.schema = schema
@@ -256,8 +270,9 @@ class DropCompressedColumnOp(MigrateOperation):
     @classmethod
     def drop_compressed_column(cls, operations: Operations, *args: Any, **kwargs: Any) -> Any:
         """Drop ``code_column`` of ``table`` (its code store, or its column in the table);
-        never touches the source vectors. The arguments are this class's
-        (``source_column=``, ``codec=`` and ``layout=``: what the reverse re-adds)."""
+        never touches the source vectors (the store's mirrored columns go with it). The
+        arguments are this class's (``source_column=``, ``codec=``, ``layout=`` and
+        ``mirror=``: what the reverse re-adds)."""
         return operations.invoke(cls(*args, **kwargs))
 
     def reverse(self) -> AddCompressedColumnOp:
@@ -274,14 +289,29 @@ class DropCompressedColumnOp(MigrateOperation):
             batch_size=self.batch_size,
             schema=self.schema,
             layout=self.layout,
+            mirror=self.mirror,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("drop_compressed_column", self.schema, self.table, self.code_column)
 
 
+def _check_mirror(
+    table: str, code_column: str | None, layout: str | None, mirror: Any
+) -> list[str]:
+    what = f"compressed column {table}.{code_column or '(unnamed)'}: mirror="
+    names = check_columns(what, mirror, empty=True)
+    if names and layout == "table":
+        raise MigrationError(
+            f"{what} needs layout='store': only a code store mirrors columns (a "
+            "layout='table' column is a column of the table already)"
+        )
+    return names
+
+
 __all__ = [
     *index_ops.__all__,
+    *mirror_ops.__all__,
     "AddCompressedColumnOp",
     "CreateCodecOp",
     "DropCodecOp",

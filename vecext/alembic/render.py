@@ -58,6 +58,8 @@ def _render_add_compressed_column(autogen_context: Any, op: ops.AddCompressedCol
         kwargs["schema"] = op.schema
     if op.layout is not None:  # always, from autogenerate: the file means one layout
         kwargs["layout"] = op.layout
+    if op.mirror:
+        kwargs["mirror"] = list(op.mirror)
     args = [op.table, op.source_column, op.codec]
     if op.code_column is not None:
         args.append(op.code_column)
@@ -76,7 +78,21 @@ def _render_drop_compressed_column(autogen_context: Any, op: ops.DropCompressedC
         kwargs["codec"] = op.codec
     if op.layout is not None:
         kwargs["layout"] = op.layout
+    if op.mirror:
+        kwargs["mirror"] = list(op.mirror)
     return _call("drop_compressed_column", [op.table, op.code_column], kwargs)
+
+
+@renderers.dispatch_for(ops.MirrorColumnsOp)
+@renderers.dispatch_for(ops.UnmirrorColumnsOp)
+def _render_mirror(autogen_context: Any, op: ops.MirrorColumnsOp | ops.UnmirrorColumnsOp) -> str:
+    _imports(autogen_context)
+    kwargs: dict[str, Any] = {}
+    if op.schema:
+        kwargs["schema"] = op.schema
+    if op.batch_size != 10_000:
+        kwargs["batch_size"] = op.batch_size
+    return _call(op.name, [op.table, op.code_column, list(op.columns)], kwargs)
 
 
 @renderers.dispatch_for(ops.CreateVectorIndexOp)
