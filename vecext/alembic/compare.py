@@ -9,7 +9,9 @@ rewrites the operations it produced:
   (preceded by ``op.create_codec`` when the catalog has no codec of that name); a code
   store the catalog lists for a table of the model that the model no longer declares
   becomes ``op.drop_compressed_column(..., layout="store")``, before everything else;
-  model and catalog agreeing (same name, source column and codec) give nothing;
+  model and catalog agreeing (same name, source column and codec) give nothing but
+  ``op.mirror_columns`` / ``op.unmirror_columns`` for the columns its ``mirror=``
+  and the catalog disagree on (:mod:`vecext.alembic.compare_stores`);
 * a new column declared with :func:`vecext.sqlalchemy.compressed_column` becomes
   ``op.add_compressed_column(..., layout="table")`` (the model maps it as a column of
   the table); on a new table the column is taken out of ``op.create_table`` and
@@ -36,6 +38,7 @@ from typing import Any
 from alembic.operations import ops as aops
 
 from vecext.alembic import ops
+from vecext.alembic.compare_stores import compare_stores, create_ops, drop_op
 from vecext.alembic.render import chain_render_item, render_item
 from vecext.sqlalchemy.schema import INFO_KEY
 
@@ -106,58 +109,6 @@ def _catalog(autogen_context: Any) -> tuple[set[str], dict[Any, tuple[str, str, 
     return codecs, registered
 
 
-def _create_ops(
-    schema: str | None,
-    table: str,
-    col: Any,
-    spec: dict[str, Any],
-    codecs: set[str],
-    planned: set[str],
-    layout: str = "table",
-) -> list[Any]:
-    """``create_codec`` (when needed) and ``add_compressed_column`` for ``col``: a table
-    column of a code type, or a :class:`~vecext.sqlalchemy.CompressedStore`."""
-    out: list[Any] = []
-    codec = col.type.codec
-    if codec is None:
-        from vecext.alembic.ops import MigrationError
-
-        raise MigrationError(
-            f"compressed column {table}.{col.name} has no codec name: declare its type "
-            "with codec='...'"
-        )
-    if codec not in codecs and codec not in planned:
-        params = dict(spec.get("params") or {})
-        for key, value in col.type.codec_params().items():  # PQ's m, rbq's bits
-            params.setdefault(key, value)
-        out.append(
-            ops.CreateCodecOp(
-                codec,
-                table=table,
-                column=spec["source"],
-                kind=col.type.kind,
-                metric=spec.get("metric", "cosine"),
-                sample=spec.get("sample"),
-                schema=schema,
-                seed=spec.get("seed", 0),
-                params=params,
-            )
-        )
-        planned.add(codec)
-    out.append(
-        ops.AddCompressedColumnOp(
-            table,
-            spec["source"],
-            codec,
-            col.name,
-            batch_size=spec.get("batch_size", 10_000),
-            schema=schema,
-            layout=layout,
-        )
-    )
-    return out
-
-
 def _index_op(schema: str | None, table: str, name: str, spec: dict[str, Any]) -> Any:
     return ops.CreateVectorIndexOp(
         name,
@@ -201,7 +152,7 @@ def compare_vecext(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> Any:
                 key = (op.schema, op.table_name, getattr(c, "name", None))
                 if key in meta_cols:
                     col, spec = meta_cols[key]
-                    extra += _create_ops(
+                    extra += create_ops(
                         op.schema, op.table_name, col, spec, codecs, planned, layout="table"
                     )
                 else:
@@ -215,70 +166,9 @@ def compare_vecext(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> Any:
         new_ops.append(op)
         new_ops += _order(extra)
     # after the loop, so that a codec the table columns create first is not planned twice
-    store_drops, store_adds = _compare_stores(autogen_context, schemas, registered, codecs, planned)
+    store_drops, store_adds = compare_stores(autogen_context, schemas, registered, codecs, planned)
     upgrade_ops.ops[:] = [*store_drops, *new_ops, *_order(store_adds)]
     return PriorityDispatchResult.CONTINUE
-
-
-def _compare_stores(
-    autogen_context: Any,
-    schemas: Any,
-    registered: dict[Any, tuple[str, str, str]],
-    codecs: set[str],
-    planned: set[str],
-) -> tuple[list[Any], list[Any]]:
-    """(drops, adds) that make the code stores of the model's tables match their
-    :func:`vecext.sqlalchemy.compressed` declarations."""
-    from vecext.sqlalchemy.schema import declared_stores
-
-    compared = set(schemas) if schemas is not None else {None}
-    default = autogen_context.dialect.default_schema_name if autogen_context.dialect else None
-    drops: list[Any] = []
-    adds: list[Any] = []
-    for table in autogen_context.sorted_tables:
-        schema = None if table.schema == default else table.schema
-        if schema not in compared and table.schema not in compared:
-            continue
-        if not autogen_context.run_object_filters(table, table.name, "table", False, None):
-            continue
-        declared = declared_stores(table)
-        for name, store in declared.items():
-            _check_store(table, store)
-            have = registered.get((schema, table.name, name))
-            if have == (store.source, store.codec, "store"):
-                continue  # model and catalog agree
-            if have is not None and have[2] == "store":  # other source or codec: replace it
-                drops.append(_drop_op(schema, table.name, name, have))
-            adds += _create_ops(
-                schema, table.name, store, store.spec, codecs, planned, layout="store"
-            )
-        for (r_schema, r_table, name), have in registered.items():
-            if (r_schema, r_table) != (schema, table.name) or have[2] != "store":
-                continue
-            if name not in declared:
-                drops.append(_drop_op(schema, table.name, name, have))
-    return drops, adds
-
-
-def _drop_op(schema: str | None, table: str, name: str, have: tuple[str, str, str]) -> Any:
-    source, codec, layout = have
-    return ops.DropCompressedColumnOp(
-        table, name, schema=schema, source_column=source, codec=codec, layout=layout
-    )
-
-
-def _check_store(table: Any, store: Any) -> None:
-    """A clear error for a declaration autogenerate cannot turn into an operation."""
-    from vecext.alembic.ops import MigrationError
-
-    where = f"compressed({store.name!r}) on table {table.name}"
-    if store.source not in table.c:
-        raise MigrationError(
-            f"{where}: source column {store.source!r} is not a column of the table (its "
-            f"columns: {', '.join(table.c.keys())})"
-        )
-    if store.name in table.c:
-        raise MigrationError(f"{where}: the table also has a column {store.name!r}")
 
 
 def _order(extra: list[Any]) -> list[Any]:
@@ -307,10 +197,10 @@ def _rewrite_table_ops(
     for sub in mt.ops:
         if isinstance(sub, aops.AddColumnOp) and (schema, table, sub.column.name) in meta_cols:
             col, spec = meta_cols[(schema, table, sub.column.name)]
-            extra += _create_ops(schema, table, col, spec, codecs, planned, layout="table")
+            extra += create_ops(schema, table, col, spec, codecs, planned, layout="table")
         elif isinstance(sub, aops.DropColumnOp) and (schema, table, sub.column_name) in registered:
             extra.append(
-                _drop_op(
+                drop_op(
                     schema, table, sub.column_name, registered[(schema, table, sub.column_name)]
                 )
             )

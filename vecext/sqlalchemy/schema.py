@@ -26,6 +26,7 @@ column to the table (``layout="table"``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,6 +114,7 @@ class CompressedStore(SchemaItem):
         sample: int | None = None,
         seed: int = 0,
         batch_size: int = 10_000,
+        mirror: str | Iterable[str] | None = None,
         **codec_params: Any,
     ) -> None:
         from vecext.sqlalchemy.types import CODE_TYPES, CodeTypeError
@@ -142,6 +144,7 @@ class CompressedStore(SchemaItem):
             raise CodeTypeError(
                 f"compressed({name!r}): batch_size must be a positive integer, got {batch_size!r}"
             )
+        self.mirror = _mirror_names(name, source, mirror)
         self.name = name
         self.source = source
         self.type = type_
@@ -188,10 +191,38 @@ class CompressedStore(SchemaItem):
         self.table = parent
 
     def __repr__(self) -> str:
-        return f"compressed({self.name!r}, {self.source!r}, {self.type!r})"
+        mirror = f", mirror={list(self.mirror)!r}" if self.mirror else ""
+        return f"compressed({self.name!r}, {self.source!r}, {self.type!r}{mirror})"
 
 
-def compressed(name: str, source: str, type_: Any, **kw: Any) -> CompressedStore:
+def _mirror_names(name: str, source: str, mirror: Any) -> tuple[str, ...]:
+    """The columns of ``compressed(name, source, ..., mirror=)``; a ``CodeTypeError``
+    for a name that is not a string, one named twice, or the source column."""
+    from vecext.sqlalchemy.types import CodeTypeError
+
+    names = [mirror] if isinstance(mirror, str) else list(mirror or [])
+    bad = [c for c in names if not isinstance(c, str) or not c]
+    if bad:
+        raise CodeTypeError(f"compressed({name!r}): mirror= takes column names, got {bad[0]!r}")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise CodeTypeError(f"compressed({name!r}): mirror= names {', '.join(twice)} twice")
+    if source in names:
+        raise CodeTypeError(
+            f"compressed({name!r}): mirror= names the source column {source!r}; the code "
+            "store has its codes already: mirror filter columns only"
+        )
+    return tuple(names)
+
+
+def compressed(
+    name: str,
+    source: str,
+    type_: Any,
+    *,
+    mirror: str | Iterable[str] | None = None,
+    **kw: Any,
+) -> CompressedStore:
     """A compressed column ``name`` holding the codes of column ``source`` in a code store.
 
     Put it in ``__table_args__`` (or among a ``Table``'s arguments). Alembic
@@ -210,11 +241,18 @@ def compressed(name: str, source: str, type_: Any, **kw: Any) -> CompressedStore
     type_ : code type
         ``PQCodes(m=48, codec="items_pq")``, ``BinaryCodes(384, codec=...)``, ...:
         the codec's kind and name, and what the type fixes of it (PQ's ``m``).
+    mirror : list of str, optional
+        Filter (or tenant) columns of the table to mirror into the code store (catalog
+        0.6.0, :func:`vecext.postgres.mirror_columns`): a search filtering on them only
+        scans the store. Autogenerate writes ``add_compressed_column(..., mirror=[...])``
+        for a new store and ``op.mirror_columns`` / ``op.unmirror_columns`` when the
+        declaration and the catalog differ. The table's declared tenant column is
+        mirrored whether it is listed or not.
     **kw
         ``metric``, ``sample``, ``seed``, ``batch_size`` and codec parameters
         (``opq=True``), as for :func:`compressed_column`.
     """
-    return CompressedStore(name, source, type_, **kw)
+    return CompressedStore(name, source, type_, mirror=mirror, **kw)
 
 
 def declared_stores(table: sa.Table) -> dict[str, CompressedStore]:
