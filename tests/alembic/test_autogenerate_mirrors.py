@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -181,3 +182,47 @@ def test_mirror_declarations_bad_input(tmp_path, pg_catalog, pg_dsn):
         r"column of the table \(its columns: id, category, embedding\)",
     ):
         _cmd(project, "revision", autogenerate=True, message="typo")
+
+
+def test_dropping_a_mirrored_column(tmp_path, pg_catalog, pg_dsn):
+    """A new table with a mirrored store (its codec saved beforehand: there are no rows to
+    train on yet), then the model drops a column of the table along with its mirror:
+    unmirror_columns runs before drop_column (the store's trigger watches the column),
+    and the downgrade adds the column back before mirroring it again."""
+    from vecext.codecs import make_codec
+    from vecext.postgres import save_codec
+
+    xt = np.random.default_rng(11).standard_normal((200, D)).astype(np.float32)
+    save_codec(pg_catalog, "items_bin", make_codec("binary", D, "cosine").train(xt))
+    category = "    category: Mapped[str] = mapped_column(String(8))\n"
+    lang = "    lang: Mapped[str] = mapped_column(String(8), nullable=True)\n"
+    project, _env = make_project(tmp_path, pg_dsn, plugin=True)
+    path = project / "models.py"
+    path.write_text(models(["category", "lang"]).replace(category, category + lang))
+    _cmd(project, "revision", autogenerate=True, message="items")
+    rev = upgrade_part(newest_revision(project))
+    # the declaration is an operation after create_table, not create_table(info=...)
+    assert "info=" not in rev and "create_codec" not in rev
+    assert rev.index("op.create_table('items'") < rev.index(
+        "op.add_compressed_column('items', 'embedding', 'items_bin', 'embedding_bits', "
+        "layout='store', mirror=['category', 'lang'])"
+    )
+    _cmd(project, "upgrade", "head")
+    assert mirrors(pg_dsn) == ["category", "lang"]
+    seed(pg_dsn)
+    with psycopg.connect(pg_dsn) as conn:
+        assert assert_mirrored(conn, "items", "embedding_bits", ["category", "lang"]) > 0
+
+    path.write_text(models(["category"]))
+    _cmd(project, "revision", autogenerate=True, message="drop lang")
+    rev = newest_revision(project)
+    up, down = upgrade_part(rev), rev.split("def downgrade")[1]
+    unmirror = "op.unmirror_columns('items', 'embedding_bits', ['lang'])"
+    assert up.index(unmirror) < up.index("op.drop_column('items', 'lang')")
+    mirror = "op.mirror_columns('items', 'embedding_bits', ['lang'])"
+    assert down.index("op.add_column('items'") < down.index(mirror)
+    _cmd(project, "upgrade", "head")
+    assert mirrors(pg_dsn) == ["category"]
+    assert_noop(project)
+    _cmd(project, "downgrade", "-2")
+    assert mirrors(pg_dsn) == ["category", "lang"]

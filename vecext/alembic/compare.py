@@ -23,6 +23,8 @@ rewrites the operations it produced:
   ``op.create_vector_index``; the index/type differences Alembic cannot judge on
   existing vecext columns and indexes (expression indexes, ``bytea`` vs
   ``PQCodes``) are dropped rather than rendered as spurious alterations;
+* on a new table, the ``compressed(...)`` declarations that Alembic would render in
+  ``op.create_table(..., info=...)`` are left out of it (they become operations);
 * with ``include_schemas=True`` Alembic reflects schema ``vecext`` too: its catalog
   tables and code stores are vecext's, never the model's, so the ``drop_table`` it
   would write for them is left out.
@@ -147,6 +149,9 @@ def compare_vecext(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> Any:
         ):
             continue  # vecext's catalog or a code store, reflected with include_schemas=True
         if isinstance(op, aops.CreateTableOp):
+            # the table's compressed(...) declarations become add_compressed_column below;
+            # rendered as create_table(info=...) they would not even import
+            op.info = {k: v for k, v in (op.info or {}).items() if k != INFO_KEY}
             keep = []
             for c in op.columns:
                 key = (op.schema, op.table_name, getattr(c, "name", None))
