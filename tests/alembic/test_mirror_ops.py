@@ -187,3 +187,27 @@ def test_bad_input(docs, migrate, pg_catalog, pg_dsn):  # noqa: F811
         migrate() as op,
     ):
         op.add_compressed_column("docs", "embedding", "docs_bin", "t", mirror=["cat"])
+
+
+def test_schema_qualified_table(pg_catalog, migrate):  # noqa: F811
+    conn = pg_catalog
+    conn.execute(
+        f"CREATE SCHEMA app; CREATE TABLE app.docs (id int PRIMARY KEY, cat text, e vector({D}))"
+    )
+    xb = np.random.default_rng(8).standard_normal((100, D)).astype(np.float32)
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO app.docs VALUES (%s, %s, %s::vector)",
+            [
+                (i, "xyz"[i % 3], "[" + ",".join(map(repr, v.tolist())) + "]")
+                for i, v in enumerate(xb)
+            ],
+        )
+    with migrate() as op:
+        op.create_codec("app_bin", table="docs", column="e", kind="binary", schema="app")
+        op.add_compressed_column("docs", "e", "app_bin", "e_bits", layout="store", schema="app")
+        assert op.mirror_columns("docs", "e_bits", ["cat"], schema="app") == ["cat"]
+    assert mirrored_columns(conn, "app.docs", "e_bits") == ["cat"]
+    with migrate() as op:
+        assert op.unmirror_columns("docs", "e_bits", "cat", schema="app") == []
+    assert mirrored_columns(conn, "app.docs", "e_bits") == []
