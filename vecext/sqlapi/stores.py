@@ -72,6 +72,37 @@ STORE_FUNCTIONS: list[SqlFunction] = [
         "SELECT vecext.migrate_to_store('doc_items', 'embedding_pq')",
     ),
     SqlFunction(
+        "vecext.mirror_columns",
+        "(tbl regclass, code_column name, columns name[]) -> name[]",
+        (PG,),
+        "Mirror filter columns of tbl into the code store of code_column (catalog 0.6.0): "
+        "the store gets a column col_<attnum> and a btree per column, its trigger writes "
+        "their values with the codes, and a search whose filter names only mirrored "
+        "columns scans the store instead of joining tbl. Returns every column the store "
+        "mirrors afterwards; columns mirrored already are left as they are. Refused for "
+        "an unknown column, one named twice, the vector or key column, a vector column, or "
+        "a compressed column of layout 'table'.",
+        "ALTER TABLE doc_items ADD COLUMN lang text DEFAULT 'en'; "
+        "SELECT vecext.mirror_columns('doc_items', 'embedding_pq', ARRAY['lang'])",
+        "One transaction, the caller's: the store's rows are filled by one UPDATE, and "
+        "writers of tbl wait until the transaction ends (from its CREATE TRIGGER on). "
+        "vecext.postgres.mirror_columns does the same in committed batches, writers "
+        "waiting for one batch at a time.",
+    ),
+    SqlFunction(
+        "vecext.unmirror_columns",
+        "(tbl regclass, code_column name, columns name[]) -> name[]",
+        (PG,),
+        "Stop mirroring columns of tbl into the code store of code_column (catalog 0.6.0), "
+        "in one transaction: the trigger no longer writes or watches them and their store "
+        "columns and btrees go; searches filtering on them join tbl again. Returns the "
+        "columns still mirrored. Refused for a column the store does not mirror. Call it "
+        "before dropping a mirrored column of tbl (the trigger fires on updates of it).",
+        "ALTER TABLE doc_items ADD COLUMN lang text DEFAULT 'en'; "
+        "SELECT vecext.mirror_columns('doc_items', 'embedding_pq', ARRAY['lang']); "
+        "SELECT vecext.unmirror_columns('doc_items', 'embedding_pq', ARRAY['lang'])",
+    ),
+    SqlFunction(
         "vecext.drop_orphaned_compressed_columns",
         "() -> SETOF text",
         (PG,),

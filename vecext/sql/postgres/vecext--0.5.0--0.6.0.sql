@@ -17,6 +17,8 @@
 --      compressed_columns.mirror_attnums records the mirrored columns by attnum (renames
 --      are followed); stores without mirrors keep working unchanged. The SQL backfill
 --      (vecext.backfill) writes the mirrored values with the codes.
+--   2. vecext.mirror_columns / vecext.unmirror_columns: mirroring from SQL alone, as
+--      vecext.add_compressed_column and vecext.backfill are.
 --
 -- This script changes a table, so the Alembic revision's downgrade undoes it only
 -- while no code store mirrors columns (vecext.postgres.catalog.revert_script says why).
@@ -223,6 +225,216 @@ $$;
 DO $$
 BEGIN
     EXECUTE format('ALTER FUNCTION vecext.store_trigger() SET search_path = pg_catalog, %I, pg_temp',
+                   vecext.pgvector_schema());
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- 2. Mirroring from SQL: vecext.mirror_columns and vecext.unmirror_columns
+--
+-- The SQL face of vecext.postgres.mirror_columns / unmirror_columns, for clients
+-- without Python (as vecext.add_compressed_column and vecext.backfill are): the same
+-- store columns col_<attnum>, btrees, trigger arguments and catalog record. A function
+-- cannot commit, so mirror_columns fills the store's rows with one UPDATE in the
+-- caller's transaction; its CREATE TRIGGER locks the user's table first (the order
+-- writers take the locks), so writers of the table wait until that transaction ends.
+-- (vecext.postgres.mirror_columns fills in committed batches instead.)
+
+-- Mirror columns of tbl into the code store of code_column; returns every column the
+-- store mirrors afterwards. Columns mirrored already are left as they are.
+CREATE FUNCTION vecext.mirror_columns(tbl regclass, code_column name, columns name[])
+RETURNS name[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cc    vecext.compressed_columns;
+    store name;
+    have  int2[];
+    added   int2[] := '{}';
+    keep  int2[];
+    col   name;
+    att   record;
+    n     int2;
+    dup   text;
+    srccol   name;
+    keycol   name;
+    ivf   text;
+    args  text;
+    upd   text;
+    sets  text;
+    vals  text;
+BEGIN
+    SELECT k.* INTO cc FROM vecext.compressed_columns k
+     WHERE k.table_oid = tbl AND k.code_column = mirror_columns.code_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a vecext compressed column', tbl, quote_ident(code_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF cc.layout IS DISTINCT FROM 'store' THEN
+        RAISE EXCEPTION '%.% keeps its codes in the table (layout ''table''): only a code store mirrors columns; move it with vecext.migrate_to_store first',
+            tbl, quote_ident(code_column) USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF coalesce(cardinality(columns), 0) = 0 THEN
+        RAISE EXCEPTION 'mirror_columns of %.%: name at least one column', tbl, quote_ident(code_column)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(quote_ident(d.c), ', ' ORDER BY d.c) INTO dup
+      FROM (SELECT u.c FROM unnest(columns) AS u(c) GROUP BY u.c HAVING count(*) > 1) d;
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'mirror_columns of %.%: % named twice', tbl, quote_ident(code_column), dup
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    have := coalesce(cc.mirror_attnums, '{}');
+    FOREACH col IN ARRAY columns LOOP
+        SELECT a.attnum, format_type(a.atttypid, a.atttypmod) AS typ, t.typname INTO att
+          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+         WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'table % has no column % to mirror', tbl, quote_ident(col)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF att.attnum IN (cc.source_attnum, cc.key_attnum) THEN
+            RAISE EXCEPTION '%.% is the % column of %: the code store has it already; mirror filter columns only',
+                tbl, quote_ident(col),
+                CASE WHEN att.attnum = cc.source_attnum THEN 'vector' ELSE 'primary key' END,
+                quote_ident(code_column) USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF att.typname IN ('vector', 'halfvec', 'sparsevec') THEN
+            RAISE EXCEPTION '%.% is %: vector columns are not mirrored (a filter compares scalar columns)',
+                tbl, quote_ident(col), att.typ USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF NOT att.attnum = ANY (have) THEN
+            added := added || att.attnum;
+        END IF;
+    END LOOP;
+    IF cardinality(added) > 0 THEN
+        store := vecext.store_name(cc.id);
+        keep := have || added;
+        -- the trigger first (as vecext.postgres.ivf_store.store_trigger makes it): its
+        -- DROP/CREATE lock the user's table before the store, in the order writers take them
+        SELECT a.attname INTO srccol FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum = cc.source_attnum;
+        SELECT a.attname INTO keycol FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum = cc.key_attnum;
+        ivf := CASE WHEN cc.list_layout = 'store' THEN cc.ivf_codec_name END;
+        SELECT format('%L, %L, %L, %L, %L', store, cc.codec_name, cc.source_attnum, cc.key_attnum, coalesce(ivf, ''))
+               || string_agg(format(', %L', m.n), '' ORDER BY m.i),
+               format('%I, %I', srccol, keycol) || string_agg(format(', %I', a.attname), '' ORDER BY m.i)
+          INTO args, upd
+          FROM unnest(keep) WITH ORDINALITY AS m(n, i)
+          JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n AND NOT a.attisdropped;
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', store, tbl);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OF %s OR DELETE ON %s FOR EACH ROW '
+                       'EXECUTE FUNCTION vecext.store_trigger(%s)', store, upd, tbl, args);
+        FOREACH n IN ARRAY added LOOP
+            SELECT format_type(a.atttypid, a.atttypmod) AS typ,
+                   CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                        THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END AS coll
+              INTO att
+              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+              LEFT JOIN pg_collation co ON co.oid = a.attcollation
+              LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+             WHERE a.attrelid = tbl AND a.attnum = n;
+            EXECUTE format('ALTER TABLE vecext.%I DROP COLUMN IF EXISTS %I', store, 'col_' || n);
+            EXECUTE format('ALTER TABLE vecext.%I ADD COLUMN %I %s%s', store, 'col_' || n, att.typ, att.coll);
+        END LOOP;
+        SELECT string_agg(format('%I', 'col_' || m.n), ', ' ORDER BY m.i),
+               string_agg(format('t.%I', a.attname), ', ' ORDER BY m.i)
+          INTO sets, vals
+          FROM unnest(added) WITH ORDINALITY AS m(n, i)
+          JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n;
+        EXECUTE format('UPDATE vecext.%I s SET (%s) = ROW(%s) FROM %s t WHERE s.pk = t.%I',
+                       store, sets, vals, tbl, keycol);
+        FOREACH n IN ARRAY added LOOP
+            EXECUTE format('CREATE INDEX %I ON vecext.%I (%I)', store || '_col_' || n || '_idx', store, 'col_' || n);
+        END LOOP;
+        UPDATE vecext.compressed_columns SET mirror_attnums = keep WHERE id = cc.id;
+        EXECUTE format('ANALYZE vecext.%I', store);
+    ELSE
+        keep := have;
+    END IF;
+    RETURN ARRAY(SELECT a.attname FROM unnest(keep) WITH ORDINALITY AS m(n, i)
+                   JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n AND NOT a.attisdropped
+                  ORDER BY m.i);
+END
+$$;
+
+-- Stop mirroring columns of tbl into the code store of code_column, in the caller's
+-- transaction: the trigger no longer writes or watches them and their store columns
+-- (and btrees) go; returns the columns still mirrored. Call it before dropping a
+-- mirrored column of the table (the trigger fires on updates of it).
+CREATE FUNCTION vecext.unmirror_columns(tbl regclass, code_column name, columns name[])
+RETURNS name[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cc      vecext.compressed_columns;
+    store   name;
+    have    name[];
+    unknown text;
+    keep    int2[];
+    gone    int2[];
+    n       int2;
+    srccol     name;
+    keycol     name;
+    ivf     text;
+    args    text;
+    upd     text;
+BEGIN
+    SELECT k.* INTO cc FROM vecext.compressed_columns k
+     WHERE k.table_oid = tbl AND k.code_column = unmirror_columns.code_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a vecext compressed column', tbl, quote_ident(code_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    have := ARRAY(SELECT a.attname FROM unnest(coalesce(cc.mirror_attnums, '{}')) WITH ORDINALITY AS m(n, i)
+                    JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n AND NOT a.attisdropped
+                   ORDER BY m.i);
+    SELECT string_agg(quote_ident(u.c), ', ' ORDER BY u.c) INTO unknown
+      FROM (SELECT DISTINCT c FROM unnest(columns) AS c) u WHERE NOT u.c = ANY (have);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION '%.% does not mirror % (it mirrors: %)', tbl, quote_ident(code_column), unknown,
+            coalesce(nullif(array_to_string(have, ', '), ''), 'nothing')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT coalesce(array_agg(m.n ORDER BY m.i) FILTER (WHERE NOT a.attname = ANY (columns)), '{}'),
+           coalesce(array_agg(m.n ORDER BY m.i) FILTER (WHERE a.attname = ANY (columns)), '{}')
+      INTO keep, gone
+      FROM unnest(coalesce(cc.mirror_attnums, '{}')) WITH ORDINALITY AS m(n, i)
+      JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n AND NOT a.attisdropped;
+    IF cardinality(gone) = 0 THEN
+        RETURN have;
+    END IF;
+    store := vecext.store_name(cc.id);
+    UPDATE vecext.compressed_columns SET mirror_attnums = nullif(keep, '{}') WHERE id = cc.id;
+    SELECT a.attname INTO srccol FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum = cc.source_attnum;
+    SELECT a.attname INTO keycol FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum = cc.key_attnum;
+    ivf := CASE WHEN cc.list_layout = 'store' THEN cc.ivf_codec_name END;
+    args := format('%L, %L, %L, %L', store, cc.codec_name, cc.source_attnum, cc.key_attnum);
+    upd := format('%I, %I', srccol, keycol);
+    IF cardinality(keep) > 0 THEN
+        SELECT args || format(', %L', coalesce(ivf, '')) || string_agg(format(', %L', m.n), '' ORDER BY m.i),
+               upd || string_agg(format(', %I', a.attname), '' ORDER BY m.i)
+          INTO args, upd
+          FROM unnest(keep) WITH ORDINALITY AS m(n, i)
+          JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n;
+    ELSIF ivf IS NOT NULL THEN
+        args := args || format(', %L', ivf);
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', store, tbl);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OF %s OR DELETE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION vecext.store_trigger(%s)', store, upd, tbl, args);
+    FOREACH n IN ARRAY gone LOOP
+        EXECUTE format('ALTER TABLE vecext.%I DROP COLUMN IF EXISTS %I', store, 'col_' || n);
+    END LOOP;
+    RETURN ARRAY(SELECT a.attname FROM unnest(keep) WITH ORDINALITY AS m(n, i)
+                   JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n ORDER BY m.i);
+END
+$$;
+
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION vecext.mirror_columns(regclass, name, name[]) SET search_path = pg_catalog, %I, pg_temp',
+                   vecext.pgvector_schema());
+    EXECUTE format('ALTER FUNCTION vecext.unmirror_columns(regclass, name, name[]) SET search_path = pg_catalog, %I, pg_temp',
                    vecext.pgvector_schema());
 END
 $$;
