@@ -84,10 +84,11 @@ STORE_FUNCTIONS: list[SqlFunction] = [
         "a compressed column of layout 'table'.",
         "ALTER TABLE doc_items ADD COLUMN lang text DEFAULT 'en'; "
         "SELECT vecext.mirror_columns('doc_items', 'embedding_pq', ARRAY['lang'])",
-        "One transaction, the caller's: the store's rows are filled by one UPDATE, and "
-        "writers of tbl wait until the transaction ends (from its CREATE TRIGGER on). "
-        "vecext.postgres.mirror_columns does the same in committed batches, writers "
-        "waiting for one batch at a time.",
+        "One transaction, the caller's: the store's rows are filled by one UPDATE, and tbl "
+        "and its code store stay locked (ACCESS EXCLUSIVE, taken by the trigger's and the "
+        "store's DDL) until the transaction ends, so searches and writes of tbl wait. "
+        "vecext.postgres.mirror_columns does the same in committed batches and holds those "
+        "locks only briefly; use it on large tables.",
     ),
     SqlFunction(
         "vecext.unmirror_columns",

@@ -236,9 +236,10 @@ $$;
 -- without Python (as vecext.add_compressed_column and vecext.backfill are): the same
 -- store columns col_<attnum>, btrees, trigger arguments and catalog record. A function
 -- cannot commit, so mirror_columns fills the store's rows with one UPDATE in the
--- caller's transaction; its CREATE TRIGGER locks the user's table first (the order
--- writers take the locks), so writers of the table wait until that transaction ends.
--- (vecext.postgres.mirror_columns fills in committed batches instead.)
+-- caller's transaction; its DROP/CREATE TRIGGER lock the user's table first (the order
+-- writers take the locks), and the table and the store stay locked (ACCESS EXCLUSIVE)
+-- until that transaction ends: searches and writes wait. (vecext.postgres.mirror_columns
+-- fills in committed batches instead, holding those locks only briefly.)
 
 -- Mirror columns of tbl into the code store of code_column; returns every column the
 -- store mirrors afterwards. Columns mirrored already are left as they are.
