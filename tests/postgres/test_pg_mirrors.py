@@ -217,6 +217,50 @@ def test_unmirror_before_dropping_a_mirrored_column(mconn, codec):
     assert mirrored_columns(conn, "mir_u", "e") == ["score"]
 
 
+def test_the_trigger_is_replaced_without_blocking_reads(mconn, codec):
+    """Changing what the store's trigger watches (mirror, unmirror, from Python or SQL)
+    replaces it with CREATE OR REPLACE TRIGGER: SHARE ROW EXCLUSIVE on the user's table,
+    which writers wait for and readers do not (DROP TRIGGER took ACCESS EXCLUSIVE)."""
+    from vecext.postgres import unmirror_columns
+    from vecext.postgres.ivf_store import store_trigger
+    from vecext.postgres.stores import compressed_columns
+    from vecext.postgres.tables import resolve_table
+
+    conn = mconn
+    make_table(conn, "mir_lk")
+    add_compressed_column(conn, "mir_lk", "embedding", "mir_bin", "e", progress=False)
+
+    def table_locks() -> set[str]:
+        rows = conn.execute(
+            "SELECT mode FROM pg_locks WHERE relation = 'mir_lk'::regclass "
+            "AND pid = pg_backend_pid()"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    (cc,) = compressed_columns(conn, resolve_table(conn, "mir_lk").oid)
+    with conn.transaction():
+        store_trigger(conn, cc, None, [])
+        got = table_locks()
+    assert "ShareRowExclusiveLock" in got and "AccessExclusiveLock" not in got
+    mirror_columns(conn, "mir_lk", "e", ["pos"])
+    with conn.transaction():
+        conn.execute("SELECT vecext.unmirror_columns('mir_lk', 'e', ARRAY['pos'])")
+        got = table_locks()
+    assert "ShareRowExclusiveLock" in got and "AccessExclusiveLock" not in got
+    with conn.transaction():
+        conn.execute("SELECT vecext.mirror_columns('mir_lk', 'e', ARRAY['score'])")
+        got = table_locks()
+    assert "ShareRowExclusiveLock" in got and "AccessExclusiveLock" not in got
+    # one trigger, the last definition: it writes score
+    n = conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'mir_lk'::regclass AND NOT tgisinternal"
+    ).fetchone()[0]
+    assert n == 2  # the row trigger and the TRUNCATE trigger
+    conn.execute("UPDATE mir_lk SET score = 42 WHERE id < 10")
+    assert assert_mirrored(conn, "mir_lk", "e", ["score"]) == 300
+    assert unmirror_columns(conn, "mir_lk", "e", "score") == []
+
+
 def _pos_writer(dsn: str, stop, errors: list, seed: int) -> None:
     """Random single-row writes until ``stop``: the mirrored column, the vector, deletes."""
     import random

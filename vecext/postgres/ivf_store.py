@@ -125,10 +125,12 @@ def store_trigger(
         args.append(ivf)
     trig = sql.Identifier(str(cc.store_name))
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in [src, key, *mnames])
-    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trig, t.ident))
+    # CREATE OR REPLACE: SHARE ROW EXCLUSIVE on the user's table (writers wait, readers
+    # do not); DROP TRIGGER took ACCESS EXCLUSIVE, which also queued every read of the
+    # table behind any long one already running
     conn.execute(
         sql.SQL(
-            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OF {} OR DELETE ON {} FOR EACH ROW "
+            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OF {} OR DELETE ON {} FOR EACH ROW "
             "EXECUTE FUNCTION vecext.store_trigger({})"
         ).format(trig, cols, t.ident, sql.SQL(", ").join(map(sql.Literal, args)))
     )

@@ -244,7 +244,7 @@ def _add(
             "SELECT list_layout FROM vecext.compressed_columns WHERE id = %s", [cc.id]
         ).fetchone()
         ivf = cc.ivf_codec if layout == "store" else None
-        # the trigger first: its DROP/CREATE lock the user's table before the store, in
+        # the trigger first: it locks the user's table before the store, in
         # the order writers take them (table, then the store in their trigger); the
         # other order deadlocks with a writer. Committed before the fill reads a row:
         # every write from then on writes the values with the code

@@ -84,9 +84,10 @@ STORE_FUNCTIONS: list[SqlFunction] = [
         "a compressed column of layout 'table'.",
         "ALTER TABLE doc_items ADD COLUMN lang text DEFAULT 'en'; "
         "SELECT vecext.mirror_columns('doc_items', 'embedding_pq', ARRAY['lang'])",
-        "One transaction, the caller's: the store's rows are filled by one UPDATE, and tbl "
-        "and its code store stay locked (ACCESS EXCLUSIVE, taken by the trigger's and the "
-        "store's DDL) until the transaction ends, so searches and writes of tbl wait. "
+        "One transaction, the caller's: the store's rows are filled by one UPDATE; tbl stays "
+        "locked against writes (SHARE ROW EXCLUSIVE, taken by CREATE OR REPLACE TRIGGER; "
+        "reads go on) and its code store against everything (ACCESS EXCLUSIVE, its DDL; "
+        "searches through it wait) until the transaction ends. "
         "vecext.postgres.mirror_columns does the same in committed batches and holds those "
         "locks only briefly; use it on large tables.",
     ),

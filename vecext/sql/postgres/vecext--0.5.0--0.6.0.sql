@@ -236,10 +236,11 @@ $$;
 -- without Python (as vecext.add_compressed_column and vecext.backfill are): the same
 -- store columns col_<attnum>, btrees, trigger arguments and catalog record. A function
 -- cannot commit, so mirror_columns fills the store's rows with one UPDATE in the
--- caller's transaction; its DROP/CREATE TRIGGER lock the user's table first (the order
--- writers take the locks), and the table and the store stay locked (ACCESS EXCLUSIVE)
--- until that transaction ends: searches and writes wait. (vecext.postgres.mirror_columns
--- fills in committed batches instead, holding those locks only briefly.)
+-- caller's transaction; its CREATE OR REPLACE TRIGGER locks the user's table first (the
+-- order writers take the locks; SHARE ROW EXCLUSIVE: reads go on, writes wait) and the
+-- store stays locked (ACCESS EXCLUSIVE: searches through it wait) until that
+-- transaction ends. (vecext.postgres.mirror_columns fills in committed batches instead,
+-- holding those locks only briefly.)
 
 -- Mirror columns of tbl into the code store of code_column; returns every column the
 -- store mirrors afterwards. Columns mirrored already are left as they are.
@@ -311,8 +312,8 @@ BEGIN
     IF cardinality(added) > 0 THEN
         store := vecext.store_name(cc.id);
         keep := have || added;
-        -- the trigger first (as vecext.postgres.ivf_store.store_trigger makes it): its
-        -- DROP/CREATE lock the user's table before the store, in the order writers take them
+        -- the trigger first (as vecext.postgres.ivf_store.store_trigger makes it): it locks
+        -- the user's table before the store, in the order writers take them
         SELECT a.attname INTO srccol FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum = cc.source_attnum;
         SELECT a.attname INTO keycol FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum = cc.key_attnum;
         ivf := CASE WHEN cc.list_layout = 'store' THEN cc.ivf_codec_name END;
@@ -322,8 +323,7 @@ BEGIN
           INTO args, upd
           FROM unnest(keep) WITH ORDINALITY AS m(n, i)
           JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = m.n AND NOT a.attisdropped;
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', store, tbl);
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OF %s OR DELETE ON %s FOR EACH ROW '
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OF %s OR DELETE ON %s FOR EACH ROW '
                        'EXECUTE FUNCTION vecext.store_trigger(%s)', store, upd, tbl, args);
         FOREACH n IN ARRAY added LOOP
             SELECT format_type(a.atttypid, a.atttypmod) AS typ,
@@ -420,8 +420,7 @@ BEGIN
     ELSIF ivf IS NOT NULL THEN
         args := args || format(', %L', ivf);
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', store, tbl);
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OF %s OR DELETE ON %s FOR EACH ROW '
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OF %s OR DELETE ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION vecext.store_trigger(%s)', store, upd, tbl, args);
     FOREACH n IN ARRAY gone LOOP
         EXECUTE format('ALTER TABLE vecext.%I DROP COLUMN IF EXISTS %I', store, 'col_' || n);
