@@ -110,3 +110,28 @@ def test_wide_vectors_rank_mirrored_codes_from_fewer_rows() -> None:
     assert plan(wide, 2_500, 10, filtered=True, settings=mine).strategy == "exact"
     # no mirrors: as before
     assert plan(replace(wide, filter_in_store=False), 2_500, 10, filtered=True).strategy == "exact"
+
+
+def test_an_hnsw_index_that_cannot_reach_the_target_gives_way_to_the_codes() -> None:
+    """An index whose calibration stays below the recall target up to the largest
+    ef_search allowed (1M x 768 synthetic: pgvector's default build, 0.93 at 1000) is not
+    used when codes can be ranked instead; without codes it is, and explain says why."""
+    short = {"40": 0.70, "400": 0.90, "1000": 0.93}
+    caps = Capabilities(n_rows=10**6, hnsw_index="i", hnsw_calibration=short, code_column="c")
+    p = plan(caps, 10**6, 10)
+    assert p.strategy == "compressed" and "reaches recall 0.930 at most" in p.reason
+    # a lower target it reaches: the index
+    assert plan(caps, 10**6, 10, settings=PlannerSettings(recall_target=0.9)).strategy == "hnsw"
+    # calibrated only up to ef 400: not known to fall short
+    caps_low = Capabilities(
+        n_rows=10**6, hnsw_index="i", hnsw_calibration={"40": 0.7, "400": 0.9}, code_column="c"
+    )
+    assert plan(caps_low, 10**6, 10).strategy == "hnsw"
+    # no codes: the index, and the reason says it falls short
+    p = plan(Capabilities(n_rows=10**6, hnsw_index="i", hnsw_calibration=short), 10**6, 10)
+    assert p.strategy == "hnsw" and "no codes to rank instead" in p.reason
+    # an index that reaches it: the index
+    good = Capabilities(
+        n_rows=10**6, hnsw_index="i", hnsw_calibration={"40": 0.9, "100": 0.97}, code_column="c"
+    )
+    assert plan(good, 10**6, 10).strategy == "hnsw"

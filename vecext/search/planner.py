@@ -235,11 +235,20 @@ def plan(
             "compressed", why, _params("compressed", caps, depth, est, sel, s, k, filtered), **base
         )
     if caps.hnsw_index and (not filtered or sel >= s.broad_selectivity):
+        short = hnsw_short_of(caps, s)
+        if short is not None and caps.code_column:
+            why = f"{short}: rank all rows by codes instead, rerank the best exactly"
+            return Plan(
+                "compressed", why, _params("compressed", caps, depth, est, sel, s, k, filtered),
+                **base,
+            )  # fmt: skip
         why = (
             "broad filter: the native HNSW index finds k matching rows"
             if filtered
             else "no filter: native HNSW index"
         )
+        if short is not None:
+            why += f" ({short}, and there are no codes to rank instead)"
         return Plan("hnsw", why, _params("hnsw", caps, depth, est, sel, s, k, filtered), **base)
     if caps.list_column and caps.code_column:
         why = "IVF lists + codes: probe the nearest lists (widened for the filter), rank by codes, rerank"
@@ -253,6 +262,27 @@ def plan(
             "compressed", why, _params("compressed", caps, depth, est, sel, s, k, filtered), **base
         )
     return Plan("exact", "no index or codes for this column: exact scan", {}, **base)
+
+
+def hnsw_short_of(caps: Capabilities, s: PlannerSettings) -> str | None:
+    """Why the HNSW index cannot reach the recall target, or ``None``: its calibration,
+    measured up to the largest ``ef_search`` a search may use, stays below the target
+    everywhere (a denser graph is needed; a larger ``ef`` is not allowed). An index
+    calibrated only below that ``ef`` is given the benefit of the doubt."""
+    cal = caps.hnsw_calibration
+    if not cal:
+        return None
+    top = int(s.floor("max_ef_search"))
+    curve = sorted((int(e), float(r)) for e, r in cal.items())
+    if curve[-1][0] < top:
+        return None
+    best = max(r for e, r in curve if e <= top) if curve[0][0] <= top else 0.0
+    if best >= s.recall_target:
+        return None
+    return (
+        f"the HNSW index's calibration reaches recall {best:.3f} at most (ef_search <= "
+        f"{top}), below the target {s.recall_target:g}"
+    )
 
 
 #: Beyond this many bytes a PostgreSQL row is TOASTed (TOAST_TUPLE_THRESHOLD, ~2 KB): an
