@@ -101,7 +101,9 @@ def code_distance(vq: VectorQuery, info: Any) -> tuple[Any, sa.ColumnElement[Any
             return codes, codes.pq_distance(lut)  # type: ignore[attr-defined]
         if code.kind == "binary":
             bits = codec.encode(vq._q[None, :])[0]
-            return codes, codes.hamming_distance(bits)  # type: ignore[attr-defined]
+            # + 0: not an ordering an HNSW index over the codes can serve (the scan ranks
+            # every code; a walk stops at hnsw.ef_search rows), as strategies does
+            return codes, codes.hamming_distance(bits) + 0  # type: ignore[attr-defined]
         return codes, codes.distance_to(vq._q)  # type: ignore[attr-defined]
     except CodeTypeError as exc:
         raise VectorQueryError(str(exc)) from exc
