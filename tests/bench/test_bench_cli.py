@@ -300,12 +300,14 @@ def test_postgres_hnsw_over_code_stores(bench_data, tmp_path, pg_dsn):
 
 def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
     # @rerank pins the exact rerank depth after the walk, @efc the index's ef_construction
-    # (an index built with another value is built again); pgvector-hnsw takes @efc too
-    methods = ["vecext-hnsw-binary@ef=60+rerank=30+efc=32", "pgvector-hnsw@ef=60+efc=32"]
+    # and @m its m (an index built with other values is built again); pgvector-hnsw
+    # takes @efc too
+    methods = ["vecext-hnsw-binary@ef=60+rerank=30+efc=32+m=8", "pgvector-hnsw@ef=60+efc=32"]
     doc = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn)
     codes, native = doc["results"]
     assert codes["params"]["rerank"] == 30 and codes["params"]["last_plan"]["rerank"] == 30
     assert codes["params"]["ef_construction"] == 32 and codes["params"]["ef_search"] == 60
+    assert codes["params"]["m"] == 8
     assert native["params"]["ef_construction"] == 32
     # (32-bit codes of 32-d data: coarse; every query still gets its k exact rows)
     assert codes["min_rows_returned"] == 10 and codes["complete_fraction"] == 1.0
@@ -316,7 +318,18 @@ def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
             "SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s)",
             [f"vecext.{codes['params']['index']}"],
         ).fetchone()
-    assert "ef_construction=32" in options
+    assert "ef_construction=32" in options and "m=8" in options
+    # the same method with m 12 builds the index again
+    (tmp_path / "postgres.json").unlink()
+    doc = bench(
+        tmp_path, bench_data, "postgres", ["vecext-hnsw-binary@efc=32+m=12"], "--dsn", pg_dsn
+    )
+    with psycopg.connect(pg_dsn) as conn:
+        (options,) = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s)",
+            [f"vecext.{doc['results'][0]['params']['index']}"],
+        ).fetchone()
+    assert "m=12" in options and doc["results"][0]["params"]["m"] == 12
 
 
 def test_interleaved_timing_scores_like_separate_passes(bench_data, tmp_path, pg_dsn):

@@ -20,7 +20,8 @@ option ``@ef=N`` pins ef_search instead, ``@rerank=N`` the number of walked
 candidates reranked exactly (at most ef; default: every candidate, or after an rbq
 re-score the calibrated depth: ``PlannerSettings.code_index_rerank``) and ``@efc=N``
 the index's ef_construction (default vecext's for the code kind: 200 over bit codes,
-pgvector's 64 over half codes; m 16; an index built with another value is built again). Set-up is kept between runs (the codes and the
+pgvector's 64 over half codes), ``@m=N`` its m (default 16); an index built with
+other values is built again. Set-up is kept between runs (the codes and the
 index are found in the catalog and reused; build seconds in the index comment).
 """
 
@@ -79,6 +80,9 @@ class PgCodeHnsw(BaseMethod):
         # the index's ef_construction (vecext's default for the code kind unless given:
         # 200 over bit codes, 64 over half codes; an index built with another is built again)
         self.efc = int(ctx.option("efc", int, code_ef_construction(KIND_STORAGE[kind])))
+        self.m = int(ctx.option("m", int, HNSW_M))
+        if not 2 <= self.m <= 100:  # pgvector's bounds for m
+            raise BenchError(f"bad option m={self.m}")
         self.settings = None
         pinned: dict[str, Any] = {}
         if self.ef is not None:
@@ -139,8 +143,12 @@ class PgCodeHnsw(BaseMethod):
             [rel, rel, rel],
         ).fetchone()
         meta = _json(comment)
-        if exists and f"ef_construction={self.efc}" not in (options or []):
-            # built with another ef_construction: build it again with this one
+        wanted = {f"ef_construction={self.efc}", f"m={self.m}"}
+        built = set(options or [])
+        if not any(o.startswith("m=") for o in built):
+            built.add("m=16")  # pgvector's default when the index does not say
+        if exists and not wanted <= built:
+            # built with another ef_construction or m: build it again with these
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vecext", self.index)))
             exists = False
         if not exists:
@@ -148,7 +156,7 @@ class PgCodeHnsw(BaseMethod):
             with self.ctx.task(f"CREATE INDEX {self.index} (HNSW over {self.column})"):
                 create_vector_index(
                     conn, table, self.column, metric="cosine", name=self.index,
-                    ef_construction=self.efc,
+                    m=self.m, ef_construction=self.efc,
                 )  # fmt: skip
             meta = {"build_s": round(time.perf_counter() - start, 3)}
             _comment(conn, self.index, meta)
@@ -159,7 +167,7 @@ class PgCodeHnsw(BaseMethod):
         index_mb = pg_store.relation_bytes(conn, [f"vecext.{self.index}"]) / 1e6
         self.params.update(
             index=self.index, store=self.store, index_mb=round(index_mb, 1),
-            m=HNSW_M, ef_construction=self.efc,
+            m=self.m, ef_construction=self.efc,
         )  # fmt: skip
         return seconds
 
