@@ -156,10 +156,22 @@ def test_hnsw_plan_sets_its_search_settings(session, items_db, pg_catalog, q):
     try:
         vq = vector_search(session, Item.embedding, q).strategy("hnsw").limit(5)
         assert "SET LOCAL hnsw.ef_search" in vq.explain()
+        # to_select(): issued on the session's connection, for its transaction (the
+        # Select is executed later, by the caller)
+        session.execute(vq.to_select()).all()
+        ef = session.execute(sa.text("SHOW hnsw.ef_search")).scalar_one()
+        assert int(ef) == vq._plan()[1].params["ef_search"] != 77
+        session.rollback()
+        # all(): the settings hold for its statements only; the caller's own SET LOCAL
+        # (and the default of a setting it did not set) are back afterwards
+        session.execute(sa.text("SET LOCAL hnsw.ef_search = 77"))
         rows = vq.all()
         assert len(rows) == 5
-        ef = session.execute(sa.text("SHOW hnsw.ef_search")).scalar_one()
-        assert int(ef) >= 5  # issued on the session's connection, for its transaction
+        assert session.execute(sa.text("SHOW hnsw.ef_search")).scalar_one() == "77"
+        assert session.execute(sa.text("SHOW hnsw.iterative_scan")).scalar_one() == "off"
+        session.rollback()
+        vq.all()
+        assert session.execute(sa.text("SHOW hnsw.ef_search")).scalar_one() == "40"
     finally:
         session.rollback()
         drop_vector_index(pg_catalog, ix.name)

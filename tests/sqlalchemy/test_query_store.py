@@ -158,6 +158,9 @@ def test_hnsw_over_a_store_equals_search(session, store_db, q, using, filtered):
     assert [r[0].id for r in rows] == ref.ids.tolist()
     if filtered:
         assert all(r[0].tag == 2 for r in rows)
+    # the walk's enable_sort = off held for its statement only: the rest of the
+    # caller's transaction sorts as before
+    assert session.execute(sa.text("SHOW enable_sort")).scalar_one() == "on"
 
 
 def test_hnsw_over_rbq_codes_is_refused_clearly(session, store_db, q):

@@ -241,18 +241,24 @@ def code_index_walk(
     )
 
 
-def settings_sql(vq: VectorQuery, p: Plan, info: Any = None) -> list[str]:
+def settings(vq: VectorQuery, p: Plan, info: Any = None) -> list[tuple[str, str]]:
+    """The plan's search settings, ``(name, value)``, issued as ``SET LOCAL``."""
     out = []
     if p.strategy == "hnsw":
-        out.append(f"SET LOCAL hnsw.ef_search = {int(p.params['ef_search'])}")
+        out.append(("hnsw.ef_search", str(int(p.params["ef_search"]))))
         iterative = p.params.get("iterative_scan") or "off"
         if iterative not in ("off", "strict_order", "relaxed_order"):
             raise VectorQueryError(f"unknown hnsw.iterative_scan mode {iterative!r}")
-        out.append(f"SET LOCAL hnsw.iterative_scan = {iterative}")
+        out.append(("hnsw.iterative_scan", iterative))
         if info is not None and is_code_index(info.indexes[info.caps.hnsw_index]):
             # as search() runs a walk over codes: a small store would otherwise be sorted
             # (exactly, by the code distance) instead of walked
-            out.append("SET LOCAL enable_sort = off")
+            out.append(("enable_sort", "off"))
     if vq._nprobes is not None:
-        out.append(f"SET LOCAL ivfflat.probes = {int(vq._nprobes)}")
+        out.append(("ivfflat.probes", str(int(vq._nprobes))))
     return out
+
+
+def settings_sql(vq: VectorQuery, p: Plan, info: Any = None) -> list[str]:
+    """:func:`settings` as statements (integers and fixed keywords, validated there)."""
+    return [f"SET LOCAL {name} = {value}" for name, value in settings(vq, p, info)]

@@ -15,7 +15,8 @@ The query asks the same search engine as :func:`vecext.search.api.search`
 ``Select`` over the user's own table: an exact ``ORDER BY distance LIMIT k``, a
 two-stage compressed search (a CTE ranks matching rows by their codes, the best
 ``rerank`` are reranked with the exact distance), or an HNSW scan with its
-settings issued as ``SET LOCAL`` on the session's connection. ``to_select()``
+settings issued as ``SET LOCAL`` on the session's connection (``all()`` and the other
+runners set them back after their statements). ``to_select()``
 returns that ``Select`` to compose with joins and extra columns; ``all()`` runs
 it and, like ``search()``, falls back to an exact scan when an approximate plan
 returned fewer than ``k`` rows although more match.
@@ -23,7 +24,9 @@ returned fewer than ``k`` rows although more match.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -235,18 +238,35 @@ class VectorQuery:
 
     # -- rendering ------------------------------------------------------------
 
-    def _apply_settings(self, p: Plan, info: Any = None) -> None:
-        # SET LOCAL lasts until the end of the session's transaction; the values are
-        # integers and a fixed keyword, validated above
+    def _apply_settings(self, p: Plan, info: Any = None) -> Callable[[], None]:
+        """Issue the plan's ``SET LOCAL`` settings on the bound connection; returns what
+        sets them back to the values they had (the caller's own ``SET LOCAL`` included;
+        a setting that was not defined goes back to its default)."""
+        names = [name for name, _ in plan_sql.settings(self, p, info)]
+        if not names:
+            return lambda: None
         conn = self._bind.connection() if isinstance(self._bind, Session) else self._bind
+        binds = {f"n{i}": name for i, name in enumerate(names)}
+        reads = ", ".join(f"current_setting(:n{i}, true)" for i in range(len(names)))
+        before = conn.execute(sa.text(f"SELECT {reads}"), binds).one()
         for statement in plan_sql.settings_sql(self, p, info):
             conn.execute(sa.text(statement))
+
+        def restore() -> None:
+            # set_config(name, NULL, true) is SET LOCAL name TO DEFAULT
+            writes = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
+            values = {f"v{i}": v for i, v in enumerate(before)}
+            conn.execute(sa.text(f"SELECT {writes}"), {**binds, **values})
+
+        return restore
 
     def to_select(self) -> sa.Select[Any]:
         """The query as a ``Select`` of ``(entity or table columns, distance)``.
 
         Plans against the bound session and issues the plan's ``SET LOCAL``
-        settings on its connection, so execute the ``Select`` in that transaction.
+        settings on its connection, so execute the ``Select`` in that transaction (they
+        then hold until it ends; :meth:`all` and the other runners set them back after
+        their statements).
         Joins and columns added to it apply to the ranked rows; filters that must
         restrict the search belong in :meth:`where`.
         """
@@ -259,15 +279,25 @@ class VectorQuery:
         return list(self._bind.execute(stmt).all())
 
     def _run(self) -> tuple[list[Any], Plan]:
+        # the plan's settings hold for its statements only: the rest of the caller's
+        # transaction runs with its own (enable_sort = off would change every later plan)
         prep, p = self._plan()
-        self._apply_settings(p, prep.info)
-        rows = self._execute(plan_sql.render(self, prep.info, p))
-        if len(rows) < self._k and p.strategy != "exact" and self._min_relevance is None:
-            matching = prep.backend.count_matching(prep.info, prep.pred, self._k)
-            if len(rows) < matching:
-                p.strategy = engine.fallback_step(p, len(rows), self._k, matching)
-                exact = engine.exact_plan(p, self._k)
-                rows = self._execute(plan_sql.render(self, prep.info, exact))
+        restore = self._apply_settings(p, prep.info)
+        try:
+            rows = self._execute(plan_sql.render(self, prep.info, p))
+            if len(rows) < self._k and p.strategy != "exact" and self._min_relevance is None:
+                matching = prep.backend.count_matching(prep.info, prep.pred, self._k)
+                if len(rows) < matching:
+                    p.strategy = engine.fallback_step(p, len(rows), self._k, matching)
+                    exact = engine.exact_plan(p, self._k)
+                    rows = self._execute(plan_sql.render(self, prep.info, exact))
+        except sa.exc.DBAPIError:
+            raise  # the transaction failed: its settings go with its rollback
+        except BaseException:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                restore()
+            raise
+        restore()
         return rows, p
 
     def all(self) -> list[Any]:
