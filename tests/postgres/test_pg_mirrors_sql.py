@@ -132,3 +132,18 @@ def test_sql_mirroring_bad_input(mconn, codec):  # noqa: F811
     with pytest.raises(psycopg.Error, match=r"msb.e does not mirror note \(it mirrors: pos\)"):
         conn.execute("SELECT vecext.unmirror_columns('msb', 'e', ARRAY['note', 'pos'])")
     assert mirrored_columns(conn, "msb", "e") == ["pos"]
+
+
+def test_sql_mirroring_before_the_backfill_fills_in_batches(mconn, codec):  # noqa: F811
+    # the SQL-only way for a large table: mirror while the store is still empty (no
+    # UPDATE, no long lock), then CALL vecext.backfill, which writes the mirrored values
+    # with the codes in committed batches
+    conn, t = mconn, "msf"
+    make_table(conn, t)
+    conn.execute("SELECT vecext.add_compressed_column(%s, 'embedding', 'mir_bin', 'e')", [t])
+    assert sql_mirror(conn, "mirror_columns", t, ["pos", "score"]) == ["pos", "score"]
+    store = compressed_column(conn, t, "e").store_name
+    assert conn.execute(f"SELECT count(*) FROM vecext.{store}").fetchone() == (0,)
+    conn.execute("CALL vecext.backfill(%s, 'e', 40)", [t])
+    assert assert_mirrored(conn, t, "e", ["pos", "score"]) == 300
+    assert mirrored_columns(conn, t, "e") == ["pos", "score"]

@@ -89,7 +89,10 @@ STORE_FUNCTIONS: list[SqlFunction] = [
         "reads go on) and its code store against everything (ACCESS EXCLUSIVE, its DDL; "
         "searches through it wait) until the transaction ends. "
         "vecext.postgres.mirror_columns does the same in committed batches and holds those "
-        "locks only briefly; use it on large tables.",
+        "locks only briefly; use it on large tables. From SQL alone, mirror while the store "
+        "is still empty: vecext.add_compressed_column, then vecext.mirror_columns (no rows "
+        "to fill), then CALL vecext.backfill, which writes the mirrored values with the "
+        "codes in committed batches.",
     ),
     SqlFunction(
         "vecext.unmirror_columns",
