@@ -195,3 +195,14 @@ def test_the_code_scan_ranks_every_code_beside_a_code_index(env, data) -> None:
         planned = int(r.plan.params["rerank"])
         assert planned > 40 and int(r.plan.params["reranked"]) >= planned, r.explain()
         assert _recall(data, r.ids, q) >= 0.9
+
+
+def test_drop_vector_index_finds_an_index_over_a_code_store(env) -> None:
+    from vecext.postgres import drop_vector_index
+
+    ix = create_vector_index(env, "items", "e_binary", name="ci_drop_me", m=4, ef_construction=8)
+    assert drop_vector_index(env, "items", ix.name) is True
+    assert env.execute("SELECT to_regclass('vecext.ci_drop_me')").fetchone() == (None,)
+    assert drop_vector_index(env, "items", ix.name, missing_ok=True) is False
+    with pytest.raises(VectorIndexError, match="has no index named 'ci_drop_me'"):
+        drop_vector_index(env, "items", ix.name)

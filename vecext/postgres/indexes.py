@@ -42,6 +42,7 @@ from vecext.postgres.index_catalog import (
 from vecext.postgres.store_indexes import (
     compressed_target,
     create_store_index,
+    on_code_store,
     store_ef_construction,
 )
 from vecext.postgres.tables import TableRef, resolve_table
@@ -291,7 +292,9 @@ def drop_vector_index(
     concurrently: bool = False,
     missing_ok: bool = False,
 ) -> bool:
-    """Drop vector index ``name`` of ``table``; returns whether one was dropped.
+    """Drop vector index ``name`` of ``table``; returns whether one was dropped. An index
+    over one of the table's code stores (``create_vector_index`` on a compressed column)
+    is found too.
 
     ``drop_vector_index(conn, name)``, the form of vecext 0.2 without the table, still
     works and warns; ``schema`` then says where the index is.
@@ -322,6 +325,8 @@ def drop_vector_index(
         [t.oid, name],
     ).fetchone()
     if found is None:
+        if on_code_store(conn, t, name):  # over a compressed column's code store
+            return drop_index(conn, name, schema="vecext", concurrently=concurrently)
         if missing_ok:
             return False
         raise VectorIndexError(f"table {t} has no index named {name!r}")
