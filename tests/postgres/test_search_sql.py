@@ -54,7 +54,7 @@ def test_fewer_rows_than_k_and_bound_values(sconn, search_env) -> None:
 @pytest.mark.parametrize(
     ("filt", "extra", "message"),
     [
-        ({"nope": 1}, "", 'filter column nope does not exist in table items'),
+        ({"nope": 1}, "", "filter column nope does not exist in table items"),
         ({'cat" = cat OR "': 1}, "", "does not exist in table items"),
         (None, ", metric => 'dot'", "unknown metric 'dot'"),
         (None, ", code_column => 'cat'", "items.cat is not a vecext compressed column"),
@@ -68,3 +68,28 @@ def test_errors(sconn, search_env, filt, extra, message) -> None:
         _sql(sconn, search_env.xq[0], k=0)
     with pytest.raises(psycopg.Error, match="the query has dimension 3"):
         sconn.execute("SELECT * FROM vecext.search('items', 'embedding', '[1,2,3]', 5)")
+
+
+def test_every_code_is_ranked_beside_a_code_index(sconn, search_env) -> None:
+    # an HNSW index over the binary store must not answer the candidate stage: a walk
+    # returns at most hnsw.ef_search rows (1 here, with the alternatives disabled)
+    from vecext.postgres import create_vector_index, drop_vector_index
+
+    ix = create_vector_index(sconn, "items", "emb_bin", name="items_emb_bin_sql_hnsw")
+    try:
+        with sconn.transaction():
+            for setting in ("hnsw.ef_search = 1", "enable_seqscan = off", "enable_sort = off",
+                            "enable_hashjoin = off", "enable_mergejoin = off"):  # fmt: skip
+                sconn.execute("SET LOCAL " + setting)
+            for q in search_env.xq[:3]:
+                ids, dist = _sql(sconn, q, extra=", code_column => 'emb_bin'")
+                assert len(ids) == 10 and np.all(np.diff(dist) >= 0)
+    finally:
+        drop_vector_index(sconn, "items", ix.name)
+    # restated in catalog 0.6.0: its own settings and the pinned search_path both kept
+    (config,) = sconn.execute(
+        "SELECT proconfig FROM pg_proc WHERE oid = "
+        "'vecext.search(regclass, name, vector, integer, jsonb, text, name, real)'::regprocedure"
+    ).fetchone()
+    assert "enable_indexscan=off" in config
+    assert any(c.startswith("search_path=pg_catalog,") for c in config)

@@ -230,8 +230,9 @@ FUNCTIONS: list[SqlFunction] = [
         '{"col": [a, b]} IN; values are cast to the column\'s type, never formatted into SQL), '
         "best first: exactly (index scans off) or, with code_column, two-stage: the candidates "
         "by code distance, as many as the column's calibration needs for recall_target, "
-        "reranked by the exact distance. Always min(k, matching rows) rows; ids are the "
-        "integer primary key.",
+        "reranked by the exact distance (every code is ranked: an HNSW index over the code "
+        "store is never walked here, catalog 0.6.0). Always min(k, matching rows) rows; ids "
+        "are the integer primary key.",
         f"SELECT * FROM vecext.search('doc_items', 'embedding', {Q16}, 3, "
         "code_column => 'embedding_pq', metric => 'l2')",
         "Python's vecext.postgres.search() adds the planner, IVF lists, HNSW indexes and tenants.",

@@ -19,6 +19,11 @@
 --      (vecext.backfill) writes the mirrored values with the codes.
 --   2. vecext.mirror_columns / vecext.unmirror_columns: mirroring from SQL alone, as
 --      vecext.add_compressed_column and vecext.backfill are.
+--   3. vecext.search ranks every code of a binary code store: its candidate ordering is
+--      one no index serves, so a pgvector HNSW index over the store cannot answer it
+--      with a walk that stops at hnsw.ef_search rows (the function's own
+--      enable_indexscan = off kept that from happening unless a caller also disabled
+--      sequential scans).
 --
 -- This script changes a table, so the Alembic revision's downgrade undoes it only
 -- while no code store mirrors columns (vecext.postgres.catalog.revert_script says why).
@@ -435,6 +440,161 @@ BEGIN
     EXECUTE format('ALTER FUNCTION vecext.mirror_columns(regclass, name, name[]) SET search_path = pg_catalog, %I, pg_temp',
                    vecext.pgvector_schema());
     EXECUTE format('ALTER FUNCTION vecext.unmirror_columns(regclass, name, name[]) SET search_path = pg_catalog, %I, pg_temp',
+                   vecext.pgvector_schema());
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- 3. vecext.search: the code ranking no index can serve
+--
+-- As in 0.4.0, but for binary codes the candidate distance is (code <~> q) + 0: with
+-- an HNSW index on the store (vecext.postgres.create_vector_index on a compressed
+-- column) and sequential scans disabled by the caller, PostgreSQL answered the
+-- candidate stage's ORDER BY with a walk of that index, which returns at most
+-- hnsw.ef_search rows (1 row instead of k at ef_search 1). Measured the same
+-- otherwise: the scan ranks every code either way.
+
+CREATE OR REPLACE FUNCTION vecext.search(
+    tbl regclass, vector_column name, q vector, k integer DEFAULT 10,
+    filter jsonb DEFAULT NULL, metric text DEFAULT 'cosine', code_column name DEFAULT NULL,
+    recall_target real DEFAULT 0.95)
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE
+SET enable_indexscan = off
+AS $$
+DECLARE
+    op     text;
+    pk     name;
+    pktype text;
+    vtype  text;
+    conds  text := '';
+    key    text;
+    ctype  text;
+    cc     record;
+    mult   real;
+    depth  integer;
+    dist   text;
+    lut    real[];
+    qbits  bit varying;
+    codes  text;
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 10000 THEN
+        RAISE EXCEPTION 'k must be between 1 and 10000, got %', k
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    op := CASE metric WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' WHEN 'cosine' THEN '<=>' END;
+    IF op IS NULL THEN
+        RAISE EXCEPTION 'unknown metric %; use one of l2, ip, cosine', quote_literal(metric)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO pk, pktype
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = tbl AND i.indisprimary AND i.indnkeyatts = 1;
+    IF pk IS NULL OR pktype NOT IN ('smallint', 'integer', 'bigint') THEN
+        RAISE EXCEPTION 'vecext.search returns bigint ids: table % needs a single-column integer primary key', tbl
+            USING ERRCODE = 'invalid_table_definition';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO vtype FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = vector_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF vtype IS NULL THEN
+        RAISE EXCEPTION 'table % has no column %', tbl, quote_ident(vector_column)
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF vtype NOT LIKE 'vector(%)' THEN
+        RAISE EXCEPTION 'column %.% is %: search needs a vector(d) column', tbl,
+            quote_ident(vector_column), vtype USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    IF vector_dims(q) <> substring(vtype from '\((\d+)\)')::int THEN
+        RAISE EXCEPTION 'the query has dimension %, column %.% is %', vector_dims(q), tbl,
+            quote_ident(vector_column), vtype USING ERRCODE = 'data_exception';
+    END IF;
+    IF filter IS NOT NULL THEN
+        IF jsonb_typeof(filter) <> 'object' THEN
+            RAISE EXCEPTION 'filter must be a JSON object of column: value'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR key IN SELECT jsonb_object_keys(filter) LOOP
+            SELECT format_type(a.atttypid, a.atttypmod) INTO ctype FROM pg_attribute a
+             WHERE a.attrelid = tbl AND a.attname = key AND a.attnum > 0 AND NOT a.attisdropped;
+            IF ctype IS NULL THEN
+                RAISE EXCEPTION 'filter column % does not exist in table %', quote_ident(key), tbl
+                    USING ERRCODE = 'undefined_column';
+            END IF;
+            IF jsonb_typeof(filter -> key) = 'array' THEN
+                conds := conds || format(
+                    ' AND t.%I = ANY (ARRAY(SELECT jsonb_array_elements_text($2 -> %L))::%s[])',
+                    key, key, ctype);
+            ELSE
+                conds := conds || format(' AND t.%I = ($2 ->> %L)::%s', key, key, ctype);
+            END IF;
+        END LOOP;
+    END IF;
+    IF code_column IS NULL THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT t.%I::bigint, (t.%I %s $1)::float8 AS d FROM %s t WHERE t.%I IS NOT NULL%s '
+            'ORDER BY 2, 1 LIMIT %s',
+            pk, vector_column, op, tbl, vector_column, conds, k) USING q, filter;
+        RETURN;
+    END IF;
+    SELECT c.kind, c.metric, k2.codec_name, k2.calibration, k2.status, k2.source_column,
+           k2.codec_fingerprint = c.fingerprint AS current, k2.layout, k2.id,
+           (SELECT a.attname FROM pg_attribute a
+             WHERE a.attrelid = tbl AND a.attnum = k2.source_attnum AND NOT a.attisdropped) AS src
+      INTO cc
+      FROM vecext.compressed_columns k2
+      JOIN vecext.codecs c ON c.name = k2.codec_name
+     WHERE k2.table_oid = tbl AND k2.code_column = search.code_column;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a vecext compressed column', tbl, quote_ident(code_column)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF cc.src IS DISTINCT FROM vector_column OR cc.metric <> metric OR cc.status <> 'ready'
+       OR NOT cc.current THEN
+        RAISE EXCEPTION 'compressed column %.% cannot rank %: it encodes %, for metric %, status %, codes %',
+            tbl, quote_ident(code_column), quote_ident(vector_column), quote_ident(coalesce(cc.src, cc.source_column)),
+            cc.metric, cc.status, CASE WHEN cc.current THEN 'current' ELSE 'of another codec version' END
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the smallest calibrated depth multiplier reaching recall_target, else the largest
+    SELECT coalesce(
+             (SELECT min(m::real) FROM jsonb_each_text(cc.calibration -> 'depth') d(m, r)
+               WHERE r::real >= recall_target),
+             (SELECT max(m::real) FROM jsonb_each_text(cc.calibration -> 'depth') d(m, r)),
+             10)
+      INTO mult;
+    depth := greatest(k, ceil(mult * k)::int);
+    codes := CASE WHEN cc.layout = 'store' THEN 's.code' ELSE format('t.%I', code_column) END;
+    IF cc.kind = 'pq' THEN
+        EXECUTE format('SELECT vecext.%I($1)', cc.codec_name || '_lut') INTO lut USING q;
+        dist := format('vecext.%I(%s, $3)', cc.codec_name || '_distance', codes);
+    ELSIF cc.kind = 'binary' THEN
+        EXECUTE format('SELECT vecext.%I($1)', cc.codec_name || '_encode') INTO qbits USING q;
+        -- + 0: an ordering no index over the codes serves, so every code is ranked (a
+        -- walk of an HNSW index over the store stops at hnsw.ef_search candidates)
+        dist := format('((%s <~> $4) + 0)', codes);
+    ELSE
+        dist := format('vecext.%I(%s, $1)', cc.codec_name || '_distance', codes);
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT c.id::bigint, (c.v %s $1)::float8 AS d FROM ('
+        '  SELECT t.%I AS id, t.%I AS v, %s AS cd FROM %s t %s'
+        '   WHERE t.%I IS NOT NULL AND %s IS NOT NULL%s ORDER BY 3 LIMIT %s) c '
+        'ORDER BY 2, 1 LIMIT %s',
+        op, pk, vector_column, dist, tbl,
+        CASE WHEN cc.layout = 'store'
+             THEN format('JOIN vecext.%I s ON s.pk = t.%I', vecext.store_name(cc.id), pk)
+             ELSE '' END,
+        vector_column, codes, conds, depth, k)
+        USING q, filter, lut, qbits;
+END
+$$;
+
+
+-- CREATE OR REPLACE resets a function's settings: search_path pinned again (its
+-- enable_indexscan = off is part of its definition).
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION vecext.search(regclass, name, vector, integer, jsonb, text, name, real) SET search_path = pg_catalog, %I, pg_temp',
                    vecext.pgvector_schema());
 END
 $$;
