@@ -239,24 +239,28 @@ class VectorQuery:
     # -- rendering ------------------------------------------------------------
 
     def _apply_settings(self, p: Plan, info: Any = None) -> Callable[[], None]:
-        """Issue the plan's ``SET LOCAL`` settings on the bound connection; returns what
-        sets them back to the values they had (the caller's own ``SET LOCAL`` included;
-        a setting that was not defined goes back to its default)."""
-        names = [name for name, _ in plan_sql.settings(self, p, info)]
-        if not names:
+        """Set the plan's settings for the rest of the bound connection's transaction
+        (``set_config(..., true)``, i.e. ``SET LOCAL``; one statement, which also reads
+        the values they replace); returns what sets those values back (the caller's own
+        ``SET LOCAL`` included; a setting that was not defined goes back to its
+        default)."""
+        pairs = plan_sql.settings(self, p, info)
+        if not pairs:
             return lambda: None
         conn = self._bind.connection() if isinstance(self._bind, Session) else self._bind
-        binds = {f"n{i}": name for i, name in enumerate(names)}
-        reads = ", ".join(f"current_setting(:n{i}, true)" for i in range(len(names)))
-        before = conn.execute(sa.text(f"SELECT {reads}"), binds).one()
-        for statement in plan_sql.settings_sql(self, p, info):
-            conn.execute(sa.text(statement))
+        n = len(pairs)
+        binds = {f"n{i}": name for i, (name, _) in enumerate(pairs)}
+        values = {f"v{i}": value for i, (_, value) in enumerate(pairs)}
+        reads = ", ".join(f"current_setting(:n{i}, true)" for i in range(n))
+        writes = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(n))
+        # the materialized CTE is read before the outer row's set_config calls run
+        text = f"WITH o AS MATERIALIZED (SELECT {reads}) SELECT o.*, {writes} FROM o"
+        before = conn.execute(sa.text(text), {**binds, **values}).one()[:n]
 
         def restore() -> None:
             # set_config(name, NULL, true) is SET LOCAL name TO DEFAULT
-            writes = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
-            values = {f"v{i}": v for i, v in enumerate(before)}
-            conn.execute(sa.text(f"SELECT {writes}"), {**binds, **values})
+            old = {f"v{i}": v for i, v in enumerate(before)}
+            conn.execute(sa.text(f"SELECT {writes}"), {**binds, **old})
 
         return restore
 
