@@ -206,3 +206,10 @@ def test_drop_vector_index_finds_an_index_over_a_code_store(env) -> None:
     assert drop_vector_index(env, "items", ix.name, missing_ok=True) is False
     with pytest.raises(VectorIndexError, match="has no index named 'ci_drop_me'"):
         drop_vector_index(env, "items", ix.name)
+    # the store's own btrees are not vector indexes: refused, left in place
+    (key,) = env.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = (SELECT vecext.code_store('items', 'e_binary')) AND i.indisprimary"
+    ).fetchone()
+    with pytest.raises(VectorIndexError, match=f"has no index named '{key}'"):
+        drop_vector_index(env, "items", key)

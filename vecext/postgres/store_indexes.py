@@ -142,21 +142,13 @@ def store_indexes(conn: psycopg.Connection, cc: PgCompressedColumn) -> list[Vect
 
 
 def on_code_store(conn: psycopg.Connection, t: TableRef, name: str) -> bool:
-    """Whether ``name`` is an index over one of the code stores of table ``t`` (what
-    ``create_vector_index`` on a compressed column makes, in schema ``vecext``)."""
+    """Whether ``name`` is a vector index over one of the code stores of table ``t``
+    (what ``create_vector_index`` on a compressed column makes; not the stores' own
+    key, list or mirrored-column btrees)."""
     from vecext.postgres.catalog import installed_version
 
     if installed_version(conn) is None or not has_stores(conn):
         return False
-    stores = [cc.store_name for cc in compressed_columns(conn, t.oid) if cc.store_name]
-    return (
-        stores != []
-        and conn.execute(
-            """SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             JOIN pg_class s ON s.oid = i.indrelid
-            WHERE c.relname = %s AND s.relnamespace = 'vecext'::regnamespace
-              AND s.relname = ANY (%s::name[])""",
-            [name, stores],
-        ).fetchone()
-        is not None
+    return any(
+        ix.name == name for cc in compressed_columns(conn, t.oid) for ix in store_indexes(conn, cc)
     )

@@ -146,7 +146,7 @@ class PgCodeHnsw(BaseMethod):
         wanted = {f"ef_construction={self.efc}", f"m={self.m}"}
         built = set(options or [])
         if not any(o.startswith("m=") for o in built):
-            built.add("m=16")  # pgvector's default when the index does not say
+            built.add(f"m={HNSW_M}")  # pgvector's default when the index does not say
         if exists and not wanted <= built:
             # built with another ef_construction or m: build it again with these
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vecext", self.index)))
