@@ -282,3 +282,26 @@ def test_search_statements_are_prepared_and_planned_per_value(conn, data) -> Non
     assert not [r for r in rows if "42" in r[0]]  # the caller's own statements: not prepared
     assert conn.prepare_threshold is None
     assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "auto"
+
+
+def test_only_this_tables_catalog_rows_and_store_indexes_are_in_its_stamp(conn, data) -> None:
+    """A backfill of another table writes its compressed_columns row at every batch, and
+    an index on another table's code store is no concern of this table: both leave this
+    table's facts kept. The same on this table are seen at the next search."""
+    install(conn)
+    load(conn, "others", data, n=500)
+    train_codec(conn, "c_bin", "items", "embedding", "binary", metric="cosine")
+    for table in ("items", "others"):
+        add_compressed_column(conn, table, "embedding", "c_bin", "emb_bin", progress=False)
+    q = data.xq[7]
+    search(conn, "items", "embedding", q, 10, strategy="compressed")
+    write = "UPDATE vecext.compressed_columns SET rows_encoded = rows_encoded WHERE table_name = %s"
+    conn.execute(write, ["others"])
+    create_vector_index(conn, "others", "emb_bin", metric="cosine")
+    assert CACHED in _steps(search(conn, "items", "embedding", q, 10, strategy="compressed"))
+    conn.execute(write, ["items"])
+    assert READ in _steps(search(conn, "items", "embedding", q, 10, strategy="compressed"))
+    ix = create_vector_index(conn, "items", "emb_bin", metric="cosine")
+    r = search(conn, "items", "embedding", q, 10, strategy="hnsw")
+    assert READ in _steps(r) and r.plan.params["index"] == ix.name
+    assert CACHED in _steps(search(conn, "items", "embedding", q, 10, strategy="hnsw"))

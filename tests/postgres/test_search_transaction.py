@@ -137,7 +137,7 @@ def test_the_stamp_stays_prepared_across_searches(tx, data) -> None:
         # one without them, before it saw the catalog)
         rows = tx.execute(
             "SELECT name, prepare_time FROM pg_prepared_statements "
-            "WHERE statement LIKE '%%to_regclass%%' AND statement LIKE '%%compressed_columns%%'"
+            "WHERE statement LIKE '%%to_regclass%%' AND statement LIKE '%%\"vecext\".\"codecs\"%%'"
         ).fetchall()
         assert len(rows) == 1
         seen.append(rows[0])

@@ -15,8 +15,9 @@ uncommitted change of
 * its ``pg_index`` rows and the indexes' ``pg_class`` rows and comments (an index
   created, dropped, renamed or calibrated: calibrations live in the index comment),
 * pgvector's ``pg_extension`` row (an upgrade),
-* the vecext catalog rows (codecs, compressed columns and their calibrations, tenant
-  columns, the installed version)
+* the vecext catalog rows (codecs, tenant columns, the installed version, and the
+  table's own compressed columns with their calibrations: every table's before catalog
+  0.4.0, which keys them by name) and the indexes on the table's code stores
 
 changes the stamp, and the next search re-reads the table (an own change inside a
 transaction that is then rolled back changes it again). Filter estimates (the
@@ -50,31 +51,55 @@ _ROWS = "md5(string_agg(x.xmin::text || x.ctid::text, ',' ORDER BY x.ctid))"
 _CATALOG = ("compressed_columns", "codecs", "tenant_columns", "installed_version")
 
 
-#: indexes on the code stores (HNSW over codes) and their comments; the stores' name
-#: prefix lets pg_class's name index find them (no scan of every relation)
+#: catalog states a stamp can be read in (the stamp's second column): no catalog (or no
+#: USAGE on schema vecext), a catalog before 0.4.0 (rows keyed by names, no code stores),
+#: a catalog with OID keys and code stores
+NO_CATALOG, NAMED_CATALOG, OID_CATALOG = 0, 1, 2
+
+_STATE = """coalesce((SELECT CASE WHEN NOT has_schema_privilege(v.oid, 'USAGE') THEN 0
+                                WHEN EXISTS (SELECT FROM pg_class t
+                                               JOIN pg_attribute a ON a.attrelid = t.oid
+                                              WHERE t.relnamespace = v.oid
+                                                AND t.relname = 'compressed_columns'
+                                                AND a.attname = 'table_oid'
+                                                AND NOT a.attisdropped) THEN 2
+                                ELSE 1 END
+                       FROM pg_namespace v WHERE v.nspname = 'vecext'), 0)"""
+
+#: with OID keys, only this table's catalog rows: a backfill of another table writes its
+#: compressed_columns row at every batch, which re-read every table's facts meanwhile
+_OWN_COLUMNS = ", (SELECT {rows} FROM vecext.compressed_columns x WHERE x.table_oid = c.oid)"
+
+#: the indexes on this table's code stores (HNSW over codes) and their comments, found by
+#: store name (pg_class's name index); every store of the database was read before, a
+#: cost that grew with the number of compressed columns (0.06 ms with 8 stores)
 _STORE_INDEXES = """, (SELECT md5(string_agg(i.xmin::text || i.ctid::text || ic.xmin::text
                                     || ic.ctid::text || coalesce(d.xmin::text || d.ctid::text, ''),
                                     ',' ORDER BY i.indexrelid))
-             FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid
+             FROM vecext.compressed_columns k
+             JOIN pg_class r ON r.relname = 'store_' || k.id
+                   AND r.relnamespace = 'vecext'::regnamespace AND r.relkind = 'r'
+             JOIN pg_index i ON i.indrelid = r.oid
              JOIN pg_class ic ON ic.oid = i.indexrelid
              LEFT JOIN pg_description d ON d.objoid = i.indexrelid
                    AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
-            WHERE r.relnamespace = 'vecext'::regnamespace AND r.relname LIKE 'store\\_%%'
-              AND r.relkind = 'r' AND ic.relam <> 403)"""
+            WHERE k.table_oid = c.oid AND ic.relam <> 403)"""
 
 
-def _stamp_sql(with_catalog: bool) -> sql.Composed:
+def _stamp_sql(state: int) -> sql.Composed:
     catalog = sql.SQL("")
-    if with_catalog:
+    if state != NO_CATALOG:
+        every = _CATALOG if state == NAMED_CATALOG else _CATALOG[1:]
         catalog = sql.SQL("").join(
             sql.SQL(", (SELECT {rows} FROM {t} x)").format(
                 rows=sql.SQL(_ROWS), t=sql.Identifier("vecext", name)
             )
-            for name in _CATALOG
-        ) + sql.SQL(_STORE_INDEXES)
+            for name in every
+        )
+        if state == OID_CATALOG:
+            catalog += sql.SQL(_OWN_COLUMNS + _STORE_INDEXES).format(rows=sql.SQL(_ROWS))
     return sql.SQL(
-        """SELECT c.oid, EXISTS (SELECT FROM pg_namespace v WHERE v.nspname = 'vecext'
-                                    AND has_schema_privilege(v.oid, 'USAGE')),
+        """SELECT c.oid, {state},
           c.xmin::text, c.ctid::text, c.relfilenode, c.reltuples, c.relpages,
           (SELECT {rows} FROM pg_attribute x WHERE x.attrelid = c.oid),
           (SELECT md5(string_agg(i.xmin::text || i.ctid::text || ic.xmin::text || ic.ctid::text
@@ -87,11 +112,11 @@ def _stamp_sql(with_catalog: bool) -> sql.Composed:
           (SELECT xmin::text || ctid::text FROM pg_extension WHERE extname = 'vector')
           {catalog}
         FROM pg_class c WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p')"""
-    ).format(rows=sql.SQL(_ROWS), catalog=catalog)
+    ).format(state=sql.SQL(_STATE), rows=sql.SQL(_ROWS), catalog=catalog)
 
 
-#: The stamp query, without and with the vecext catalog's rows.
-STAMP_SQL = {False: _stamp_sql(False), True: _stamp_sql(True)}
+#: The stamp query by catalog state.
+STAMP_SQL = {state: _stamp_sql(state) for state in (NO_CATALOG, NAMED_CATALOG, OID_CATALOG)}
 
 
 @dataclass
@@ -109,19 +134,20 @@ class InfoCache:
         self._tables: OrderedDict[tuple[int, str, str], _Entry] = OrderedDict()
         #: the last stamp read for each table text (``to_regclass``'s argument)
         self._last: dict[str, tuple[Any, ...]] = {}
-        #: whether the last stamp saw the vecext catalog (its rows join the stamp then);
-        #: the first stamp is read without it, so a catalog-less database never sees a
+        #: the catalog state the last stamp saw (``NO_CATALOG``, ``NAMED_CATALOG``,
+        #: ``OID_CATALOG``; the catalog's rows join the stamp when there is one); the
+        #: first stamp is read without them, so a catalog-less database never sees a
         #: statement naming a missing table
-        self.catalog = False
+        self.catalog = NO_CATALOG
         self.hits = 0
         self.misses = 0
 
     def stamp(self, conn: psycopg.Connection, regclass: str) -> tuple[Any, ...] | None:
         """The table's stamp (``None``: no such table); its first element is the OID."""
         row = self._stamp_row(conn, regclass)
-        if row is not None and bool(row[1]) != self.catalog:
-            # the catalog was installed (or dropped) since: read the stamp of that state
-            self.catalog = bool(row[1])
+        if row is not None and int(row[1]) != self.catalog:
+            # the catalog was installed, upgraded or dropped since: read the stamp of that state
+            self.catalog = int(row[1])
             row = self._stamp_row(conn, regclass)
         if row is None:
             self._last.pop(regclass, None)
@@ -173,13 +199,13 @@ class InfoCache:
             return _prepared(conn, _stamp_text(conn, self.catalog), regclass)
         except psycopg.errors.UndefinedTable:
             # the catalog went away between two searches: the stamp of a catalog-less table
-            self.catalog = False
+            self.catalog = NO_CATALOG
             if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
                 raise SearchError(
                     "the vecext catalog was dropped while this connection was searching: "
                     "roll the transaction back and search again"
                 ) from None
-            return _prepared(conn, _stamp_text(conn, False), regclass)
+            return _prepared(conn, _stamp_text(conn, NO_CATALOG), regclass)
 
     def get(self, stamp: tuple[Any, ...], column: str, metric: str) -> TableInfo | None:
         """A copy of the cached info (callers may set ``caps``), or ``None``."""
@@ -228,7 +254,7 @@ class InfoCache:
         self._last.clear()
 
 
-def _stamp_text(conn: psycopg.Connection, catalog: bool) -> str:
+def _stamp_text(conn: psycopg.Connection, catalog: int) -> str:
     # rendered once per encoding: rendering the composed stamp took 0.05 ms per search
     return cached_sql(conn, ("stamp", catalog), lambda: STAMP_SQL[catalog])
 
