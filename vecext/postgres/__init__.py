@@ -6,7 +6,8 @@ The verbs are the same in :mod:`vecext.duckdb` (:data:`vecext.catalog.api.VERBS`
 ``train_codec``, ``save_codec``, ``load_codec``, ``drop_codec``, ``list_codecs``,
 ``codec_info``; ``add_compressed_column``, ``refresh`` (alias ``backfill``),
 ``drop_compressed_column``, ``list_compressed_columns``; ``add_ivf_lists``,
-``drop_ivf_lists``; ``create_vector_index``, ``drop_vector_index``,
+``drop_ivf_lists`` (and, PostgreSQL only, ``move_ivf_lists`` for lists made before
+catalog 0.5.0); ``create_vector_index``, ``drop_vector_index``,
 ``list_vector_indexes``; ``save_adapter``, ``load_adapter``, ``drop_adapter``,
 ``list_adapters``, ``adapter_info``; ``search``, ``explain``.
 """
@@ -54,6 +55,7 @@ from vecext.postgres.ivf import (
     ivf_lists,
     orphaned_ivf_lists,
 )
+from vecext.postgres.ivf_move import move_ivf_lists
 from vecext.postgres.mirrors import mirror_columns, mirrored_columns, unmirror_columns
 from vecext.postgres.privileges import owner_only
 from vecext.postgres.relevance import (
@@ -93,6 +95,7 @@ drop_orphaned_compressed_columns = owner_only(drop_orphaned_compressed_columns)
 add_ivf_lists = owner_only(add_ivf_lists)
 drop_ivf_lists = owner_only(drop_ivf_lists)
 drop_orphaned_ivf_lists = owner_only(drop_orphaned_ivf_lists)
+move_ivf_lists = owner_only(move_ivf_lists)
 create_vector_index = owner_only(create_vector_index)
 drop_vector_index = owner_only(drop_vector_index)
 migrate_to_store = owner_only(migrate_to_store)
@@ -151,6 +154,7 @@ __all__ = [
     "load_codec",
     "migrate_to_store",
     "mirror_columns",
+    "move_ivf_lists",
     "mirrored_columns",
     "orphaned_ivf_lists",
     "refresh",
