@@ -301,10 +301,17 @@ def test_postgres_hnsw_over_code_stores(bench_data, tmp_path, pg_dsn):
 def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
     # @rerank pins the exact rerank depth after the walk, @efc the index's ef_construction
     # and @m its m (an index built with other values is built again); pgvector-hnsw
-    # takes @efc too
-    methods = ["vecext-hnsw-binary@ef=60+rerank=30+efc=32+m=8", "pgvector-hnsw@ef=60+efc=32"]
+    # takes @efc and @m too (an index of another m has a name of its own)
+    methods = [
+        "vecext-hnsw-binary@ef=60+rerank=30+efc=32+m=8",
+        "pgvector-hnsw@ef=60+efc=32",
+        "pgvector-hnsw@ef=60+efc=32+m=6",
+    ]
     doc = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn)
-    codes, native = doc["results"]
+    codes, native, native_m6 = doc["results"]
+    assert native["params"]["m"] == 16 and native_m6["params"]["m"] == 6
+    assert native_m6["params"]["index"] == native["params"]["index"] + "_m6"
+    assert native_m6["recall_at_k"] > 0.5 and native_m6["complete_fraction"] == 1.0
     assert codes["params"]["rerank"] == 30 and codes["params"]["last_plan"]["rerank"] == 30
     assert codes["params"]["ef_construction"] == 32 and codes["params"]["ef_search"] == 60
     assert codes["params"]["m"] == 8
@@ -319,6 +326,13 @@ def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
             [f"vecext.{codes['params']['index']}"],
         ).fetchone()
     assert "ef_construction=32" in options and "m=8" in options
+    with psycopg.connect(pg_dsn) as conn:
+        for ix, m in ((native, 16), (native_m6, 6)):
+            (options,) = conn.execute(
+                "SELECT reloptions FROM pg_class WHERE oid = to_regclass(%s)",
+                [ix["params"]["index"]],
+            ).fetchone()
+            assert f"m={m}" in options and "ef_construction=32" in options
     # the same method with m 12 builds the index again
     (tmp_path / "postgres.json").unlink()
     doc = bench(

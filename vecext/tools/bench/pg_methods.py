@@ -91,7 +91,9 @@ class _PgMethod(BaseMethod):
             pg_store.relation_bytes(self.conn, self.indexes)
         )
 
-    def _index(self, suffix: str, using: sql.Composable, element_bytes: int) -> float:
+    def _index(
+        self, suffix: str, using: sql.Composable, element_bytes: int, m: int = HNSW_M
+    ) -> float:
         ctx = self.ctx
         assert ctx.table is not None
         name = f"{ctx.table}_{suffix}"
@@ -101,7 +103,7 @@ class _PgMethod(BaseMethod):
             ctx.table,
             name,
             using,
-            memory=pg_store.hnsw_build_memory(ctx.n, element_bytes, HNSW_M),
+            memory=pg_store.hnsw_build_memory(ctx.n, element_bytes, m),
             workers=max(0, min(ctx.cores - 1, 7)),
             rebuild=ctx.rebuild,
             task=ctx.task,
@@ -161,14 +163,19 @@ class _PgHnswMethod(_PgMethod):
         self.ef_search = int(ctx.option("ef", int, HNSW_EF_SEARCH))
         # @efc=N: ef_construction (the index of that name is built again when it differs)
         self.efc = int(ctx.option("efc", int, HNSW_EF_CONSTRUCTION))
+        # @m=N: m; an index of another m has a name of its own (``..._hnsw_m32``), so the
+        # default one is kept for the runs that use it
+        self.m = int(ctx.option("m", int, HNSW_M))
         iterative = str(ctx.option("iterative", str, "off"))
         if (
             iterative not in ("off", "relaxed_order", "strict_order")
             or self.ef_search < 1
             or self.efc < 4
+            or not 2 <= self.m <= 100  # pgvector's bounds for m
         ):
             raise BenchError(
-                f"bad options ef={self.ef_search}, iterative={iterative}, efc={self.efc}"
+                f"bad options ef={self.ef_search}, iterative={iterative}, efc={self.efc}, "
+                f"m={self.m}"
             )
         self.settings = (
             f"SET LOCAL hnsw.ef_search = {self.ef_search}; "
@@ -176,15 +183,17 @@ class _PgHnswMethod(_PgMethod):
         )
         params = {**HNSW_PARAMS, "ef_search": self.ef_search, **(params or {})}
         params["ef_construction"] = self.efc
+        params["m"] = self.m
         if iterative != "off":
             params["iterative_scan"] = iterative
         super().__init__(ctx, params=params, bytes_per_vector=bytes_per_vector)
 
     def build(self) -> float | None:
         template = f"hnsw ({self.indexed}) WITH (m = {{m}}, ef_construction = {{efc}})"
-        using = sql.SQL(template).format(d=self.ctx.d, m=HNSW_M, efc=self.efc)
+        using = sql.SQL(template).format(d=self.ctx.d, m=self.m, efc=self.efc)
+        suffix = self.suffix if self.m == HNSW_M else f"{self.suffix}_m{self.m}"
         # an index element: the indexed value plus 8 bytes of heap pointer and header
-        s = self._index(self.suffix, using, math.ceil(self.bytes_per_vector) + 8)
+        s = self._index(suffix, using, math.ceil(self.bytes_per_vector) + 8, self.m)
         self._explain()
         return s
 
