@@ -125,8 +125,7 @@ def test_lists_move_to_the_store_with_writes_meanwhile(old_lists, pg_dsn, monkey
     assert _columns(conn, "mv_store") == ["id", "embedding", "cat"]
     assert _triggers(conn, "mv_store") == store_triggers
     (n_idx,) = conn.execute(
-        "SELECT count(*) FROM pg_index WHERE indrelid = 'mv_store'::regclass "
-        "AND NOT indisprimary"
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'mv_store'::regclass AND NOT indisprimary"
     ).fetchone()
     assert n_idx == 0
     assert _store_columns(conn, "mv_store", "emb_pq") == ["pk", "code", "list"]
@@ -185,9 +184,14 @@ def test_a_locked_table_keeps_its_lists(old_lists, pg_dsn) -> None:
         sql.SQL("SELECT {} FROM mv_store WHERE id = 6000").format(sql.Identifier(lcol))
     ).fetchone()
     assert got == int(load_codec(conn, "mv_ivf").assign(x[2][None, :])[0])
-    # the move goes through once the table is free, and the search returns what it did
+    # the move goes through once the table is free (here in a caller's transaction, whose
+    # own lock_timeout stays), and the search returns what it did
     before_ids = _ivf_ids(conn, "mv_store", qs)
-    assert move_ivf_lists(conn, "mv_store", "emb_pq").store is not None
+    with connect(pg_dsn) as tx:
+        tx.execute("SET lock_timeout = '7s'")
+        assert move_ivf_lists(tx, "mv_store", "emb_pq").store is not None
+        assert tx.execute("SHOW lock_timeout").fetchone() == ("7s",)
+        tx.commit()
     assert _ivf_ids(conn, "mv_store", qs) == before_ids
     assert_lists_current(conn, "mv_store", "emb_pq", load_codec(conn, "mv_ivf"))
     with pytest.raises(ValueError, match="batch_size"):

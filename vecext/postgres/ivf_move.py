@@ -174,6 +174,8 @@ def _switch(
     transaction, waiting at most ``lock_timeout`` s for the table's lock, ``attempts``
     times."""
     t, db = cc.table, PgDialect(conn)
+    # set back at the end: inside a caller's transaction (a savepoint) it would stay
+    (old,) = conn.execute("SELECT current_setting('lock_timeout')").fetchone()  # type: ignore[misc]
     for attempt in range(1, attempts + 1):
         try:
             with conn.transaction():
@@ -195,6 +197,7 @@ def _switch(
                     "UPDATE vecext.compressed_columns SET list_layout = 'store' WHERE id = %s",
                     [cc.id],
                 )
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", [old])
             return
         except psycopg.errors.LockNotAvailable:
             if attempt == attempts:
