@@ -163,8 +163,9 @@ class _PgHnswMethod(_PgMethod):
         self.ef_search = int(ctx.option("ef", int, HNSW_EF_SEARCH))
         # @efc=N: ef_construction (the index of that name is built again when it differs)
         self.efc = int(ctx.option("efc", int, HNSW_EF_CONSTRUCTION))
-        # @m=N: m; an index of another m has a name of its own (``..._hnsw_m32``), so the
-        # default one is kept for the runs that use it
+        # @m=N: m (like efc: the index of that name is built again when it differs; an
+        # index of its own name would leave the query to PostgreSQL's choice between two
+        # indexes on the same expression, which took the other one)
         self.m = int(ctx.option("m", int, HNSW_M))
         iterative = str(ctx.option("iterative", str, "off"))
         if (
@@ -191,10 +192,21 @@ class _PgHnswMethod(_PgMethod):
     def build(self) -> float | None:
         template = f"hnsw ({self.indexed}) WITH (m = {{m}}, ef_construction = {{efc}})"
         using = sql.SQL(template).format(d=self.ctx.d, m=self.m, efc=self.efc)
-        suffix = self.suffix if self.m == HNSW_M else f"{self.suffix}_m{self.m}"
         # an index element: the indexed value plus 8 bytes of heap pointer and header
-        s = self._index(suffix, using, math.ceil(self.bytes_per_vector) + 8, self.m)
+        s = self._index(self.suffix, using, math.ceil(self.bytes_per_vector) + 8, self.m)
         self._explain()
+        # a sequential scan is the baseline's own choice (kept in params["plan"]); an
+        # index scan of another index on the same expression would measure that index
+        other = [
+            name
+            for name in re.findall(r"Index (?:Only )?Scan \(([^)]+)\)", self.params["plan"])
+            if name not in self.indexes and name in pg_store.vector_indexes(self.conn, self.t)
+        ]
+        if other:
+            raise BenchError(
+                f"PostgreSQL plans the query with index {other[0]}, not "
+                f"{self.indexes[0]} (two indexes on the same expression); drop one"
+            )
         return s
 
 
