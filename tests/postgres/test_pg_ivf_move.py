@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from tests.postgres.conftest import clustered, vector_text
+from tests.postgres.test_pg_ivf_lifecycle import _columns, _triggers
 from tests.postgres.test_pg_ivf_store import (
     D,
     _lists_as_0_4_0_made_them,
@@ -37,24 +38,6 @@ from vecext.postgres import (
 )
 
 N = 900
-
-
-def _columns(conn: psycopg.Connection, table: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-        "AND NOT attisdropped ORDER BY attnum",
-        [table],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _triggers(conn: psycopg.Connection, table: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal "
-        "ORDER BY 1",
-        [table],
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 def _ivf_ids(conn: psycopg.Connection, table: str, qs: np.ndarray) -> list[list[int]]:
@@ -97,7 +80,7 @@ def test_lists_move_to_the_store_with_writes_meanwhile(old_lists, pg_dsn, monkey
     conn, x, _, lcol = old_lists
     coarse = load_codec(conn, "mv_ivf")
     assert lcol in _columns(conn, "mv_store")
-    store_triggers = [t for t in _triggers(conn, "mv_store") if t != f"vecext_{lcol}"]
+    store_triggers = _triggers(conn, "mv_store") - {f"vecext_{lcol}"}
     assert len(store_triggers) < len(_triggers(conn, "mv_store"))
 
     # writes from another session after the store's trigger assigns lists and before the
@@ -122,7 +105,7 @@ def test_lists_move_to_the_store_with_writes_meanwhile(old_lists, pg_dsn, monkey
     assert (moved.codec_name, moved.nlist) == ("mv_ivf", 8)
 
     # the table: no list column, no list trigger, no index on it; the store keeps them
-    assert _columns(conn, "mv_store") == ["id", "embedding", "cat"]
+    assert _columns(conn, "mv_store") == {"id", "embedding", "cat"}
     assert _triggers(conn, "mv_store") == store_triggers
     (n_idx,) = conn.execute(
         "SELECT count(*) FROM pg_index WHERE indrelid = 'mv_store'::regclass AND NOT indisprimary"

@@ -118,11 +118,9 @@ def move_ivf_lists(
             conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(st, lst))
         raise
     conn.execute(sql.SQL("ANALYZE {}").format(st))
-    moved = ivf_lists(conn, t.qualified, code_column)
-    assert moved is not None and moved.store is not None
     return IVFLists(
         t, lists.source_column, code_column, STORE_LIST_COLUMN, lists.codec_name,
-        lists.nlist, lists.metric, (index,), store=moved.store,
+        lists.nlist, lists.metric, (index,), store=str(cc.store_name),
     )  # fmt: skip
 
 

@@ -300,18 +300,6 @@ def index_bytes(conn: psycopg.Connection, name: str) -> int:
     return int(size)
 
 
-def vector_indexes(conn: psycopg.Connection, table: sql.Composable) -> set[str]:
-    """Names of the table's pgvector indexes (HNSW, IVFFlat)."""
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = {}::regclass "
-            "AND a.amname IN ('hnsw', 'ivfflat')"
-        ).format(sql.Literal(table.as_string(conn)))
-    ).fetchall()
-    return {str(r[0]) for r in rows}
-
-
 def plan_summary(
     conn: psycopg.Connection, settings: str, query: sql.Composable, params: list[Any]
 ) -> str:
