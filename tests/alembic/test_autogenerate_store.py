@@ -7,6 +7,7 @@ searches the stores like ``vecext.search.search``, and downgrades drop them."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import textwrap
 
 import numpy as np
@@ -305,3 +306,81 @@ def test_moving_a_column_from_the_table_to_a_store(tmp_path, pg_catalog, pg_dsn)
     _cmd(project, "downgrade", "-1")
     assert columns(pg_dsn) == {"id", "category", "embedding", "embedding_bits"}
     assert stores(pg_dsn) == {}
+
+
+#: the environment's hooks, defined in models.py and passed to context.configure
+HOOKS = {
+    # the usual rule that keeps Alembic from dropping what the model does not map
+    "unmapped": """
+def include_object(obj, name, type_, reflected, compare_to):
+    if type_ == "column" and reflected and compare_to is None:
+        if name == "embedding_ext":  # the store, offered as a column of its table
+            assert obj.table.name == "items" and obj.info["vecext"] == {
+                "store": True, "source_column": "embedding", "codec": "items_ext"}
+        return False
+    return True
+""",
+    "by_name": """
+def include_name(name, type_, parent_names):
+    return not (type_ == "column" and name == "embedding_ext"
+                and parent_names["table_name"] == "items")
+""",
+    "declared": """
+from vecext.sqlalchemy import CompressedStore
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    if type_ == "column" and not reflected and name == "embedding_bits":
+        assert isinstance(obj, CompressedStore) and compare_to is None
+        return False
+    return True
+""",
+}
+
+
+def test_store_hooks_include_object_and_include_name(tmp_path, pg_catalog, pg_dsn):
+    """A code store made outside Alembic is offered to the environment's include_name and
+    include_object as a column of its table: the usual rule for unmapped columns keeps
+    autogenerate from dropping it; a declared store the hook refuses is not added."""
+    project, _env = make_project(tmp_path, pg_dsn, plugin=False)
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "target_metadata=models.Base.metadata",
+            "target_metadata=models.Base.metadata, "
+            "**{k: getattr(models, k) for k in ('include_object', 'include_name') "
+            "if hasattr(models, k)}",
+        )
+    )
+    models = project / "models.py"
+    models.write_text(textwrap.dedent(MODELS_V1.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="items")
+    _cmd(project, "upgrade", "head")
+    seed(pg_dsn)
+    from vecext.postgres import add_compressed_column
+    from vecext.postgres.codecs import train_codec
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # the store Alembic did not make
+        train_codec(conn, "items_ext", "items", "embedding", "binary", metric="cosine")
+        add_compressed_column(conn, "items", "embedding", "items_ext", "embedding_ext",
+                              progress=False)  # fmt: skip
+    assert set(stores(pg_dsn)) == {"embedding_ext"}
+
+    def autogenerate(hook: str | None, body: str = MODELS_V1) -> str:
+        text = textwrap.dedent(body.format(d=D)) + (textwrap.dedent(HOOKS[hook]) if hook else "")
+        models.write_text(text)
+        _cmd(project, "revision", autogenerate=True, message=hook or "no hooks")
+        files = sorted((project / "migrations" / "versions").glob("*.py"), key=os.path.getmtime)
+        rev = files[-1].read_text()
+        files[-1].unlink()  # never upgraded: the database stays at head for the next one
+        return upgrade_part(rev)
+
+    drop = "op.drop_compressed_column('items', 'embedding_ext'"
+    assert drop in autogenerate(None)  # no hook: the model is the truth
+    assert "op." not in autogenerate("unmapped")
+    assert "op." not in autogenerate("by_name")
+    up = autogenerate("declared", MODELS_STORE_BITS)
+    assert "embedding_bits" not in up and "items_bin" not in up
+    assert drop in up  # the declared hook lets other unmapped columns go
+    assert "embedding_bits" in autogenerate(None, MODELS_STORE_BITS)
+    assert set(stores(pg_dsn)) == {"embedding_ext"}  # nothing was upgraded

@@ -11,6 +11,19 @@ so that a column the same migration drops is no longer watched by the store's
 trigger). The table's declared tenant column is mirrored by vecext on its own
 (:func:`vecext.postgres.declare_tenant_column`), so it is never unmirrored for want of
 a declaration.
+
+A code store is offered to the environment's ``include_name`` and ``include_object``
+hooks as what it stands for, a column of its table (``type_ "column"``), before any
+operation is written for it: a store the catalog lists and the model does not declare
+as a reflected column (``include_name(name, "column", {"table_name": ...,
+"schema_name": ...})``, then ``include_object(column, name, "column", True, None)``
+with a ``Column`` of that name on a ``Table`` of the table's name, its ``info``
+``{"vecext": {"store": True, "source_column": ..., "codec": ...}}``), a declared one as
+the model's object (``include_object(store, name, "column", False, compare_to)``, the
+:class:`~vecext.sqlalchemy.CompressedStore`; ``compare_to`` is the reflected column when
+the catalog lists it). A store a hook refuses gets no operation at all: the rule that
+keeps Alembic from dropping the table's columns the model does not map (``reflected and
+compare_to is None``) also keeps it from dropping a store made outside Alembic.
 """
 
 from __future__ import annotations
@@ -167,6 +180,8 @@ def compare_stores(
             check_store(table, store)
             key = (schema, table.name, name)
             have = registered.get(key)
+            if not _offer(autogen_context, table, name, have, store):
+                continue
             if have == (store.source, store.codec, "store"):  # the store: compare mirrors
                 drops += _unmirror_ops(schema, table.name, store, kept(key))
                 adds += _mirror_ops(schema, table.name, store, mirrors.get(key, []))
@@ -186,9 +201,32 @@ def compare_stores(
         for key, have in registered.items():
             if key[:2] != (schema, table.name) or have[2] != "store":
                 continue
-            if key[2] not in declared:
+            if key[2] not in declared and _offer(autogen_context, table, key[2], have, None):
                 drops.append(drop_op(schema, table.name, key[2], have, kept(key)))
     return drops, adds
+
+
+def _offer(
+    autogen_context: Any, table: Any, name: str, have: tuple[str, str, str] | None, store: Any
+) -> bool:
+    """Whether the environment's ``include_name`` / ``include_object`` let autogenerate
+    write operations for code store ``name`` of ``table`` (see the module docstring):
+    ``have`` is the catalog's (source column, codec, layout) or ``None``, ``store`` the
+    model's declaration or ``None``."""
+    import sqlalchemy as sa
+
+    reflected = None
+    if have is not None:
+        if not autogen_context.run_name_filters(
+            name, "column", {"table_name": table.name, "schema_name": table.schema}
+        ):
+            return False
+        info = {"vecext": {"store": True, "source_column": have[0], "codec": have[1]}}
+        reflected = sa.Column(name, sa.types.NullType(), info=info)
+        sa.Table(table.name, sa.MetaData(), reflected, schema=table.schema)
+    if store is None:
+        return bool(autogen_context.run_object_filters(reflected, name, "column", True, None))
+    return bool(autogen_context.run_object_filters(store, name, "column", False, reflected))
 
 
 def _unmirror_ops(schema: str | None, table: str, store: Any, have: list[str]) -> list[Any]:

@@ -229,7 +229,9 @@ def compressed(
     autogenerate writes ``op.create_codec`` (when the catalog has no codec of the
     type's name) and ``op.add_compressed_column(..., layout="store")`` for it, and
     ``op.drop_compressed_column`` for a code store of the table the model no longer
-    declares. The table is never altered: search it with
+    declares (offered first to the environment's ``include_name`` / ``include_object``
+    as a column of the table, see :mod:`vecext.alembic.compare_stores`). The table is
+    never altered: search it with
     ``vector_search(session, Item.embedding, q)`` (``.using(name)`` to force it).
 
     Parameters
