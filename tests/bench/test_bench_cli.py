@@ -353,6 +353,28 @@ def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
     assert "plans the query with index bench_twin" in " ".join(result.output.split())
 
 
+def test_postgres_hnsw_over_pca_codes_dim_option(bench_data, tmp_path, pg_dsn):
+    # @dim=N reduces to N dimensions in a code column and codec of its own, beside the
+    # default d / 3 one; a dimension PCA cannot keep is refused before anything is built
+    methods = ["vecext-hnsw-pca@ef=60", "vecext-hnsw-pca@dim=8+ef=60"]
+    doc = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn)
+    third, eight = doc["results"]
+    assert (third["bytes_per_vector"], eight["bytes_per_vector"]) == (20, 16)
+    assert (third["params"]["pretransform"], eight["params"]["pretransform"]) == (
+        "pca:10",
+        "pca:8",
+    )
+    assert third["params"]["store"] != eight["params"]["store"]
+    assert eight["complete_fraction"] == 1.0  # k rows; recall is low: random 32-d data
+    for dim in ("32", "0"):
+        result = runner.invoke(app, ["bench", "--dataset", str(bench_data), "--queries", "x",
+                                     "--backend", "postgres", "--methods",
+                                     f"vecext-hnsw-pca@dim={dim}", "--dsn", pg_dsn,
+                                     "--json", str(tmp_path / "x.json")])  # fmt: skip
+        assert result.exit_code == 1
+        assert f"bad option dim={dim}: PCA keeps 1 to 31 dimensions" in result.output
+
+
 def test_interleaved_timing_scores_like_separate_passes(bench_data, tmp_path, pg_dsn):
     # --interleave times every method in one pass, query by query in a shuffled order;
     # what each returns is scored exactly as in method-by-method passes

@@ -9,8 +9,9 @@
 * ``vecext-hnsw-rbq``: 2-bit residual binary codes (d / 4 + 4 bytes), the index over
   their first sign plane (the same bits), candidates re-scored with both planes, the
   best ``4 k`` or calibrated depth reranked exactly;
-* ``vecext-hnsw-pca``: half-precision codes after PCA to d / 3 (``halfvec``), HNSW by
-  the metric, every candidate reranked.
+* ``vecext-hnsw-pca``: half-precision codes after PCA to d / 3 (``halfvec``; option
+  ``@dim=N``: to N dimensions, in a code column of its own), HNSW by the metric, every
+  candidate reranked.
 
 Each searches with ``search(strategy="hnsw", using=<the index>)`` (under a filter
 ``strategy="auto"``: the planner chooses between an exact scan, the codes and the
@@ -65,6 +66,13 @@ class PgCodeHnsw(BaseMethod):
     def __init__(self, ctx: BenchContext, method: str) -> None:
         kind, params, bpv, column = KINDS[method]
         self.kind, self.codec_params = kind, params(ctx.d)
+        if method == "vecext-hnsw-pca":
+            dim = int(ctx.option("dim", int, ctx.d // 3))
+            if not 1 <= dim < ctx.d:
+                raise BenchError(f"bad option dim={dim}: PCA keeps 1 to {ctx.d - 1} dimensions")
+            if dim != ctx.d // 3:  # a codec and code column of its own, kept beside the default
+                self.codec_params = {"pretransform": f"pca:{dim}"}
+                bpv, column = (lambda d: 2 * dim), f"embedding_half{dim}"
         self.ef = ctx.option("ef", int, None)
         self.recall = float(ctx.option("recall", float, 0.95))
         super().__init__(
