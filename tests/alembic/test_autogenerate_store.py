@@ -316,7 +316,7 @@ def include_object(obj, name, type_, reflected, compare_to):
     if type_ == "column" and reflected and compare_to is None:
         if name == "embedding_ext":  # the store, offered as a column of its table
             assert obj.table.name == "items" and obj.info["vecext"] == {
-                "store": True, "source_column": "embedding", "codec": "items_ext"}
+                "layout": "store", "source_column": "embedding", "codec": "items_ext"}
         return False
     return True
 """,

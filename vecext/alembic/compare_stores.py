@@ -18,7 +18,7 @@ operation is written for it: a store the catalog lists and the model does not de
 as a reflected column (``include_name(name, "column", {"table_name": ...,
 "schema_name": ...})``, then ``include_object(column, name, "column", True, None)``
 with a ``Column`` of that name on a ``Table`` of the table's name, its ``info``
-``{"vecext": {"store": True, "source_column": ..., "codec": ...}}``), a declared one as
+``{"vecext": {"layout": "store", "source_column": ..., "codec": ...}}``), a declared one as
 the model's object (``include_object(store, name, "column", False, compare_to)``, the
 :class:`~vecext.sqlalchemy.CompressedStore`; ``compare_to`` is the reflected column when
 the catalog lists it). A store a hook refuses gets no operation at all: the rule that
@@ -221,7 +221,7 @@ def _offer(
             name, "column", {"table_name": table.name, "schema_name": table.schema}
         ):
             return False
-        info = {"vecext": {"store": True, "source_column": have[0], "codec": have[1]}}
+        info = {"vecext": {"layout": have[2], "source_column": have[0], "codec": have[1]}}
         reflected = sa.Column(name, sa.types.NullType(), info=info)
         sa.Table(table.name, sa.MetaData(), reflected, schema=table.schema)
     if store is None:
