@@ -311,3 +311,53 @@ def test_layout_without_layout_argument(table, pg_dsn, pg_catalog):
         )
     finally:
         engine.dispose()
+
+
+def test_vector_index_on_a_compressed_column_in_a_code_store(table, migrate, pg_dsn, tmp_path):
+    """op.create_vector_index on a compressed column whose codes live in a code store
+    builds pgvector's HNSW over the codes (the table is not touched); its reverse and a
+    drop by name alone find it in schema vecext."""
+    from vecext.postgres import connect, search
+
+    codec = make_codec("binary", D, "cosine").train(table)
+    path = tmp_path / "docs_bin.npz"
+    path.write_bytes(dump_state(codec.to_state()))
+    with migrate() as op:
+        op.create_codec("docs_bin", from_file=str(path), table="docs", column="embedding")
+        op.add_compressed_column("docs", "embedding", "docs_bin", "embedding_bits", layout="store")
+
+    def store_indexes() -> dict[str, str]:
+        with psycopg.connect(pg_dsn) as conn:
+            return dict(
+                conn.execute(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'vecext' "
+                    "AND tablename = (SELECT 'store_' || id FROM vecext.compressed_columns "
+                    "WHERE code_column = 'embedding_bits') AND indexdef LIKE '%USING hnsw%'"
+                ).fetchall()
+            )
+
+    with migrate() as op:
+        op.create_vector_index("docs_bits_hnsw", "docs", "embedding_bits", m=8)
+    defs = store_indexes()
+    assert list(defs) == ["docs_bits_hnsw"] and "bit_hamming_ops" in defs["docs_bits_hnsw"]
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'"
+        ).fetchone() == (1,)  # the table's primary key only
+    with connect(pg_dsn, autocommit=True) as conn:
+        r = search(conn, "docs", "embedding", table[0], 5, strategy="hnsw", using="docs_bits_hnsw")
+        assert r.plan.params["index"] == "docs_bits_hnsw" and r.ids[0] == 0
+    idx = CreateVectorIndexOp("docs_bits_hnsw", "docs", "embedding_bits", options={"m": 8})
+    with migrate() as op:
+        op.invoke(idx.reverse())  # names the table: found over its code store
+    assert store_indexes() == {}
+    with migrate() as op:
+        op.invoke(idx)
+        op.drop_vector_index("docs_bits_hnsw")  # by name alone
+    assert store_indexes() == {}
+    with pytest.raises(MigrationError, match="embedding_bits is a compressed column: its code"), migrate() as op:
+        op.create_vector_index("docs_bits_ivf", "docs", "embedding_bits", method="ivfflat")
+    with pytest.raises(MigrationError, match="column 'embedding_nope' does not exist"), migrate() as op:
+        op.create_vector_index("docs_nope", "docs", "embedding_nope")
+    with pytest.raises(MigrationError, match="index 'docs_bits_hnsw' does not exist"), migrate() as op:
+        op.drop_vector_index("docs_bits_hnsw")

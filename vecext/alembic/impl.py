@@ -327,7 +327,11 @@ def drop_compressed_column(operations: Operations, op: ops.DropCompressedColumnO
 def create_vector_index(operations: Operations, op: ops.CreateVectorIndexOp) -> None:
     from vecext.alembic import indexes
 
-    d = check_vector_column(_pg(operations), op.table, op.column, op.schema)
+    pconn = _pg(operations)
+    # a compressed column in a code store (not a column of the table): HNSW over its codes
+    d = None if indexes.code_store_target(pconn, op) else check_vector_column(
+        pconn, op.table, op.column, op.schema
+    )
     if op.concurrently:
         with operations.get_context().autocommit_block():
             indexes.create(_pg(operations), op, d)

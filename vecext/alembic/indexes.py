@@ -5,6 +5,12 @@ That module builds the index (operator class per storage and metric, the
 its build-memory estimate, ``CONCURRENTLY``); this one maps the migration
 operation onto it, logs the estimate, and refuses to drop an index that is not a
 pgvector index.
+
+The column may be a compressed column whose codes live in a code store (catalog
+0.4.0): the index is then pgvector's HNSW over the codes, in schema ``vecext``
+beside the store (:mod:`vecext.postgres.store_indexes`), and its drop finds it
+there (by the table when the operation names it, as a reverse does, else by its
+name among the indexes over code stores).
 """
 
 from __future__ import annotations
@@ -40,10 +46,27 @@ def memory_estimate(pconn: Any, op: CreateVectorIndexOp, dim: int) -> str:
     )
 
 
-def create(pconn: Any, op: CreateVectorIndexOp, dim: int) -> None:
+def code_store_target(pconn: Any, op: CreateVectorIndexOp) -> bool:
+    """Whether ``op.column`` is a compressed column in a code store of ``op.table``."""
+    from vecext.errors import CatalogError
+    from vecext.postgres.store_indexes import compressed_target
+    from vecext.postgres.tables import resolve_table
+
+    try:
+        t = resolve_table(pconn, (op.schema, op.table) if op.schema else op.table)
+    except CatalogError as exc:
+        raise MigrationError(f"create_vector_index({op.name!r}): {exc}") from None
+    return compressed_target(pconn, t, op.column) is not None
+
+
+def create(pconn: Any, op: CreateVectorIndexOp, dim: int | None) -> None:
+    """Build ``op``'s index; ``dim`` is ``None`` for a compressed column in a code store."""
     from vecext.postgres import indexes as pg
 
-    log.info("%s", memory_estimate(pconn, op, dim))
+    if dim is None:
+        log.info("hnsw index %s over the code store of %s.%s", op.name, op.table, op.column)
+    else:
+        log.info("%s", memory_estimate(pconn, op, dim))
     try:
         pg.create_vector_index(
             pconn,
@@ -63,6 +86,10 @@ def create(pconn: Any, op: CreateVectorIndexOp, dim: int) -> None:
 def drop(pconn: Any, op: DropVectorIndexOp) -> None:
     from vecext.postgres import indexes as pg
 
+    store_index = _code_store_index(pconn, op)
+    if store_index is not None:
+        pg.drop_index(pconn, op.name, schema=store_index, concurrently=op.concurrently)
+        return
     ident = sql.Identifier(op.schema, op.name) if op.schema else sql.Identifier(op.name)
     row = pconn.execute(
         "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
@@ -76,3 +103,35 @@ def drop(pconn: Any, op: DropVectorIndexOp) -> None:
             f"index {op.name!r} is a {row[0]} index, not a vector index; use op.drop_index"
         )
     pg.drop_index(pconn, op.name, schema=op.schema, concurrently=op.concurrently)
+
+
+def _code_store_index(pconn: Any, op: DropVectorIndexOp) -> str | None:
+    """``"vecext"`` when ``op`` names an index over a code store: of the table of the
+    index it would recreate (a reverse), or, naming no table and found nowhere on the
+    search path, of any table; else ``None`` (an index of the table itself)."""
+    from vecext.postgres.catalog import installed_version
+    from vecext.postgres.store_indexes import on_code_store
+    from vecext.postgres.stores import has_stores
+    from vecext.postgres.tables import resolve_table
+
+    if installed_version(pconn) is None or not has_stores(pconn):
+        return None
+    re = op.recreate
+    if re is not None:
+        t = resolve_table(pconn, (re.schema, re.table) if re.schema else re.table)
+        return "vecext" if on_code_store(pconn, t, op.name) else None
+    if op.schema is not None:
+        return None
+    (on_path,) = pconn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", [sql.Identifier(op.name).as_string(pconn)]
+    ).fetchone()
+    if on_path:
+        return None
+    (found,) = pconn.execute(
+        """SELECT EXISTS (SELECT FROM pg_class ic JOIN pg_index i ON i.indexrelid = ic.oid
+                            JOIN pg_class r ON r.oid = i.indrelid
+                           WHERE ic.relname = %s AND ic.relnamespace = 'vecext'::regnamespace
+                             AND r.relname ~ '^store_[0-9]+$' AND ic.relam <> 403)""",
+        [op.name],
+    ).fetchone()
+    return "vecext" if found else None
