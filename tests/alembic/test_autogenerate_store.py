@@ -364,6 +364,9 @@ def test_store_hooks_include_object_and_include_name(tmp_path, pg_catalog, pg_ds
         train_codec(conn, "items_ext", "items", "embedding", "binary", metric="cosine")
         add_compressed_column(conn, "items", "embedding", "items_ext", "embedding_ext",
                               progress=False)  # fmt: skip
+        from vecext.postgres import create_vector_index
+
+        create_vector_index(conn, "items", "embedding_ext", name="items_ext_hnsw", m=4)
     assert set(stores(pg_dsn)) == {"embedding_ext"}
 
     def autogenerate(hook: str | None, body: str = MODELS_V1) -> str:
@@ -376,7 +379,8 @@ def test_store_hooks_include_object_and_include_name(tmp_path, pg_catalog, pg_ds
         return upgrade_part(rev)
 
     drop = "op.drop_compressed_column('items', 'embedding_ext'"
-    assert drop in autogenerate(None)  # no hook: the model is the truth
+    up = autogenerate(None)  # no hook: the model is the truth; the store's index goes first
+    assert up.index("op.drop_vector_index('items_ext_hnsw', table='items'") < up.index(drop)
     assert "op." not in autogenerate("unmapped")
     assert "op." not in autogenerate("by_name")
     up = autogenerate("declared", MODELS_STORE_BITS)
@@ -384,3 +388,104 @@ def test_store_hooks_include_object_and_include_name(tmp_path, pg_catalog, pg_ds
     assert drop in up  # the declared hook lets other unmapped columns go
     assert "embedding_bits" in autogenerate(None, MODELS_STORE_BITS)
     assert set(stores(pg_dsn)) == {"embedding_ext"}  # nothing was upgraded
+
+
+#: the binary store with an HNSW index over its codes ({index}: code_index's arguments)
+MODELS_STORE_INDEX = (
+    "from vecext.sqlalchemy import BinaryCodes, code_index, compressed\n"
+    + MODELS_V1
+    + """
+    __table_args__ = (
+        compressed("embedding_bits", "embedding", BinaryCodes({d}, codec="items_bin")),
+        code_index({index}),
+    )
+"""
+)
+
+
+def store_index_options(dsn: str) -> dict[str, list[str]]:
+    """HNSW indexes over the code stores of ``items`` -> their reloptions."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT ic.relname, ic.reloptions FROM vecext.compressed_columns k "
+            "JOIN pg_class s ON s.relname = 'store_' || k.id "
+            "AND s.relnamespace = 'vecext'::regnamespace "
+            "JOIN pg_index i ON i.indrelid = s.oid JOIN pg_class ic ON ic.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = ic.relam "
+            "WHERE k.table_oid = 'items'::regclass AND am.amname = 'hnsw'"
+        ).fetchall()
+    return {r[0]: sorted(r[1] or []) for r in rows}
+
+
+def test_code_index_autogenerate_upgrade_downgrade(tmp_path, pg_catalog, pg_dsn):
+    """code_index(...) declares pgvector's HNSW over a store's codes: autogenerate builds
+    it after the store, then nothing; other options rebuild it, and an index or store the
+    model drops goes, the index first; every downgrade builds it again as it was."""
+    project, _env = make_project(tmp_path, pg_dsn, plugin=True)
+    models = project / "models.py"
+    models.write_text(textwrap.dedent(MODELS_V1.format(d=D)))
+    _cmd(project, "revision", autogenerate=True, message="items")
+    _cmd(project, "upgrade", "head")
+    seed(pg_dsn)
+
+    def revise(body: str, message: str, index: str = "") -> str:
+        models.write_text(textwrap.dedent(body.format(d=D, index=index)))
+        _cmd(project, "revision", autogenerate=True, message=message)
+        return newest_revision(project)
+
+    rev = revise(MODELS_STORE_INDEX, "store and index", "'items_bits_hnsw', 'embedding_bits', m=8")
+    up = upgrade_part(rev)
+    create = (
+        "op.create_vector_index('items_bits_hnsw', 'items', 'embedding_bits', method='hnsw', "
+        "metric='cosine', m=8)"
+    )
+    assert create in up and up.index("op.add_compressed_column(") < up.index(create)
+    down = rev.split("def downgrade")[1]
+    assert down.index("op.drop_vector_index('items_bits_hnsw'") < down.index(
+        "op.drop_compressed_column("
+    )
+    _cmd(project, "upgrade", "head")
+    assert store_index_options(pg_dsn) == {"items_bits_hnsw": ["ef_construction=200", "m=8"]}
+    from vecext.postgres import connect, search
+
+    q = np.random.default_rng(1).standard_normal(D).astype(np.float32)
+    with connect(pg_dsn, autocommit=True) as conn:
+        r = search(conn, "items", "embedding", q, 10, strategy="hnsw", using="items_bits_hnsw")
+        assert r.plan.params["index"] == "items_bits_hnsw" and len(r.ids) == 10
+
+    # as declared: nothing to write
+    rev = revise(MODELS_STORE_INDEX, "noop", "'items_bits_hnsw', 'embedding_bits', m=8")
+    assert "op." not in upgrade_part(rev) and "op." not in rev.split("def downgrade")[1]
+    _cmd(project, "upgrade", "head")
+
+    # another m: built again (the downgrade builds the m-8 one back)
+    rev = revise(MODELS_STORE_INDEX, "m 12", "'items_bits_hnsw', 'embedding_bits', m=12")
+    up = upgrade_part(rev)
+    drop = "op.drop_vector_index('items_bits_hnsw', table='items', column='embedding_bits'"
+    assert up.index(drop) < up.index("op.create_vector_index('items_bits_hnsw'")
+    assert "m=12" in up and "add_compressed_column" not in rev
+    _cmd(project, "upgrade", "head")
+    assert store_index_options(pg_dsn) == {"items_bits_hnsw": ["ef_construction=200", "m=12"]}
+    _cmd(project, "downgrade", "-1")
+    assert store_index_options(pg_dsn) == {"items_bits_hnsw": ["ef_construction=200", "m=8"]}
+    _cmd(project, "upgrade", "head")
+
+    # the store and its index no longer declared: the index goes first, then the store
+    rev = revise(MODELS_V1, "no store")
+    up = upgrade_part(rev)
+    assert up.index(drop) < up.index("op.drop_compressed_column('items', 'embedding_bits'")
+    _cmd(project, "upgrade", "head")
+    assert store_index_options(pg_dsn) == {} and stores(pg_dsn) == {}
+    _cmd(project, "downgrade", "-1")
+    assert store_index_options(pg_dsn) == {"items_bits_hnsw": ["ef_construction=200", "m=12"]}
+
+    # a code_index naming no store of the table
+    _cmd(project, "upgrade", "head")
+    models.write_text(
+        textwrap.dedent(
+            MODELS_STORE_INDEX.format(d=D, index="'items_x_hnsw', 'embedding_pq'")
+        )
+    )
+    with pytest.raises(Exception, match="'embedding_pq' is not a compressed\\(...\\) store of "
+                       "the table \\(its stores: embedding_bits\\)"):  # fmt: skip
+        _cmd(project, "revision", autogenerate=True, message="bad")

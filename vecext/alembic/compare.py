@@ -11,7 +11,9 @@ rewrites the operations it produced:
   becomes ``op.drop_compressed_column(..., layout="store")``, before everything else;
   model and catalog agreeing (same name, source column and codec) give nothing but
   ``op.mirror_columns`` / ``op.unmirror_columns`` for the columns its ``mirror=``
-  and the catalog disagree on (:mod:`vecext.alembic.compare_stores`);
+  and the catalog disagree on (:mod:`vecext.alembic.compare_stores`); HNSW indexes
+  over the stores declared with :func:`vecext.sqlalchemy.code_index` are compared by
+  name and options (:mod:`vecext.alembic.compare_code_indexes`);
 * a new column declared with :func:`vecext.sqlalchemy.compressed_column` becomes
   ``op.add_compressed_column(..., layout="table")`` (the model maps it as a column of
   the table); on a new table the column is taken out of ``op.create_table`` and

@@ -156,11 +156,13 @@ def compare_stores(
 ) -> tuple[list[Any], list[Any]]:
     """(drops, adds) that make the code stores of the model's tables, and the columns
     they mirror, match their :func:`vecext.sqlalchemy.compressed` declarations."""
+    from vecext.alembic.compare_code_indexes import built_store_indexes, compare_store_indexes
     from vecext.sqlalchemy.schema import declared_stores
 
     compared = set(schemas) if schemas is not None else {None}
     default = autogen_context.dialect.default_schema_name if autogen_context.dialect else None
     mirrors, tenants = catalog_mirrors(autogen_context)
+    built = built_store_indexes(autogen_context, any(h[2] == "store" for h in registered.values()))
     drops: list[Any] = []
     adds: list[Any] = []
     for table in autogen_context.sorted_tables:
@@ -176,6 +178,7 @@ def compare_stores(
             return [c for c in mirrors.get(key, []) if c != tenant]
 
         declared = declared_stores(table)
+        changed: set[str] = set()  # stores this migration adds, replaces or drops
         for name, store in declared.items():
             check_store(table, store)
             key = (schema, table.name, name)
@@ -188,6 +191,7 @@ def compare_stores(
                 continue
             if have is not None and have[2] == "store":  # other source or codec: replace it
                 drops.append(drop_op(schema, table.name, name, have, kept(key)))
+            changed.add(name)
             adds += create_ops(
                 schema,
                 table.name,
@@ -203,6 +207,13 @@ def compare_stores(
                 continue
             if key[2] not in declared and _offer(autogen_context, table, key[2], have, None):
                 drops.append(drop_op(schema, table.name, key[2], have, kept(key)))
+                changed.add(key[2])
+        # the HNSW indexes over the stores: dropped before the stores, built after them
+        ix_drops, ix_adds = compare_store_indexes(
+            autogen_context, schema, table, declared, changed, built.get((schema, table.name), {})
+        )
+        drops = ix_drops + drops
+        adds += ix_adds
     return drops, adds
 
 

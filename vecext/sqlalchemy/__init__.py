@@ -17,6 +17,7 @@ from vecext.sqlalchemy.schema import (
     declared_stores,
     vector_index,
 )
+from vecext.sqlalchemy.store_index import StoreIndex, code_index, declared_store_indexes
 from vecext.sqlalchemy.types import (
     CODE_TYPES,
     BinaryCodes,
@@ -44,16 +45,19 @@ __all__ = [
     "Int8Codes",
     "PQCodes",
     "RBQCodes",
+    "StoreIndex",
     "Vector",
     "VectorQuery",
     "VectorQueryError",
     "code_column_reflect",
+    "code_index",
     "code_type",
     "code_type_for",
     "code_types",
     "compressed",
     "compressed_column",
     "compressed_info",
+    "declared_store_indexes",
     "declared_stores",
     "vector_index",
     "vector_search",

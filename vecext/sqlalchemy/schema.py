@@ -21,7 +21,8 @@ then writes ``op.create_codec`` / ``op.add_compressed_column`` /
 declared on the table, like an index, and recorded in ``Table.info["vecext"]
 ["stores"]``; autogenerate compares those declarations with the catalog's rows.
 :func:`compressed_column` declares a real table column, so its migration adds the
-column to the table (``layout="table"``).
+column to the table (``layout="table"``). An HNSW index over a store's codes is
+declared with :func:`vecext.sqlalchemy.code_index` (:mod:`vecext.sqlalchemy.store_index`).
 """
 
 from __future__ import annotations
