@@ -173,27 +173,29 @@ class CompressedStore(SchemaItem):
         )[INFO_KEY]
 
     def _set_parent(self, parent: Any, **kw: Any) -> None:
-        if not isinstance(parent, sa.Table):
-            raise sa.exc.ArgumentError(
-                f"compressed({self.name!r}) belongs to a Table (__table_args__), not {parent!r}"
-            )
-        if self.name in parent.c:
+        if isinstance(parent, sa.Table) and self.name in parent.c:
             raise sa.exc.ArgumentError(
                 f"compressed({self.name!r}): table {parent.name} has a column of that name; a "
                 "compressed column in a code store is not a table column (declare codes in the "
                 "table with compressed_column(...) instead)"
             )
-        stores = parent.info.setdefault(INFO_KEY, {}).setdefault("stores", {})
-        if self.name in stores:
-            raise sa.exc.ArgumentError(
-                f"compressed({self.name!r}) is declared twice on table {parent.name}"
-            )
-        stores[self.name] = self
-        self.table = parent
+        attach(self, parent, "stores", f"compressed({self.name!r})")
 
     def __repr__(self) -> str:
         mirror = f", mirror={list(self.mirror)!r}" if self.mirror else ""
         return f"compressed({self.name!r}, {self.source!r}, {self.type!r}{mirror})"
+
+
+def attach(item: Any, parent: Any, key: str, what: str) -> None:
+    """Record the declaration ``item`` (``what``: how an error names it) under its name in
+    ``parent.info["vecext"][key]``: ``parent`` must be a Table, and the name new there."""
+    if not isinstance(parent, sa.Table):
+        raise sa.exc.ArgumentError(f"{what} belongs to a Table (__table_args__), not {parent!r}")
+    found = parent.info.setdefault(INFO_KEY, {}).setdefault(key, {})
+    if item.name in found:
+        raise sa.exc.ArgumentError(f"{what} is declared twice on table {parent.name}")
+    found[item.name] = item
+    item.table = parent
 
 
 def _mirror_names(name: str, source: str, mirror: Any) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.schema import SchemaItem
 
-from vecext.sqlalchemy.schema import INFO_KEY
+from vecext.sqlalchemy.schema import INFO_KEY, attach
 
 
 class StoreIndex(SchemaItem):
@@ -62,17 +62,7 @@ class StoreIndex(SchemaItem):
         return {k: v for k, v in given.items() if v is not None}
 
     def _set_parent(self, parent: Any, **kw: Any) -> None:
-        if not isinstance(parent, sa.Table):
-            raise sa.exc.ArgumentError(
-                f"code_index({self.name!r}) belongs to a Table (__table_args__), not {parent!r}"
-            )
-        found = parent.info.setdefault(INFO_KEY, {}).setdefault("store_indexes", {})
-        if self.name in found:
-            raise sa.exc.ArgumentError(
-                f"code_index({self.name!r}) is declared twice on table {parent.name}"
-            )
-        found[self.name] = self
-        self.table = parent
+        attach(self, parent, "store_indexes", f"code_index({self.name!r})")
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
