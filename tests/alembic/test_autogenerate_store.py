@@ -499,9 +499,7 @@ def test_code_index_autogenerate_upgrade_downgrade(tmp_path, pg_catalog, pg_dsn)
     # a code_index naming no store of the table
     _cmd(project, "upgrade", "head")
     models.write_text(
-        textwrap.dedent(
-            MODELS_STORE_INDEX.format(d=D, index="'items_x_hnsw', 'embedding_pq'")
-        )
+        textwrap.dedent(MODELS_STORE_INDEX.format(d=D, index="'items_x_hnsw', 'embedding_pq'"))
     )
     with pytest.raises(Exception, match="'embedding_pq' is not a compressed\\(...\\) store of "
                        "the table \\(its stores: embedding_bits\\)"):  # fmt: skip

@@ -223,9 +223,9 @@ def test_drop_compressed_column_drops_its_ivf_lists(table, migrate, pg_dsn, pg_c
     ).fetchall()
     # a code-store column keeps its lists in its store (catalog 0.5.0): gone with it
     assert lists.store is not None and lists.list_column == "list"
-    assert pg_catalog.execute(
-        "SELECT to_regclass(%s)", [f"vecext.{lists.store}"]
-    ).fetchone() == (None,)
+    assert pg_catalog.execute("SELECT to_regclass(%s)", [f"vecext.{lists.store}"]).fetchone() == (
+        None,
+    )
 
 
 def _size(conn) -> tuple[int, int]:
@@ -355,9 +355,18 @@ def test_vector_index_on_a_compressed_column_in_a_code_store(table, migrate, pg_
         op.invoke(idx)
         op.drop_vector_index("docs_bits_hnsw")  # by name alone
     assert store_indexes() == {}
-    with pytest.raises(MigrationError, match="embedding_bits is a compressed column: its code"), migrate() as op:
+    with (
+        pytest.raises(MigrationError, match="embedding_bits is a compressed column: its code"),
+        migrate() as op,
+    ):
         op.create_vector_index("docs_bits_ivf", "docs", "embedding_bits", method="ivfflat")
-    with pytest.raises(MigrationError, match="column 'embedding_nope' does not exist"), migrate() as op:
+    with (
+        pytest.raises(MigrationError, match="column 'embedding_nope' does not exist"),
+        migrate() as op,
+    ):
         op.create_vector_index("docs_nope", "docs", "embedding_nope")
-    with pytest.raises(MigrationError, match="index 'docs_bits_hnsw' does not exist"), migrate() as op:
+    with (
+        pytest.raises(MigrationError, match="index 'docs_bits_hnsw' does not exist"),
+        migrate() as op,
+    ):
         op.drop_vector_index("docs_bits_hnsw")

@@ -329,8 +329,10 @@ def create_vector_index(operations: Operations, op: ops.CreateVectorIndexOp) -> 
 
     pconn = _pg(operations)
     # a compressed column in a code store (not a column of the table): HNSW over its codes
-    d = None if indexes.code_store_target(pconn, op) else check_vector_column(
-        pconn, op.table, op.column, op.schema
+    d = (
+        None
+        if indexes.code_store_target(pconn, op)
+        else check_vector_column(pconn, op.table, op.column, op.schema)
     )
     if op.concurrently:
         with operations.get_context().autocommit_block():
