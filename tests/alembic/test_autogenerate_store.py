@@ -442,8 +442,16 @@ def store_index_options(dsn: str) -> dict[str, list[str]]:
 def test_code_index_autogenerate_upgrade_downgrade(tmp_path, pg_catalog, pg_dsn):
     """code_index(...) declares pgvector's HNSW over a store's codes: autogenerate builds
     it after the store, then nothing; other options rebuild it, and an index or store the
-    model drops goes, the index first; every downgrade builds it again as it was."""
+    model drops goes, the index first; every downgrade builds it again as it was. Schema
+    vecext is reflected too (include_schemas=True): its store indexes are vecext's."""
     project, models = items_project(tmp_path, pg_dsn)
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "target_metadata=models.Base.metadata",
+            "target_metadata=models.Base.metadata, include_schemas=True",
+        )
+    )
 
     def revise(body: str, message: str, index: str = "") -> str:
         models.write_text(textwrap.dedent(body.format(d=D, index=index)))

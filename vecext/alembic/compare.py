@@ -28,8 +28,8 @@ rewrites the operations it produced:
 * on a new table, the ``compressed(...)`` declarations that Alembic would render in
   ``op.create_table(..., info=...)`` are left out of it (they become operations);
 * with ``include_schemas=True`` Alembic reflects schema ``vecext`` too: its catalog
-  tables and code stores are vecext's, never the model's, so the ``drop_table`` it
-  would write for them is left out.
+  tables, code stores and the indexes over them are vecext's, never the model's, so
+  the ``drop_table`` and ``drop_index`` it would write for them are left out.
 
 It also installs :func:`vecext.alembic.render.render_item` (after any hook of the
 user's) so that vecext and pgvector types render with their imports.
@@ -145,11 +145,12 @@ def compare_vecext(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> Any:
     for op in upgrade_ops.ops:
         extra: list[Any] = []
         if (
-            isinstance(op, aops.DropTableOp)
-            and op.schema == CATALOG_SCHEMA
-            and (op.schema, op.table_name) not in own
+            getattr(op, "schema", None) == CATALOG_SCHEMA
+            and (op.schema, getattr(op, "table_name", None)) not in own
         ):
-            continue  # vecext's catalog or a code store, reflected with include_schemas=True
+            # vecext's catalog, a code store or an index over one, reflected with
+            # include_schemas=True (drop_table, drop_index, or changes to such a table)
+            continue
         if isinstance(op, aops.CreateTableOp):
             # the table's compressed(...) declarations become add_compressed_column below;
             # rendered as create_table(info=...) they would not even import
