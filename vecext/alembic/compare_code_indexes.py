@@ -104,8 +104,8 @@ def compare_store_indexes(
             continue
         if have is not None and have[0] not in changed:
             options = all(have[1].get(k) == v for k, v in ix.options.items())
-            if have[0] == ix.store and ix.store not in changed and options:
-                continue  # built as declared
+            if have[0] == ix.store and options:
+                continue  # built as declared (over a store this migration keeps)
             drops.append(_drop(schema, table.name, name, have))
         adds.append(
             ops.CreateVectorIndexOp(

@@ -109,6 +109,7 @@ def _code_store_index(pconn: Any, op: DropVectorIndexOp) -> str | None:
     """``"vecext"`` when ``op`` names an index over a code store: of the table of the
     index it would recreate (a reverse), or, naming no table and found nowhere on the
     search path, of any table; else ``None`` (an index of the table itself)."""
+    from vecext.errors import CatalogError
     from vecext.postgres.catalog import installed_version
     from vecext.postgres.store_indexes import on_code_store
     from vecext.postgres.stores import has_stores
@@ -118,7 +119,10 @@ def _code_store_index(pconn: Any, op: DropVectorIndexOp) -> str | None:
         return None
     re = op.recreate
     if re is not None:
-        t = resolve_table(pconn, (re.schema, re.table) if re.schema else re.table)
+        try:
+            t = resolve_table(pconn, (re.schema, re.table) if re.schema else re.table)
+        except CatalogError:
+            return None  # no such table: the drop by name says what is missing
         return "vecext" if on_code_store(pconn, t, op.name) else None
     if op.schema is not None:
         return None
