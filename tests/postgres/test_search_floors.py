@@ -49,18 +49,22 @@ def test_hnsw_ef_search_is_at_least_the_floor(sconn, search_env) -> None:
     assert b.plan.params["ef_search"] <= 50 and len(b) == 10
 
 
+#: pgvector draws each node's level at random, so every build is a different graph; on
+#: 40 separated clusters a walk from a query between them is sometimes trapped in the
+#: wrong cluster (recall 0 for that query). Measured at ef 128 over 20 builds and 120
+#: such queries: mean recall@10 0.984, worst build 0.959 (0.925 with 40 queries)
+BUILDS, HARD_QUERIES = 3, 120
+
+
 @pytest.fixture(scope="module")
-def calibrated(search_env):
-    """``hitems``: the search table's rows with an HNSW index calibrated on perturbed
-    rows (the default calibration), in a table of its own."""
+def hitems(search_env):
+    """``hitems``: the search table's rows in a table of its own, for HNSW builds."""
     from tests.postgres.search_data import load
-    from vecext.postgres import calibrate_index, connect, create_vector_index
+    from vecext.postgres import connect
 
     conn = connect(search_env.dsn, autocommit=True)
     load(conn, "hitems", search_env)
-    ix = create_vector_index(conn, "hitems", "embedding", metric="cosine")
-    rec = calibrate_index(conn, "hitems", ix.name, n_queries=100)
-    yield conn, rec
+    yield conn
     conn.execute("DROP TABLE hitems")
     conn.close()
 
@@ -74,19 +78,30 @@ def _hnsw_recall(conn, data, xq, **kw) -> tuple[float, list]:
     return float(np.mean(out)), efs
 
 
-def test_hnsw_floor_keeps_recall_on_queries_unlike_the_rows(calibrated, search_env) -> None:
-    conn, rec = calibrated
-    assert rec["queries"] == "perturbed rows"
-    curve = {int(e): r for e, r in rec["ef_search"].items()}
-    xq = _hard_queries(search_env)
-    got, efs = _hnsw_recall(conn, search_env, xq)
-    want = next((e for e, r in sorted(curve.items()) if r >= 0.995), max(curve))
-    assert set(efs) == {max(want, FLOORS.hnsw_ef_floor)}
-    assert got >= 0.95, f"HNSW recall@10 at the defaults, queries unlike the rows: {got:.3f}"
-    # without the floors: the calibration aimed at half the allowed loss, as the planner
-    no_floors = PlannerSettings(hnsw_ef_floor=0, hnsw_loss_share=0.5)
-    low, low_efs = _hnsw_recall(conn, search_env, xq, settings=no_floors)
-    assert max(low_efs) <= min(efs) and low <= got
+def test_hnsw_floor_keeps_recall_on_queries_unlike_the_rows(hitems, search_env) -> None:
+    """Over several builds (the claim is about the method, not one random graph), an
+    index calibrated on perturbed rows (the default) keeps recall@10 >= 0.95 at the
+    planner's defaults on queries far from every row."""
+    from vecext.postgres import calibrate_index, create_vector_index, drop_vector_index
+
+    xq = _hard_queries(search_env, HARD_QUERIES)
+    got = []
+    for _ in range(BUILDS):
+        ix = create_vector_index(hitems, "hitems", "embedding", metric="cosine")
+        rec = calibrate_index(hitems, "hitems", ix.name, n_queries=100)
+        assert rec["queries"] == "perturbed rows"
+        curve = {int(e): r for e, r in rec["ef_search"].items()}
+        one, efs = _hnsw_recall(hitems, search_env, xq)
+        want = next((e for e, r in sorted(curve.items()) if r >= 0.995), max(curve))
+        assert set(efs) == {max(want, FLOORS.hnsw_ef_floor)}
+        # without the floors: the calibration aimed at half the allowed loss, as the planner
+        no_floors = PlannerSettings(hnsw_ef_floor=0, hnsw_loss_share=0.5)
+        low, low_efs = _hnsw_recall(hitems, search_env, xq, settings=no_floors)
+        assert max(low_efs) <= min(efs) and low <= one
+        got.append(one)
+        drop_vector_index(hitems, "hitems", ix.name)
+    assert np.mean(got) >= 0.95, f"HNSW recall@10 at the defaults, queries unlike the rows: {got}"
+    assert min(got) >= 0.9, f"one build's recall@10 at the defaults, hard queries: {got}"
 
 
 def test_rerank_depth_floor_is_priced_against_the_scan(sconn, search_env) -> None:
