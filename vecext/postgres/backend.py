@@ -23,9 +23,10 @@ from vecext.postgres.capabilities import STORAGE_ORDER, caps_of, code_of, tenant
 from vecext.postgres.code_index import code_indexes
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter
-from vecext.postgres.index_catalog import INDEX_FIELDS, INDEX_ROWS, parse_index_rows
+from vecext.postgres.index_catalog import INDEX_FIELDS, parse_index_rows
 from vecext.postgres.info_cache import cache_for
-from vecext.postgres.statement import PATH_TEXT, SearchRef
+from vecext.postgres.info_sql import BASE_INFO, CATALOG_INFO, OLD_CATALOG_INFO
+from vecext.postgres.statement import SearchRef
 from vecext.postgres.tables import table_candidates
 from vecext.relevance.base import RelevanceMethod
 from vecext.search.contracts import CodeColumn, FactsChanged, SearchError, SqlBackend, TableInfo
@@ -136,7 +137,7 @@ class PostgresBackend(SqlBackend):
 
     def _read_info(self, table: str, column: str, metric: str, regclass: str) -> TableInfo:
         conn = self.conn
-        row = conn.execute(_BASE_INFO, {"table": regclass}).fetchone()
+        row = conn.execute(BASE_INFO, {"table": regclass}).fetchone()
         if row is None:
             raise SearchError(f"table {table!r} does not exist")
         oid, schema, relname, reltuples, attrs, pk, index_rows, pgv, path, has_catalog = row
@@ -181,7 +182,7 @@ class PostgresBackend(SqlBackend):
                 "column": column,
             }
             # a catalog before 0.4.0 keys its rows by names and has no code stores
-            crow = conn.execute(_CATALOG_INFO if has_catalog == "new" else _OLD_CATALOG_INFO, keys)
+            crow = conn.execute(CATALOG_INFO if has_catalog == "new" else OLD_CATALOG_INFO, keys)
             code_rows, tenant = crow.fetchone()  # type: ignore[misc]
             codes, unusable = _codes(code_rows or [], metric, attnums)
         all_indexes = parse_index_rows(
@@ -345,54 +346,3 @@ def _codes(
             )
         )  # fmt: skip
     return best_first(out), notes
-
-
-_BASE_INFO = sql.SQL(
-    """WITH r AS (SELECT c.oid, n.nspname, c.relname, c.reltuples FROM pg_class c
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE c.oid = to_regclass(%(table)s) AND c.relkind IN ('r', 'p'))
-    SELECT r.oid, r.nspname, r.relname, r.reltuples,
-      (SELECT json_agg(json_build_array(attname, format_type(atttypid, atttypmod), atttypmod,
-                                        quote_ident(attname), attnum) ORDER BY attnum)
-         FROM pg_attribute WHERE attrelid = r.oid AND attnum > 0 AND NOT attisdropped),
-      (SELECT a.attname FROM pg_index i
-         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-        WHERE i.indrelid = r.oid AND i.indisprimary AND i.indnkeyatts = 1),
-      (SELECT json_agg(to_json(x)) FROM ({indexes}) x),
-      (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
-      {path},
-      -- NULL: no catalog; 'denied': no USAGE on it; 'old': before 0.4.0 (no OID keys)
-      (SELECT CASE WHEN NOT has_schema_privilege(v.oid, 'USAGE') THEN 'denied'
-                   WHEN EXISTS (SELECT FROM pg_class k JOIN pg_attribute a ON a.attrelid = k.oid
-                                 WHERE k.relnamespace = v.oid AND k.relname = 'compressed_columns'
-                                   AND a.attname = 'table_oid' AND NOT a.attisdropped)
-                   THEN 'new' ELSE 'old' END
-         FROM pg_namespace v WHERE v.nspname = 'vecext')
-    FROM r"""
-).format(
-    indexes=sql.SQL(INDEX_ROWS).format(oid=sql.SQL("r.oid"), size=sql.SQL("false")),
-    path=sql.SQL(PATH_TEXT),
-)
-
-_TENANT_OF = """(SELECT tenant_column FROM vecext.tenant_columns
-        WHERE table_schema = %(schema)s AND table_name = %(name)s)"""
-_CATALOG_INFO = (
-    """SELECT
-      (SELECT json_agg(json_build_array(k.code_column, k.codec_name, c.kind, k.codec_fingerprint,
-                       c.fingerprint, c.metric, k.status, k.list_column, k.ivf_codec_name,
-                       v.fingerprint, v.params, k.calibration, c.params, c.dim,
-                       CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END,
-                       to_jsonb(k) ->> 'list_layout', to_jsonb(k) -> 'mirror_attnums')
-                       ORDER BY k.id)
-         FROM vecext.compressed_columns k
-         JOIN vecext.codecs c ON c.name = k.codec_name
-         LEFT JOIN vecext.codecs v ON v.name = k.ivf_codec_name
-        WHERE k.table_oid = %(oid)s AND k.source_attnum = %(attnum)s), """
-    + _TENANT_OF
-)
-#: the same for a catalog before 0.4.0: rows keyed by names, codes in the table
-_OLD_CATALOG_INFO = (
-    _CATALOG_INFO.replace("CASE WHEN k.layout = 'store' THEN vecext.store_name(k.id) END", "NULL")
-    .replace("k.table_oid = %(oid)s", "k.table_schema = %(schema)s AND k.table_name = %(name)s")
-    .replace("k.source_attnum = %(attnum)s", "k.source_column = %(column)s")
-)
