@@ -356,9 +356,17 @@ def test_postgres_hnsw_over_codes_options(bench_data, tmp_path, pg_dsn):
 def test_postgres_hnsw_over_pca_codes_dim_option(bench_data, tmp_path, pg_dsn):
     # @dim=N reduces to N dimensions in a code column and codec of its own, beside the
     # default d / 3 one; a dimension PCA cannot keep is refused before anything is built
-    methods = ["vecext-hnsw-pca@ef=60", "vecext-hnsw-pca@dim=8+ef=60"]
+    # (@prepared=1: one prepared search for every query, the same rows)
+    methods = [
+        "vecext-hnsw-pca@ef=60",
+        "vecext-hnsw-pca@dim=8+ef=60",
+        "vecext-hnsw-pca@ef=60+prepared=1",
+    ]
     doc = bench(tmp_path, bench_data, "postgres", methods, "--dsn", pg_dsn)
-    third, eight = doc["results"]
+    third, eight, prepared = doc["results"]
+    assert prepared["params"]["prepared"] == 1 and "prepared" not in third["params"]
+    assert prepared["recall_at_k"] == third["recall_at_k"]
+    assert prepared["params"]["last_plan"] == third["params"]["last_plan"]
     assert (third["bytes_per_vector"], eight["bytes_per_vector"]) == (20, 16)
     assert (third["params"]["pretransform"], eight["params"]["pretransform"]) == (
         "pca:10",

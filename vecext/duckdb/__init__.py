@@ -7,7 +7,7 @@ The verbs are the same in :mod:`vecext.postgres` (:data:`vecext.catalog.api.VERB
 ``list_compressed_columns``; ``add_ivf_lists``, ``drop_ivf_lists``;
 ``create_vector_index``, ``drop_vector_index``, ``list_vector_indexes``;
 ``save_adapter``, ``load_adapter``, ``drop_adapter``, ``list_adapters``,
-``adapter_info``; ``search``, ``explain``. DuckDB has no triggers: call ``refresh``
+``adapter_info``; ``search``, ``prepare_search``, ``explain``. DuckDB has no triggers: call ``refresh``
 after writing vectors (it also keeps IVF lists current).
 """
 
@@ -70,7 +70,7 @@ from vecext.duckdb.scan import candidate_scan, set_candidate_scan, set_faiss_thr
 from vecext.duckdb.tenants import declare_tenant_column, tenant_column, undeclare_tenant_column
 from vecext.duckdb.vectorset import set_vector_cache_mb
 from vecext.duckdb.vss import VssStatus, load_vss, vss_extension_path
-from vecext.search import explain, search
+from vecext.search import explain, prepare_search, search
 
 
 def connect(
@@ -158,6 +158,7 @@ __all__ = [
     "require_catalog",
     "save_adapter",
     "save_codec",
+    "prepare_search",
     "search",
     "set_candidate_scan",
     "set_faiss_threads",

@@ -9,7 +9,7 @@ The verbs are the same in :mod:`vecext.duckdb` (:data:`vecext.catalog.api.VERBS`
 ``drop_ivf_lists`` (and, PostgreSQL only, ``move_ivf_lists`` for lists made before
 catalog 0.5.0); ``create_vector_index``, ``drop_vector_index``,
 ``list_vector_indexes``; ``save_adapter``, ``load_adapter``, ``drop_adapter``,
-``list_adapters``, ``adapter_info``; ``search``, ``explain``.
+``list_adapters``, ``adapter_info``; ``search``, ``prepare_search``, ``explain``.
 """
 
 from vecext.postgres.backend import PostgresBackend
@@ -79,7 +79,7 @@ from vecext.postgres.tenants import (
     tenant_indexes,
     undeclare_tenant_column,
 )
-from vecext.search import explain, search
+from vecext.search import explain, prepare_search, search
 
 # A role that is not the catalog's owner gets a CatalogError naming the role, the object
 # and what to do, not psycopg's InsufficientPrivilege (vecext.postgres.privileges).
@@ -163,6 +163,7 @@ __all__ = [
     "revoke_usage",
     "save_adapter",
     "save_codec",
+    "prepare_search",
     "search",
     "stale_rows",
     "start_embedded",

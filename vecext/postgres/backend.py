@@ -23,10 +23,11 @@ from vecext.postgres.capabilities import STORAGE_ORDER, caps_of, code_of, tenant
 from vecext.postgres.code_index import code_indexes
 from vecext.postgres.columns import TableRef
 from vecext.postgres.filters import compile_filter
+from vecext.postgres.guard import prepared_guard
 from vecext.postgres.index_catalog import INDEX_FIELDS, parse_index_rows
 from vecext.postgres.info_cache import cache_for
 from vecext.postgres.info_sql import BASE_INFO, CATALOG_INFO, OLD_CATALOG_INFO
-from vecext.postgres.statement import SearchRef
+from vecext.postgres.statement import Check, SearchRef
 from vecext.postgres.tables import table_candidates
 from vecext.relevance.base import RelevanceMethod
 from vecext.search.contracts import CodeColumn, FactsChanged, SearchError, SqlBackend, TableInfo
@@ -81,6 +82,13 @@ class PostgresBackend(SqlBackend):
         except psycopg.Error:
             return False
         return False
+
+    def guard(self, info: TableInfo) -> Check:
+        """A prepared search's check (:mod:`vecext.postgres.guard`), read now."""
+        return prepared_guard(self.conn, info)
+
+    def arm(self, guard: Check) -> None:
+        self.pending.check = guard
 
     # -- what the table has ----------------------------------------------------
 

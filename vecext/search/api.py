@@ -100,14 +100,8 @@ def search(
             k, min_relevance, relevance, max_results, metric, max_scan_rows
         )
         k = cap
-    k = check_k(10 if k is None else k)
-    if not 0.0 < recall_target <= 1.0:
-        raise SearchError(f"recall_target must be in (0, 1], got {recall_target}")
+    k = check_search_args(k, recall_target, max_scan_rows)
     backend = backend_for(conn)
-    if max_scan_rows is not None and (
-        isinstance(max_scan_rows, bool) or not isinstance(max_scan_rows, int) or max_scan_rows <= 0
-    ):
-        raise SearchError(f"max_scan_rows must be a positive integer, got {max_scan_rows!r}")
     args = (
         table, column, q, k, cap, metric, filter, strategy, recall_target, max_scan_rows,
         settings, explain_only, tenant, using, min_relevance, relevance,
@@ -132,6 +126,19 @@ def search(
         # bad input the checks above did not catch: a vecext error, the driver's in __cause__
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SearchError(f"search of {table}.{column} failed in the database: {msg}") from exc
+
+
+def check_search_args(k: Any, recall_target: float, max_scan_rows: Any) -> int:
+    """``k`` (default 10) as an int, once it, ``recall_target`` and ``max_scan_rows``
+    are checked (a :class:`SearchError` naming the bad one)."""
+    k = check_k(10 if k is None else k)
+    if not 0.0 < recall_target <= 1.0:
+        raise SearchError(f"recall_target must be in (0, 1], got {recall_target}")
+    if max_scan_rows is not None and (
+        isinstance(max_scan_rows, bool) or not isinstance(max_scan_rows, int) or max_scan_rows <= 0
+    ):
+        raise SearchError(f"max_scan_rows must be a positive integer, got {max_scan_rows!r}")
+    return k
 
 
 def _search(

@@ -21,7 +21,8 @@ option ``@ef=N`` pins ef_search instead, ``@rerank=N`` the number of walked
 candidates reranked exactly (at most ef; default: every candidate, or after an rbq
 re-score the calibrated depth: ``PlannerSettings.code_index_rerank``) and ``@efc=N``
 the index's ef_construction (default vecext's for the code kind: 200 over bit codes,
-pgvector's 64 over half codes), ``@m=N`` its m (default 16); an index built with
+pgvector's 64 over half codes), ``@m=N`` its m (default 16), ``@prepared=1`` one
+:func:`~vecext.search.prepare_search` for every query; an index built with
 other values is built again. Set-up is kept between runs (the codes and the
 index are found in the catalog and reused; build seconds in the index comment).
 """
@@ -38,7 +39,7 @@ from vecext.postgres import add_compressed_column, calibrate, install, train_cod
 from vecext.postgres.catalog import installed_version
 from vecext.postgres.code_index import KIND_STORAGE
 from vecext.postgres.store_indexes import code_ef_construction
-from vecext.search import PlannerSettings, search
+from vecext.search import PlannerSettings, prepare_search, search
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.pg_methods import HNSW_M
@@ -110,6 +111,12 @@ class PgCodeHnsw(BaseMethod):
             self.params["mirror"] = 0
         if pinned:
             self.settings = PlannerSettings(**pinned)
+        # @prepared=1: one prepared search (vecext.search.prepared) for every query: the
+        # plan kept, each query's first statement checking the guard instead of the stamp
+        self.prepared = bool(ctx.option("prepared", int, 0))
+        if self.prepared:
+            self.params["prepared"] = 1
+        self._ps: Any = None
 
     def build(self) -> float | None:
         from vecext.postgres import create_vector_index, list_compressed_columns
@@ -183,11 +190,16 @@ class PgCodeHnsw(BaseMethod):
         # no filter: through the index; a filter: the planner's choice with these codes
         # and this index (exact, a scan of the codes, or the index when the filter is broad)
         strategy = "hnsw" if self.ctx.filter is None else "auto"
-        r = search(
-            self.conn, self.table, "embedding", q, self.ctx.k, strategy=strategy,
-            using=self.index, filter=self.ctx.filter, recall_target=self.recall,
-            settings=self.settings,
-        )  # fmt: skip
+        args = {
+            "strategy": strategy, "using": self.index, "filter": self.ctx.filter,
+            "recall_target": self.recall, "settings": self.settings,
+        }  # fmt: skip
+        if self.prepared:
+            if self._ps is None:  # made after build() built and calibrated the index
+                self._ps = prepare_search(self.conn, self.table, "embedding", self.ctx.k, **args)
+            r = self._ps(q)
+        else:
+            r = search(self.conn, self.table, "embedding", q, self.ctx.k, **args)
         self.params["last_plan"] = {"strategy": r.strategy, **r.plan.params}
         return np.asarray(r.ids, dtype=np.int64)
 
