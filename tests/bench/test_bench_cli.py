@@ -402,3 +402,17 @@ def test_interleaved_timing_scores_like_separate_passes(bench_data, tmp_path, pg
     # twice the bits of 32-d data: 8 bytes a vector, an HNSW index over them, k rows each
     assert expanded["bytes_per_vector"] == 8 and expanded["complete_fraction"] == 1.0
     assert expanded["params"]["pretransform"] == "expand:64"
+
+
+@pytest.mark.parametrize("backend", ["postgres", "duckdb"])
+def test_prepared_option_returns_what_search_returns(bench_data, tmp_path, pg_dsn, backend):
+    # @prepared=1: one prepare_search for every query (DuckDB: planned every call), the
+    # same rows as search() per query
+    extra = ["--dsn", pg_dsn] if backend == "postgres" else []
+    methods = ["vecext-binary", "vecext-binary@prepared=1", "vecext-auto@prepared=1"]
+    doc = bench(tmp_path, bench_data, backend, methods, "--filter", "pos=r", *extra)
+    plain, prepared, auto = doc["results"]
+    assert prepared["params"]["prepared"] == 1 and auto["params"]["prepared"] == 1
+    assert "prepared" not in plain["params"]
+    assert prepared["recall_at_k"] == plain["recall_at_k"]
+    assert prepared["complete_fraction"] == auto["complete_fraction"] == 1.0

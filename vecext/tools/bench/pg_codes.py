@@ -39,12 +39,13 @@ from vecext.postgres import add_compressed_column, calibrate, install, train_cod
 from vecext.postgres.catalog import installed_version
 from vecext.postgres.code_index import KIND_STORAGE
 from vecext.postgres.store_indexes import code_ef_construction
-from vecext.search import PlannerSettings, prepare_search, search
+from vecext.search import PlannerSettings
 from vecext.tools.bench import pg_store
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.pg_methods import HNSW_M
 from vecext.tools.bench.pg_vecext import ensure_attribute_indexes, ensure_mirrors
 from vecext.tools.bench.registry import BaseMethod, BenchError, register_method
+from vecext.tools.bench.vecext_method import PreparedOption
 
 #: method -> (codec kind, codec params (d: the dimension), bytes per vector, code column)
 KINDS: dict[str, tuple[str, Any, Any, str]] = {
@@ -113,10 +114,7 @@ class PgCodeHnsw(BaseMethod):
             self.settings = PlannerSettings(**pinned)
         # @prepared=1: one prepared search (vecext.search.prepared) for every query: the
         # plan kept, each query's first statement checking the guard instead of the stamp
-        self.prepared = bool(ctx.option("prepared", int, 0))
-        if self.prepared:
-            self.params["prepared"] = 1
-        self._ps: Any = None
+        self.prepared = PreparedOption(ctx, self.params)
 
     def build(self) -> float | None:
         from vecext.postgres import create_vector_index, list_compressed_columns
@@ -194,12 +192,7 @@ class PgCodeHnsw(BaseMethod):
             "strategy": strategy, "using": self.index, "filter": self.ctx.filter,
             "recall_target": self.recall, "settings": self.settings,
         }  # fmt: skip
-        if self.prepared:
-            if self._ps is None:  # made after build() built and calibrated the index
-                self._ps = prepare_search(self.conn, self.table, "embedding", self.ctx.k, **args)
-            r = self._ps(q)
-        else:
-            r = search(self.conn, self.table, "embedding", q, self.ctx.k, **args)
+        r = self.prepared.search(self.conn, self.table, self.ctx.k, q, **args)
         self.params["last_plan"] = {"strategy": r.strategy, **r.plan.params}
         return np.asarray(r.ids, dtype=np.int64)
 

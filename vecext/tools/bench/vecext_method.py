@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from vecext.search import SearchResult, search
+from vecext.search import SearchResult, prepare_search, search
 from vecext.tools.bench.context import BenchContext
 from vecext.tools.bench.registry import BaseMethod, register_method
 
-__all__ = ["FIXED_METHODS", "VecextMethod", "register_fixed"]
+__all__ = ["FIXED_METHODS", "PreparedOption", "VecextMethod", "register_fixed"]
 
 #: vecext's methods with a fixed strategy: name -> (strategy, code kind)
 FIXED_METHODS = {
@@ -28,6 +28,25 @@ FIXED_METHODS = {
     "vecext-binary": ("compressed", "binary"),
     "vecext-ivfpq": ("ivf", "pq"),
 }
+
+
+class PreparedOption:
+    """A method's ``@prepared=1`` option: one :func:`~vecext.search.prepare_search` for
+    every query (the plan kept, each query checked by the backend's guard instead of the
+    table stamp; DuckDB plans every call), made at the first query, after ``build()``."""
+
+    def __init__(self, ctx: BenchContext, params: dict[str, Any]) -> None:
+        self.on = bool(ctx.option("prepared", int, 0))
+        if self.on:
+            params["prepared"] = 1
+        self._ps: Any = None
+
+    def search(self, conn: Any, table: str, k: int, q: np.ndarray, **args: Any) -> SearchResult:
+        if not self.on:
+            return search(conn, table, "embedding", q, k, **args)
+        if self._ps is None:
+            self._ps = prepare_search(conn, table, "embedding", k, **args)
+        return self._ps(q)  # type: ignore[no-any-return]
 
 
 class VecextMethod(BaseMethod):
@@ -51,6 +70,7 @@ class VecextMethod(BaseMethod):
         self.table: str = ctx.table
         self.using: str | None = None
         self.settings: Any = None
+        self.prepared = PreparedOption(ctx, self.params)
 
     def build(self) -> float | None:
         seconds = self.prepare()
@@ -63,8 +83,8 @@ class VecextMethod(BaseMethod):
         return seconds
 
     def search(self, q: np.ndarray) -> np.ndarray:
-        r = search(
-            self.conn, self.table, "embedding", q, self.ctx.k, strategy=self.strategy,
+        r = self.prepared.search(
+            self.conn, self.table, self.ctx.k, q, strategy=self.strategy,
             filter=self.ctx.filter, using=self.using, recall_target=self.recall,
             settings=self.settings,
         )  # fmt: skip
