@@ -195,3 +195,17 @@ def test_a_dropped_column_fails_clearly(db: str, data) -> None:
         with pytest.raises(SearchError, match="no column 'embedding'"):
             ps(data.xq[0])
         other.execute("DROP TABLE g2")
+
+
+def test_a_catalog_installed_later_is_seen(pg_dsn: str, data) -> None:
+    # no vecext catalog when prepared: the guard reads the catalog's state, so a tenant
+    # column declared after an install is required at the next call
+    with connect(pg_dsn, autocommit=True) as conn, connect(pg_dsn, autocommit=True) as other:
+        load(conn, "g3", data, n=500)
+        ps = prepare_search(conn, "g3", "embedding", 10, strategy="exact")
+        ps(data.xq[0])
+        install(other)
+        declare_tenant_column(other, "g3", "cat", index=False)
+        with pytest.raises(SearchError, match="tenant column 'cat'"):
+            ps(data.xq[0])
+        assert len(prepare_search(conn, "g3", "embedding", 10, tenant="b")(data.xq[0])) == 10
