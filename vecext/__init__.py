@@ -2,7 +2,8 @@
 promises, and calibrated relevance thresholds for PostgreSQL (pgvector) and DuckDB.
 
 ``vecext.search(conn, table, column, q, k)`` searches through whichever backend
-``conn`` belongs to. Import the adapters you use (``vecext.postgres``,
+``conn`` belongs to; ``vecext.prepare_search(conn, table, column, k)`` keeps one
+search's plan for many query vectors. Import the adapters you use (``vecext.postgres``,
 ``vecext.duckdb``) for everything else; this module imports no database driver.
 Every error vecext raises is a :class:`VecextError`.
 """
@@ -17,7 +18,15 @@ from vecext.errors import (
     VecextWarning,
 )
 from vecext.relevance import RelevanceError
-from vecext.search import FilterError, SearchError, SearchResult, explain, search
+from vecext.search import (
+    FilterError,
+    PreparedSearch,
+    SearchError,
+    SearchResult,
+    explain,
+    prepare_search,
+    search,
+)
 
 #: The package's version, which is also the catalog version its SQL scripts end at
 #: (pyproject.toml says the same; tests/postgres/test_catalog.py checks all three). Not
@@ -33,6 +42,7 @@ __all__ = [
     "EmbeddedServerError",
     "FilterError",
     "PgvectorError",
+    "PreparedSearch",
     "RelevanceError",
     "SearchError",
     "SearchResult",
@@ -40,5 +50,6 @@ __all__ = [
     "VecextWarning",
     "__version__",
     "explain",
+    "prepare_search",
     "search",
 ]
