@@ -18,9 +18,10 @@ def _data(n: int = 6000, d: int = 16, seed: int = 0) -> np.ndarray:
 
 
 def _brute_force_curve(xq, qids, xb, codec, k, mask=None):
-    D = -(xq / np.linalg.norm(xq, axis=1, keepdims=True)) @ (
-        xb / np.linalg.norm(xb, axis=1, keepdims=True)
-    ).T
+    D = (
+        -(xq / np.linalg.norm(xq, axis=1, keepdims=True))
+        @ (xb / np.linalg.norm(xb, axis=1, keepdims=True)).T
+    )
     C = codec.distances(xq, codec.encode(xb))
     D[qids[:, None] == np.arange(len(xb))[None, :]] = np.inf
     C[qids[:, None] == np.arange(len(xb))[None, :]] = np.inf

@@ -159,7 +159,9 @@ def test_ivf_widens_then_falls_back_to_exact() -> None:
     p = engine.make_plan(prep, 10, "ivf")
     assert p.params["nprobe"] < NLIST
     r = engine.knn(prep, p, 10)
-    assert r.strategy == "ivf+exact" and r.ids.tolist() == _truth(backend, q, 10, Eq("cat", "common"))
+    assert r.strategy == "ivf+exact" and r.ids.tolist() == _truth(
+        backend, q, 10, Eq("cat", "common")
+    )
     text = r.explain()
     assert f"widened to {NLIST} lists" in text and "fell back to an exact scan" in text
     # with a scan budget the search says what it found instead of falling back
