@@ -11,7 +11,7 @@ statement each; the statements live in :mod:`vecext.postgres.strategies`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import psycopg
@@ -27,7 +27,7 @@ from vecext.postgres.guard import prepared_guard
 from vecext.postgres.index_catalog import INDEX_FIELDS, parse_index_rows
 from vecext.postgres.info_cache import cache_for
 from vecext.postgres.info_sql import BASE_INFO, CATALOG_INFO, OLD_CATALOG_INFO
-from vecext.postgres.statement import Check, SearchRef
+from vecext.postgres.statement import SearchRef
 from vecext.postgres.tables import table_candidates
 from vecext.relevance.base import RelevanceMethod
 from vecext.search.contracts import CodeColumn, FactsChanged, SearchError, SqlBackend, TableInfo
@@ -83,12 +83,15 @@ class PostgresBackend(SqlBackend):
             return False
         return False
 
-    def guard(self, info: TableInfo) -> Check:
-        """A prepared search's check (:mod:`vecext.postgres.guard`), read now."""
-        return prepared_guard(self.conn, info)
+    def guard(self, info: TableInfo) -> Callable[[], None]:
+        """A prepared search's check (:mod:`vecext.postgres.guard`), read now; calling the
+        result has the next search's first statement send it."""
+        check = prepared_guard(self.conn, info)
 
-    def arm(self, guard: Check) -> None:
-        self.pending.check = guard
+        def arm() -> None:
+            self.pending.check = check
+
+        return arm
 
     # -- what the table has ----------------------------------------------------
 

@@ -13,7 +13,7 @@ other's private dictionaries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -311,16 +311,13 @@ class SqlBackend(ABC):
         (checked now; ``False`` when there are none)."""
         return False
 
-    def guard(self, info: TableInfo) -> Any:
-        """For a prepared search (:mod:`vecext.search.prepared`), read now: the check of
-        what its kept facts must never miss, which :meth:`arm` sends with a search's first
-        statement (it raises :class:`FactsChanged`); ``None`` when the backend has none
-        (the prepared search then plans every query as :func:`vecext.search.search` does)."""
+    def guard(self, info: TableInfo) -> Callable[[], None] | None:
+        """For a prepared search (:mod:`vecext.search.prepared`), read now: a function
+        that makes the next search's first statement carry the check of what the kept
+        facts must never miss (which raises :class:`FactsChanged`); ``None`` when the
+        backend has none (the prepared search then plans every query as
+        :func:`vecext.search.search` does)."""
         return None
-
-    def arm(self, guard: Any) -> None:
-        """Have the next search's first statement carry ``guard`` (see :meth:`guard`)."""
-        raise NotImplementedError(f"{type(self).__name__} has no guard to send")
 
     @classmethod
     def accepts(cls, conn: Any) -> bool:

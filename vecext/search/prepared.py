@@ -32,6 +32,7 @@ search uses its connection as ``search()`` does: one thread at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,7 +78,7 @@ class _Kept:
     backend: Any
     prep: engine.Prepared
     plan: Plan
-    guard: Any
+    guard: Callable[[], None]
 
 
 class PreparedSearch:
@@ -141,7 +142,7 @@ class PreparedSearch:
         qv = check_query(q, kept.prep.info.dim, f"{self.table}.{self.column}", kept.prep.metric)
         plan = replace(kept.plan, params=dict(kept.plan.params), steps=list(kept.plan.steps))
         backend = kept.backend
-        backend.arm(kept.guard)
+        kept.guard()  # the check rides with this search's first statement
         try:
             result = engine.knn(replace(kept.prep, q=qv), plan, self.k, self.max_scan_rows)
         except FactsChanged:
